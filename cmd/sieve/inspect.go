@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sieve-data/sieve/datasets"
+)
+
+func newInspectCmd(stdout io.Writer) *cobra.Command {
+	var n int
+	var store string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect PATH|NAME[@VERSION]",
+		Short: "Show the schema, counts and a few samples of a shard or a dataset version",
+		Long: `Show the schema, counts and a few samples of a Parquet shard, a version
+directory, or a dataset in the store named NAME[@VERSION] (VERSION is vN or
+latest, the default).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return inspect(cmd.Context(), stdout, args[0], store, n, asJSON)
+		},
+	}
+	cmd.Flags().IntVarP(&n, "samples", "n", 3, "number of samples to show")
+	cmd.Flags().StringVar(&store, "store", "store", "version store root, for NAME[@VERSION]")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the samples as JSON lines")
+	return cmd
+}
+
+func inspect(ctx context.Context, w io.Writer, target, store string, n int, asJSON bool) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if strings.HasSuffix(target, ".parquet") {
+		return inspectShard(ctx, w, target, n, asJSON, true)
+	}
+	dir := target
+	if fi, err := os.Stat(target); err != nil || !fi.IsDir() {
+		name, version, _ := strings.Cut(target, "@")
+		st := datasets.Store{Root: store}
+		if version == "" || version == "latest" {
+			vs, err := st.Versions(ctx, name)
+			if err != nil {
+				return err
+			}
+			if len(vs) == 0 {
+				return fmt.Errorf("inspect: %s is neither a file, a version directory nor a dataset in store %s", target, store)
+			}
+			version = vs[len(vs)-1]
+		}
+		dir = st.VersionDir(name, version)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, datasets.ManifestFile))
+	if err != nil {
+		return fmt.Errorf("inspect: %s has no %s: not a committed version", dir, datasets.ManifestFile)
+	}
+	var m datasets.Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("inspect: %s: bad manifest: %w", dir, err)
+	}
+	if !asJSON {
+		fmt.Fprintf(w, "%s@%s  %s\ncreated %s by sieve %s on %s\n\n", m.Name, m.Version, dir, m.CreatedAt, m.Sieve, m.Runner)
+		for _, sp := range m.Splits {
+			fmt.Fprintf(w, "%-6s %8d rows  %3d shards  %10d bytes\n", sp.Name, sp.Rows, len(sp.Shards), sp.Bytes)
+		}
+		fmt.Fprintln(w)
+		m.Funnel.WriteTable(w)
+		fmt.Fprintln(w)
+	}
+	for _, sp := range m.Splits {
+		for _, sh := range sp.Shards {
+			if sh.Rows > 0 {
+				return inspectShard(ctx, w, filepath.Join(dir, sh.Path), n, asJSON, !asJSON)
+			}
+		}
+	}
+	return nil
+}
+
+func inspectShard(ctx context.Context, w io.Writer, file string, n int, asJSON, header bool) error {
+	rc, err := datasets.Open(ctx, file)
+	if err != nil {
+		return err
+	}
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("read %s: %w", file, err)
+	}
+	sr, err := datasets.OpenShard(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	defer sr.Close()
+	if header {
+		fmt.Fprintf(w, "%s: %d rows, %d bytes\n%s\n\n", file, sr.NumRows(), len(data), sr.Schema())
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for i := 0; i < n; i++ {
+		s, err := sr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		if asJSON {
+			if err := enc.Encode(s); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Fprintf(w, "── %s  %s %s#%d  %s\n", s.ID, s.Source.Dataset, filepath.Base(s.Source.File), s.Source.Index, s.License)
+		for _, msg := range s.Messages {
+			fmt.Fprintf(w, "  [%s] %s\n", msg.Role, clip(msg.Content, 240))
+		}
+	}
+	return nil
+}
+
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,191 @@
+package datasets
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// ManifestFormat identifies the manifest layout; see docs/manifest.md.
+const ManifestFormat = "sieve.manifest/v1"
+
+// Manifest describes one dataset version: what went in, what each stage
+// did, and every shard that came out. It is written last, so a version
+// directory without one is not a version.
+type Manifest struct {
+	Format    string          `json:"format"`
+	Name      string          `json:"name"`
+	Version   string          `json:"version"`
+	ContentID string          `json:"content_id,omitempty"`
+	Parents   []string        `json:"parents,omitempty"`
+	CreatedAt string          `json:"created_at"`
+	Sieve     string          `json:"sieve_version"`
+	Runner    string          `json:"runner"`
+	Recipe    json.RawMessage `json:"recipe"`
+	Inputs    []Input         `json:"inputs"`
+	Schema    []Column        `json:"schema"`
+	Splits    []Split         `json:"splits"`
+	Funnel    Funnel          `json:"funnel"`
+	// DeadLetters and Rejected are paths relative to the version
+	// directory of the JSONL files holding dead letters and rejected
+	// samples.
+	DeadLetters string `json:"dead_letters"`
+	Rejected    string `json:"rejected"`
+	Totals      Totals `json:"totals"`
+}
+
+// Input is one file read.
+type Input struct {
+	Source  string `json:"source"`
+	File    string `json:"file"`
+	Format  string `json:"format"`
+	Bytes   int64  `json:"bytes"`
+	SHA256  string `json:"sha256,omitempty"`
+	Records int64  `json:"records"`
+	Samples int64  `json:"samples"`
+	Dead    int64  `json:"dead_letters"`
+}
+
+// Column is one column of the shards' schema.
+type Column struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// Split is one split (train, test) and its shards in order.
+type Split struct {
+	Name   string  `json:"name"`
+	Rows   int64   `json:"rows"`
+	Bytes  int64   `json:"bytes"`
+	Shards []Shard `json:"shards"`
+}
+
+// Shard is one Parquet file of a split.
+type Shard struct {
+	Path   string `json:"path"` // relative to the version directory
+	Rows   int64  `json:"rows"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+// Totals sum the splits.
+type Totals struct {
+	Rows   int64 `json:"rows"`
+	Bytes  int64 `json:"bytes"`
+	Shards int   `json:"shards"`
+}
+
+// Count is a number of records for one reason.
+type Count struct {
+	Reason string `json:"reason"`
+	Count  int64  `json:"count"`
+}
+
+// StageFunnel is what one stage received, dropped by reason, and passed on.
+type StageFunnel struct {
+	Stage   string  `json:"stage"`
+	In      int64   `json:"in"`
+	Out     int64   `json:"out"`
+	Dropped []Count `json:"dropped"`
+}
+
+// Funnel accounts for every record read: Read = Written + the sum of all
+// stages' drops + DeadLettered.
+type Funnel struct {
+	Read         int64         `json:"read"`
+	DeadLettered int64         `json:"dead_lettered"`
+	DeadReasons  []Count       `json:"dead_letter_reasons"`
+	Stages       []StageFunnel `json:"stages"`
+	Written      int64         `json:"written"`
+}
+
+// Check verifies the funnel adds up, stage by stage and overall.
+func (f *Funnel) Check() error {
+	var dead int64
+	for _, c := range f.DeadReasons {
+		dead += c.Count
+	}
+	if dead != f.DeadLettered {
+		return fmt.Errorf("funnel: dead-letter reasons sum to %d, want %d", dead, f.DeadLettered)
+	}
+	in := f.Read - f.DeadLettered
+	var dropped int64
+	for _, s := range f.Stages {
+		if s.In != in {
+			return fmt.Errorf("funnel: stage %s received %d samples, previous stage passed %d", s.Stage, s.In, in)
+		}
+		var d int64
+		for _, c := range s.Dropped {
+			d += c.Count
+		}
+		if s.In-d != s.Out {
+			return fmt.Errorf("funnel: stage %s: in %d - dropped %d != out %d", s.Stage, s.In, d, s.Out)
+		}
+		dropped += d
+		in = s.Out
+	}
+	if f.Read != f.Written+dropped+f.DeadLettered {
+		return fmt.Errorf("funnel: read %d != written %d + dropped %d + dead-lettered %d", f.Read, f.Written, dropped, f.DeadLettered)
+	}
+	return nil
+}
+
+// WriteTable prints the funnel as an aligned table.
+func (f *Funnel) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	pct := func(n int64) string {
+		if f.Read == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(f.Read))
+	}
+	fmt.Fprintf(tw, "stage\treason\trecords\tof read\t\n")
+	fmt.Fprintf(tw, "read\t\t%d\t%s\t\n", f.Read, pct(f.Read))
+	for _, c := range f.DeadReasons {
+		fmt.Fprintf(tw, "dead letter\t%s\t-%d\t%s\t\n", c.Reason, c.Count, pct(c.Count))
+	}
+	for _, s := range f.Stages {
+		if len(s.Dropped) == 0 {
+			fmt.Fprintf(tw, "%s\t(none)\t-0\t\t\n", s.Stage)
+		}
+		for _, c := range s.Dropped {
+			fmt.Fprintf(tw, "%s\t%s\t-%d\t%s\t\n", s.Stage, c.Reason, c.Count, pct(c.Count))
+		}
+	}
+	fmt.Fprintf(tw, "written\t\t%d\t%s\t\n", f.Written, pct(f.Written))
+	return tw.Flush()
+}
+
+// Summary is one line: "read 420 → written 371 (dropped 37, dead-lettered 12)".
+func (f *Funnel) Summary() string {
+	var dropped int64
+	for _, s := range f.Stages {
+		for _, c := range s.Dropped {
+			dropped += c.Count
+		}
+	}
+	parts := []string{fmt.Sprintf("read %d", f.Read), fmt.Sprintf("written %d", f.Written)}
+	return strings.Join(parts, " → ") + fmt.Sprintf(" (dropped %d, dead-lettered %d)", dropped, f.DeadLettered)
+}
+
+// ShardColumns is the shards' schema as recorded in manifests, in the
+// types pyarrow and Hugging Face datasets show.
+func ShardColumns() []Column {
+	return []Column{
+		{"id", "string"},
+		{"messages", "list<struct<role: string, content: string>>"},
+		{"source", "string"},
+		{"source_file", "string"},
+		{"source_index", "int64"},
+		{"license", "string"},
+		{"dup_cluster", "string (nullable)"},
+		{"quality", "double (nullable)"},
+		{"judge_score", "double (nullable)"},
+		{"judge", "string (nullable)"},
+		{"topic_id", "int32 (nullable)"},
+		{"topic_label", "string (nullable)"},
+		{"meta", "string (nullable)"},
+	}
+}

@@ -1,0 +1,331 @@
+// Package recipe reads sieve's YAML recipes: the named sources to merge,
+// the ordered stages to run and the output to write. Parsing is strict:
+// an unknown key, a bad value or a missing required field is an error
+// naming the file, line and key. The package is plain Go; package
+// pipelines turns a Recipe into a Beam graph.
+package recipe
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sieve-data/sieve/datasets"
+	"github.com/sieve-data/sieve/dedup"
+)
+
+// Recipe is one job: sources in, stages, one dataset version out.
+type Recipe struct {
+	// Name is the dataset name the output version is stored under.
+	Name        string   `yaml:"name"`
+	Description string   `yaml:"description"`
+	Sources     []Source `yaml:"sources"`
+	Stages      []Stage  `yaml:"stages"`
+	Output      Output   `yaml:"output"`
+
+	// File is the recipe's path and Dir the directory relative paths in
+	// it are resolved against. Set by Load.
+	File string `yaml:"-"`
+	Dir  string `yaml:"-"`
+}
+
+// Source is one input dataset: a path or glob (local or any scheme of
+// Beam's filesystem package, such as gs://) in one record format.
+type Source struct {
+	Name    string `yaml:"name" json:"name,omitempty"`
+	Path    string `yaml:"path" json:"path,omitempty"`
+	Format  string `yaml:"format" json:"format,omitempty"`
+	License string `yaml:"license" json:"license,omitempty"`
+	// Limit reads at most this many records of the source (0: all).
+	Limit int64 `yaml:"limit" json:"limit,omitempty"`
+	// Roles maps extra role tags of this source (e.g. ShareGPT's "bing")
+	// to system, user or assistant.
+	Roles map[string]string `yaml:"roles" json:"roles,omitempty"`
+	// TextField names the text field of plain-text records ("text").
+	TextField string `yaml:"text_field" json:"text_field,omitempty"`
+}
+
+// Output says where and how the dataset version is written.
+type Output struct {
+	// Store is the root of the version store (default ./store, relative
+	// to the working directory; the --store flag overrides it).
+	Store string `yaml:"store" json:"store,omitempty"`
+	// Shards is the number of train shards (default 1); TestShards the
+	// number of test shards (default 1 when TestRatio > 0).
+	Shards     int `yaml:"shards" json:"shards,omitempty"`
+	TestShards int `yaml:"test_shards" json:"test_shards,omitempty"`
+	// Compression of Parquet pages: zstd (default), snappy, gzip, none.
+	Compression string `yaml:"compression" json:"compression,omitempty"`
+	// TestRatio is the fraction of samples, chosen by a hash of their id
+	// and SplitSeed, that go to the test split.
+	TestRatio float64 `yaml:"test_ratio" json:"test_ratio,omitempty"`
+	SplitSeed string  `yaml:"split_seed" json:"split_seed,omitempty"`
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+func (r *Recipe) validate() error {
+	if r.Name == "" {
+		return keyErr("name", "required")
+	}
+	if !nameRE.MatchString(r.Name) {
+		return keyErr("name", "%q: use letters, digits, '.', '_' and '-' only", r.Name)
+	}
+	if len(r.Sources) == 0 {
+		return keyErr("sources", "at least one source is required")
+	}
+	seen := map[string]int{}
+	for i, s := range r.Sources {
+		if j, ok := seen[s.Name]; ok {
+			return keyErr(fmt.Sprintf("sources[%d].name", i), "%q is also the name of sources[%d]", s.Name, j)
+		}
+		seen[s.Name] = i
+	}
+	return nil
+}
+
+func (s *Source) validate() error {
+	if s.Name == "" {
+		return keyErr("name", "required")
+	}
+	if !nameRE.MatchString(s.Name) {
+		return keyErr("name", "%q: use letters, digits, '.', '_' and '-' only", s.Name)
+	}
+	if s.Path == "" {
+		return keyErr("path", "required")
+	}
+	if _, err := datasets.ParseFormat(s.Format); err != nil {
+		return keyErr("format", "%v", err)
+	}
+	if s.Limit < 0 {
+		return keyErr("limit", "must be ≥ 0, got %d", s.Limit)
+	}
+	for tag, role := range s.Roles {
+		switch role {
+		case datasets.RoleSystem, datasets.RoleUser, datasets.RoleAssistant:
+		default:
+			return keyErr("roles", "%q maps to %q; want system, user or assistant", tag, role)
+		}
+	}
+	return nil
+}
+
+func (o *Output) validate() error {
+	if o.Shards < 0 || o.Shards > 100000 {
+		return keyErr("shards", "must be between 1 and 100000, got %d", o.Shards)
+	}
+	if o.TestShards < 0 || o.TestShards > 100000 {
+		return keyErr("test_shards", "must be between 1 and 100000, got %d", o.TestShards)
+	}
+	switch o.Compression {
+	case "", "zstd", "snappy", "gzip", "none":
+	default:
+		return keyErr("compression", "unknown codec %q (want zstd, snappy, gzip or none)", o.Compression)
+	}
+	if o.TestRatio < 0 || o.TestRatio >= 1 {
+		return keyErr("test_ratio", "must be in [0, 1), got %g", o.TestRatio)
+	}
+	return nil
+}
+
+// Stage is one step of the recipe, written as a one-key mapping from the
+// stage kind to its settings, e.g. "- exact_dedup: {key: prompt}".
+type Stage struct {
+	Kind   string
+	Line   int
+	Config StageConfig
+}
+
+// StageConfig is the settings of one stage kind.
+type StageConfig interface {
+	defaults()
+	validate() error
+}
+
+// ExactDedup drops samples whose normalised text (lower case, white space
+// collapsed) equals an earlier one's, keeping the smallest id.
+type ExactDedup struct {
+	// Key is "conversation" (every message) or "prompt" (system and user
+	// turns only).
+	Key string `yaml:"key" json:"key,omitempty"`
+}
+
+func (c *ExactDedup) defaults() {
+	if c.Key == "" {
+		c.Key = string(dedup.KeyConversation)
+	}
+}
+
+func (c *ExactDedup) validate() error {
+	if _, err := dedup.ParseKeyMode(c.Key); err != nil {
+		return keyErr("key", "%v", err)
+	}
+	return nil
+}
+
+// stageKinds maps stage names to constructors of their settings.
+var stageKinds = map[string]func() StageConfig{
+	"exact_dedup": func() StageConfig { return &ExactDedup{} },
+}
+
+// StageKinds lists the stage kinds this build knows.
+func StageKinds() []string {
+	ks := make([]string, 0, len(stageKinds))
+	for k := range stageKinds {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+func (s *Stage) decodeYAML(file string, n *yaml.Node, path string) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		// "- exact_dedup" with all defaults.
+		n = &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Content: []*yaml.Node{n, {Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line}}}
+	}
+	if n.Kind != yaml.MappingNode || len(n.Content) != 2 {
+		return &Error{File: file, Line: n.Line, Key: path, Msg: "a stage is a one-key mapping such as `- exact_dedup: {key: conversation}`"}
+	}
+	k, v := n.Content[0], n.Content[1]
+	mk, ok := stageKinds[k.Value]
+	if !ok {
+		return &Error{File: file, Line: k.Line, Key: path, Msg: fmt.Sprintf("unknown stage %q (known: %s)", k.Value, strings.Join(sortedKinds(), ", "))}
+	}
+	cfg := mk()
+	if err := decodeStrict(file, v, cfg, join(path, k.Value)); err != nil {
+		return err
+	}
+	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		var ke *keyError
+		if errors.As(err, &ke) {
+			return &Error{File: file, Line: v.Line, Key: join(path, k.Value+"."+ke.key), Msg: ke.msg}
+		}
+		return &Error{File: file, Line: v.Line, Key: join(path, k.Value), Msg: err.Error()}
+	}
+	s.Kind, s.Line, s.Config = k.Value, k.Line, cfg
+	return nil
+}
+
+func sortedKinds() []string {
+	ks := StageKinds()
+	for i := range ks {
+		for j := i + 1; j < len(ks); j++ {
+			if ks[j] < ks[i] {
+				ks[i], ks[j] = ks[j], ks[i]
+			}
+		}
+	}
+	return ks
+}
+
+// Load reads and validates a recipe file.
+func Load(file string) (*Recipe, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("recipe: %w", err)
+	}
+	r, err := Parse(file, data)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, err
+	}
+	r.File, r.Dir = file, filepath.Dir(abs)
+	return r, nil
+}
+
+// Parse reads a recipe from YAML text; file names it in errors.
+func Parse(file string, data []byte) (*Recipe, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if err == io.EOF {
+			return nil, &Error{File: file, Msg: "empty recipe"}
+		}
+		return nil, &Error{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err != io.EOF {
+		return nil, &Error{File: file, Line: extra.Line, Msg: "more than one YAML document; a recipe is one"}
+	}
+	if len(doc.Content) == 0 {
+		return nil, &Error{File: file, Msg: "empty recipe"}
+	}
+	r := &Recipe{}
+	if err := decodeStrict(file, doc.Content[0], r, ""); err != nil {
+		return nil, err
+	}
+	r.applyDefaults()
+	return r, nil
+}
+
+func (r *Recipe) applyDefaults() {
+	for i := range r.Sources {
+		if r.Sources[i].Format == "" {
+			r.Sources[i].Format = string(datasets.FormatAuto)
+		}
+		if r.Sources[i].Roles != nil {
+			low := make(map[string]string, len(r.Sources[i].Roles))
+			for k, v := range r.Sources[i].Roles {
+				low[strings.ToLower(k)] = v
+			}
+			r.Sources[i].Roles = low
+		}
+	}
+	o := &r.Output
+	if o.Shards == 0 {
+		o.Shards = 1
+	}
+	if o.TestShards == 0 {
+		o.TestShards = 1
+	}
+	if o.Compression == "" {
+		o.Compression = "zstd"
+	}
+	if o.SplitSeed == "" {
+		o.SplitSeed = "sieve"
+	}
+}
+
+// ResolvePath makes a recipe-relative path absolute; URLs (gs://…) and
+// absolute paths are returned unchanged.
+func (r *Recipe) ResolvePath(p string) string {
+	if strings.Contains(p, "://") || filepath.IsAbs(p) || r.Dir == "" {
+		return p
+	}
+	return filepath.Join(r.Dir, p)
+}
+
+// MarshalJSON writes a stage as its one-key form, {"exact_dedup": {...}}.
+func (s Stage) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]StageConfig{s.Kind: s.Config})
+}
+
+// Canonical is the recipe's canonical JSON form, with defaults applied and
+// fields in a fixed order: what a manifest records and what a content id
+// hashes. Paths are kept as written; the inputs' checksums, not their
+// paths, say what was read.
+func (r *Recipe) Canonical() ([]byte, error) {
+	type canon struct {
+		Name        string   `json:"name"`
+		Description string   `json:"description,omitempty"`
+		Sources     []Source `json:"sources"`
+		Stages      []Stage  `json:"stages"`
+		Output      Output   `json:"output"`
+	}
+	stages := r.Stages
+	if stages == nil {
+		stages = []Stage{}
+	}
+	return json.Marshal(canon{r.Name, r.Description, r.Sources, stages, r.Output})
+}

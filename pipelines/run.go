@@ -1,0 +1,302 @@
+package pipelines
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
+
+	"github.com/sieve-data/sieve/datasets"
+	"github.com/sieve-data/sieve/dedup"
+	"github.com/sieve-data/sieve/pipelines/recipe"
+	"github.com/sieve-data/sieve/transforms"
+)
+
+// Version is sieve's version, recorded in every manifest.
+var Version = "0.1.0-dev"
+
+// Options are the run's settings that do not belong in the recipe.
+type Options struct {
+	// Store overrides the recipe's output.store (and the default ./store).
+	Store string
+	// Status, when set, is called with a short line whenever the run
+	// moves on to a new phase ("listing inputs", "running on prism", …).
+	Status func(string)
+}
+
+// Result is a committed version.
+type Result struct {
+	Store    datasets.Store
+	Dir      string
+	Manifest *datasets.Manifest
+}
+
+// StoreRoot says where the recipe's versions go: the option, else the
+// recipe's output.store (relative to the recipe), else ./store.
+func StoreRoot(r *recipe.Recipe, opt Options) string {
+	switch {
+	case opt.Store != "":
+		return opt.Store
+	case r.Output.Store != "":
+		return r.ResolvePath(r.Output.Store)
+	}
+	return "store"
+}
+
+// RunnerName is the runner Beam's --runner flag selects (prism when
+// unset).
+func RunnerName() string {
+	if *runners.Runner == "" {
+		return "prism"
+	}
+	return *runners.Runner
+}
+
+// Run executes a recipe end to end and commits a new version.
+func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
+	status := opt.Status
+	if status == nil {
+		status = func(string) {}
+	}
+	if !beam.Initialized() {
+		beam.Init()
+	}
+	status("listing and hashing inputs")
+	plan, err := NewPlan(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	store := datasets.Store{Root: StoreRoot(r, opt)}
+	if n, err := store.CleanStaging(r.Name, time.Hour); err == nil && n > 0 {
+		slog.Info("removed stale staging directories", "dataset", r.Name, "count", n)
+	}
+	staging := store.NewStaging(r.Name)
+	p, stageNames := Build(plan, staging)
+
+	status("running on " + RunnerName())
+	start := time.Now()
+	res, err := beamx.RunWithMetrics(ctx, p)
+	if err != nil {
+		store.Discard(staging)
+		return nil, fmt.Errorf("pipeline failed on %s: %w", RunnerName(), err)
+	}
+	slog.Info("pipeline finished", "runner", RunnerName(), "seconds", time.Since(start).Seconds())
+
+	status("committing")
+	m, err := assemble(ctx, plan, staging, stageNames)
+	if err != nil {
+		store.Discard(staging)
+		return nil, err
+	}
+	if res != nil {
+		checkCounters(res, m)
+	}
+	version, err := store.Commit(ctx, staging, m)
+	if err != nil {
+		store.Discard(staging)
+		return nil, err
+	}
+	return &Result{Store: store, Dir: store.VersionDir(r.Name, version), Manifest: m}, nil
+}
+
+// Build constructs the Beam pipeline of a plan writing into dir. It
+// returns the pipeline and the funnel names of the recipe's stages, in
+// order.
+func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
+	r := plan.Recipe
+	p, s := beam.NewPipelineWithRoot()
+	samples, dead, inputReports := transforms.Read(s, plan.Tasks)
+	var rejected []beam.PCollection
+	var names []string
+	seen := map[string]int{}
+	for _, st := range r.Stages {
+		seen[st.Kind]++
+		name := st.Kind
+		if seen[st.Kind] > 1 {
+			name = fmt.Sprintf("%s_%d", st.Kind, seen[st.Kind])
+		}
+		names = append(names, name)
+		var dropped beam.PCollection
+		switch cfg := st.Config.(type) {
+		case *recipe.ExactDedup:
+			samples, dropped = transforms.ExactDedupNamed(s, samples, dedup.KeyMode(cfg.Key), name)
+		default:
+			panic(fmt.Sprintf("pipelines: stage %s has no transform", st.Kind))
+		}
+		rejected = append(rejected, dropped)
+	}
+	out := r.Output
+	cfg := transforms.WriteConfig{Dir: dir, Shards: out.Shards, TestShards: out.TestShards,
+		TestRatio: out.TestRatio, SplitSeed: out.SplitSeed, Compression: out.Compression}
+	shardReports := transforms.WriteShards(s, samples, cfg)
+	deadReport := transforms.WriteDeadLetters(s, dead, dir)
+	rejReport := transforms.WriteRejected(s, rejected, dir)
+	transforms.WriteReport(s, dir, inputReports, shardReports, deadReport, rejReport)
+	return p, names
+}
+
+// assemble reads the run's report and builds the manifest, checking that
+// the funnel adds up.
+func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) (*datasets.Manifest, error) {
+	data, err := readAll(ctx, dir+"/"+transforms.ReportFile)
+	if err != nil {
+		return nil, fmt.Errorf("run report: %w", err)
+	}
+	reports, err := transforms.ReadReport(data)
+	if err != nil {
+		return nil, err
+	}
+	canon, err := plan.Recipe.Canonical()
+	if err != nil {
+		return nil, err
+	}
+	m := &datasets.Manifest{
+		Format:      datasets.ManifestFormat,
+		Name:        plan.Recipe.Name,
+		CreatedAt:   time.Now().UTC().Format(time.RFC3339),
+		Sieve:       Version,
+		Runner:      RunnerName(),
+		Recipe:      canon,
+		Schema:      datasets.ShardColumns(),
+		DeadLetters: transforms.DeadLettersFile,
+		Rejected:    transforms.RejectedFile,
+	}
+	inputs := map[string]*datasets.Input{}
+	for i := range plan.Inputs {
+		in := plan.Inputs[i]
+		m.Inputs = append(m.Inputs, in)
+	}
+	for i := range m.Inputs {
+		inputs[m.Inputs[i].Source+"\x00"+m.Inputs[i].File] = &m.Inputs[i]
+	}
+	splits := map[string]*datasets.Split{}
+	var deadCounts, rejCounts map[string]int64
+	var sawDead, sawRej bool
+	for _, rep := range reports {
+		switch rep.Kind {
+		case "input":
+			in, ok := inputs[rep.Input.Source+"\x00"+rep.Input.File]
+			if !ok {
+				return nil, fmt.Errorf("run report names an unplanned input %s", rep.Input.File)
+			}
+			in.Format, in.Records, in.Samples, in.Dead = rep.Input.Format, rep.Input.Records, rep.Input.Samples, rep.Input.Dead
+		case "shard":
+			sp := splits[rep.Split]
+			if sp == nil {
+				sp = &datasets.Split{Name: rep.Split}
+				splits[rep.Split] = sp
+			}
+			sp.Shards = append(sp.Shards, *rep.Shard)
+			sp.Rows += rep.Shard.Rows
+			sp.Bytes += rep.Shard.Bytes
+		case "dead_letters":
+			deadCounts, sawDead = rep.Counts, true
+		case "rejected":
+			rejCounts, sawRej = rep.Counts, true
+		}
+	}
+	if !sawDead || !sawRej {
+		return nil, fmt.Errorf("run report is incomplete (dead letters: %v, rejected: %v)", sawDead, sawRej)
+	}
+	for _, name := range []string{"train", "test"} {
+		if sp, ok := splits[name]; ok {
+			sort.Slice(sp.Shards, func(i, j int) bool { return sp.Shards[i].Path < sp.Shards[j].Path })
+			m.Splits = append(m.Splits, *sp)
+			m.Totals.Rows += sp.Rows
+			m.Totals.Bytes += sp.Bytes
+			m.Totals.Shards += len(sp.Shards)
+		}
+	}
+	f := &m.Funnel
+	for _, in := range m.Inputs {
+		f.Read += in.Records
+		f.DeadLettered += in.Dead
+	}
+	f.DeadReasons = sortedCounts(deadCounts, "")
+	flow := f.Read - f.DeadLettered
+	for _, name := range stageNames {
+		st := datasets.StageFunnel{Stage: name, In: flow, Dropped: sortedCounts(rejCounts, name+"/")}
+		st.Out = st.In
+		for _, c := range st.Dropped {
+			st.Out -= c.Count
+		}
+		if st.Dropped == nil {
+			st.Dropped = []datasets.Count{}
+		}
+		f.Stages = append(f.Stages, st)
+		flow = st.Out
+	}
+	f.Written = m.Totals.Rows
+	if f.Written != flow {
+		return nil, fmt.Errorf("funnel does not add up: stages passed %d samples but the shards hold %d", flow, f.Written)
+	}
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// sortedCounts picks the counts whose key starts with prefix, strips it
+// and sorts by count (descending), then reason.
+func sortedCounts(counts map[string]int64, prefix string) []datasets.Count {
+	var out []datasets.Count
+	for k, v := range counts {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, datasets.Count{Reason: strings.TrimPrefix(k, prefix), Count: v})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Reason < out[j].Reason
+	})
+	return out
+}
+
+// checkCounters compares Beam's committed counters with the manifest and
+// logs a warning on a mismatch (a runner that retried bundles may report
+// attempted rather than committed counts).
+func checkCounters(res beam.PipelineResult, m *datasets.Manifest) {
+	want := map[string]int64{"read_records": m.Funnel.Read, "written_rows": m.Funnel.Written, "dead_letters": m.Funnel.DeadLettered}
+	for _, c := range res.Metrics().AllMetrics().Counters() {
+		if c.Key.Namespace != transforms.Namespace {
+			continue
+		}
+		if w, ok := want[c.Key.Name]; ok && c.Committed != w {
+			slog.Warn("Beam counter disagrees with the files written", "counter", c.Key.Name, "counter_value", c.Committed, "files", w)
+		}
+	}
+}
+
+func readAll(ctx context.Context, file string) ([]byte, error) {
+	fs, err := filesystem.New(ctx, file)
+	if err != nil {
+		return nil, err
+	}
+	defer fs.Close()
+	return filesystem.Read(ctx, fs, file)
+}
+
+func writeAll(ctx context.Context, file string, data []byte) error {
+	fs, err := filesystem.New(ctx, file)
+	if err != nil {
+		return err
+	}
+	defer fs.Close()
+	return filesystem.Write(ctx, fs, file, data)
+}
+
+// manifestJSON is used by tests and the CLI to print a manifest.
+func manifestJSON(m *datasets.Manifest) []byte {
+	b, _ := json.MarshalIndent(m, "", "  ")
+	return b
+}

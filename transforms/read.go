@@ -1,0 +1,114 @@
+package transforms
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/sieve-data/sieve/datasets"
+)
+
+// ReadTask is one unit of reading: files of one source, read in order by
+// one worker. A source with a record limit is one task (the limit spans
+// its files); otherwise each file is its own task.
+type ReadTask struct {
+	Options datasets.ReadOptions `json:"options"`
+	Files   []string             `json:"files"`
+}
+
+// Report is one line of a run's report: what a reader or writer did. The
+// driver assembles the manifest from these lines.
+type Report struct {
+	Kind string `json:"kind"` // "input", "shard", "dead_letters", "rejected"
+
+	Input *datasets.Input `json:"input,omitempty"`
+
+	Split string          `json:"split,omitempty"`
+	Shard *datasets.Shard `json:"shard,omitempty"`
+
+	// Counts by "stage/reason" (rejected) or reason (dead letters).
+	Counts map[string]int64 `json:"counts,omitempty"`
+	Path   string           `json:"path,omitempty"`
+}
+
+func init() {
+	register.DoFn4x1[context.Context, string, func(datasets.Sample), func(string), error](&readFn{})
+	register.Emitter1[datasets.Sample]()
+	register.Emitter1[string]()
+}
+
+// Read reads the tasks' files in parallel (one task per bundle after a
+// reshuffle) and returns the samples, the dead letters (JSON-encoded
+// datasets.DeadLetter) and the report lines of the inputs.
+func Read(s beam.Scope, tasks []ReadTask) (samples, dead, reports beam.PCollection) {
+	s = s.Scope("Read")
+	elems := make([]any, len(tasks))
+	for i, t := range tasks {
+		b, err := json.Marshal(t)
+		if err != nil {
+			panic(fmt.Sprintf("transforms.Read: %v", err))
+		}
+		elems[i] = string(b)
+	}
+	col := beam.Reshuffle(s, beam.Create(s, elems...))
+	samples, tagged := beam.ParDo2(s, &readFn{}, col)
+	dead, reports = splitTagged(s, tagged)
+	return samples, dead, reports
+}
+
+// readFn reads one ReadTask. Its second output carries tagged strings:
+// "D" + dead-letter JSON or "R" + report JSON, which splitTagged
+// separates (a DoFn's outputs must be declared statically, and this keeps
+// the reader's signature small).
+type readFn struct {
+	records, deadCount beam.Counter
+}
+
+func (f *readFn) Setup() {
+	f.records = beam.NewCounter(Namespace, "read_records")
+	f.deadCount = beam.NewCounter(Namespace, "dead_letters")
+}
+
+func (f *readFn) ProcessElement(ctx context.Context, task string, emit func(datasets.Sample), tagged func(string)) error {
+	var t ReadTask
+	if err := json.Unmarshal([]byte(task), &t); err != nil {
+		return fmt.Errorf("read task: %w", err)
+	}
+	limit := t.Options.Limit
+	for _, file := range t.Files {
+		opt := t.Options
+		if t.Options.Limit > 0 {
+			if limit <= 0 {
+				break
+			}
+			opt.Limit = limit
+		}
+		st, err := datasets.ReadSamples(ctx, file, opt,
+			func(s datasets.Sample) error { emit(s); return nil },
+			func(d datasets.DeadLetter) error {
+				b, err := json.Marshal(d)
+				if err != nil {
+					return err
+				}
+				tagged("D" + string(b))
+				return nil
+			})
+		if err != nil {
+			return fmt.Errorf("source %s: %w", t.Options.Source, err)
+		}
+		limit -= st.Records
+		f.records.Inc(ctx, st.Records)
+		f.deadCount.Inc(ctx, st.Dead)
+		in := datasets.Input{Source: t.Options.Source, File: file, Format: string(st.Format),
+			Records: st.Records, Samples: st.Samples, Dead: st.Dead}
+		b, err := json.Marshal(Report{Kind: "input", Input: &in})
+		if err != nil {
+			return err
+		}
+		tagged("R" + string(b))
+	}
+	return nil
+}

@@ -1,0 +1,358 @@
+package transforms
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/sieve-data/sieve/datasets"
+)
+
+// WriteConfig says where and how a version's files are written.
+type WriteConfig struct {
+	// Dir is the (staging) version directory: shards go to Dir/data/.
+	Dir         string  `json:"dir"`
+	Shards      int     `json:"shards"`
+	TestShards  int     `json:"test_shards"`
+	TestRatio   float64 `json:"test_ratio"`
+	SplitSeed   string  `json:"split_seed"`
+	Compression string  `json:"compression"`
+}
+
+// Names of the files beside data/ in a version directory.
+const (
+	DeadLettersFile = "dead_letters.jsonl"
+	RejectedFile    = "rejected.jsonl"
+	ReportFile      = "_report.jsonl"
+)
+
+func init() {
+	register.DoFn2x0[datasets.Sample, func(string, datasets.Sample)](&assignShardFn{})
+	register.Emitter2[string, datasets.Sample]()
+	register.Function2x0(markerSample)
+	register.DoFn4x1[context.Context, string, func(*datasets.Sample) bool, func(string), error](&writeShardFn{})
+	register.Iter1[datasets.Sample]()
+	register.DoFn4x1[context.Context, int, func(*string) bool, func(string), error](&writeDeadFn{})
+	register.DoFn4x1[context.Context, int, func(*datasets.Rejected) bool, func(string), error](&writeRejectedFn{})
+	register.Function2x0(markerRejected)
+	register.DoFn3x1[context.Context, int, func(*string) bool, error](&writeReportFn{})
+	register.Iter1[datasets.Rejected]()
+}
+
+// Split returns the split a sample id belongs to: "test" for a fraction
+// ratio of ids, chosen by a hash of seed and id, else "train".
+func Split(id, seed string, ratio float64) string {
+	if ratio <= 0 {
+		return "train"
+	}
+	h := fnv.New64a()
+	h.Write([]byte(seed))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	if float64(h.Sum64()>>11)/(1<<53) < ratio {
+		return "test"
+	}
+	return "train"
+}
+
+// ShardOf returns the shard index of an id among n shards.
+func ShardOf(id string, n int) int {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return int(h.Sum64() % uint64(n))
+}
+
+// ShardPath is the Hugging Face style path of a shard, relative to the
+// version directory: data/train-00000-of-00004.parquet.
+func ShardPath(split string, index, of int) string {
+	return fmt.Sprintf("data/%s-%05d-of-%05d.parquet", split, index, of)
+}
+
+func shardKeys(cfg WriteConfig) []string {
+	var keys []string
+	for i := 0; i < cfg.Shards; i++ {
+		keys = append(keys, ShardPath("train", i, cfg.Shards))
+	}
+	if cfg.TestRatio > 0 {
+		for i := 0; i < cfg.TestShards; i++ {
+			keys = append(keys, ShardPath("test", i, cfg.TestShards))
+		}
+	}
+	return keys
+}
+
+// WriteShards splits samples into train and test, assigns each to a shard
+// by a hash of its id, sorts every shard by datasets.Less and writes it as
+// one Parquet file through Beam's filesystem package. Every shard is
+// written, empty ones included. It returns the report lines of the shards.
+func WriteShards(s beam.Scope, samples beam.PCollection, cfg WriteConfig) beam.PCollection {
+	s = s.Scope("WriteShards")
+	keyed := beam.ParDo(s, &assignShardFn{Cfg: cfg}, samples)
+	markers := beam.ParDo(s, markerSample, beam.Create(s, anys(shardKeys(cfg))...))
+	groups := beam.GroupByKey(s, beam.Flatten(s, keyed, markers))
+	return beam.ParDo(s, &writeShardFn{Cfg: cfg}, groups)
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// markerSample makes an empty sample (no id) for a shard key, so that
+// every shard has a group even when no sample falls into it.
+func markerSample(key string, emit func(string, datasets.Sample)) { emit(key, datasets.Sample{}) }
+
+type assignShardFn struct {
+	Cfg WriteConfig `json:"cfg"`
+}
+
+func (f *assignShardFn) ProcessElement(s datasets.Sample, emit func(string, datasets.Sample)) {
+	split := Split(s.ID, f.Cfg.SplitSeed, f.Cfg.TestRatio)
+	n := f.Cfg.Shards
+	if split == "test" {
+		n = f.Cfg.TestShards
+	}
+	emit(ShardPath(split, ShardOf(s.ID, n), n), s)
+}
+
+type writeShardFn struct {
+	Cfg  WriteConfig `json:"cfg"`
+	rows beam.Counter
+}
+
+func (f *writeShardFn) Setup() { f.rows = beam.NewCounter(Namespace, "written_rows") }
+
+func (f *writeShardFn) ProcessElement(ctx context.Context, key string, values func(*datasets.Sample) bool, emit func(string)) error {
+	var samples []datasets.Sample
+	var v datasets.Sample
+	for values(&v) {
+		if v.ID != "" {
+			samples = append(samples, v)
+		}
+		v = datasets.Sample{}
+	}
+	sort.Slice(samples, func(i, j int) bool { return datasets.Less(&samples[i], &samples[j]) })
+	path := joinPath(f.Cfg.Dir, key)
+	var st datasets.ShardStats
+	err := writeFile(ctx, path, func(w io.Writer) error {
+		sw, err := datasets.NewShardWriter(w, datasets.ShardOptions{Compression: f.Cfg.Compression})
+		if err != nil {
+			return err
+		}
+		for i := range samples {
+			if err := sw.Write(&samples[i]); err != nil {
+				return err
+			}
+		}
+		st, err = sw.Close()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("write shard %s: %w", path, err)
+	}
+	f.rows.Inc(ctx, st.Rows)
+	split := strings.SplitN(strings.TrimPrefix(key, "data/"), "-", 2)[0]
+	return emitReport(emit, Report{Kind: "shard", Split: split,
+		Shard: &datasets.Shard{Path: key, Rows: st.Rows, Bytes: st.Bytes, SHA256: st.SHA256}})
+}
+
+func emitReport(emit func(string), r Report) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	emit(string(b))
+	return nil
+}
+
+// joinPath joins a directory (local or URL) and a slash-separated
+// relative path.
+func joinPath(dir, rel string) string {
+	return strings.TrimRight(dir, "/") + "/" + rel
+}
+
+// writeFile writes one file through Beam's filesystem package.
+func writeFile(ctx context.Context, path string, fill func(io.Writer) error) error {
+	fs, err := filesystem.New(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer fs.Close()
+	wc, err := fs.OpenWrite(ctx, path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(wc, 1<<20)
+	if err := fill(bw); err != nil {
+		wc.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		wc.Close()
+		return err
+	}
+	return wc.Close()
+}
+
+// WriteDeadLetters writes the dead letters (JSON strings) sorted by
+// source, file and index to DeadLettersFile (always, empty when there are
+// none) and returns its report line.
+func WriteDeadLetters(s beam.Scope, dead beam.PCollection, dir string) beam.PCollection {
+	s = s.Scope("WriteDeadLetters")
+	all := beam.Flatten(s, dead, beam.Create(s, ""))
+	return beam.ParDo(s, &writeDeadFn{Dir: dir}, beam.GroupByKey(s, beam.AddFixedKey(s, all)))
+}
+
+type writeDeadFn struct {
+	Dir string `json:"dir"`
+}
+
+func (f *writeDeadFn) ProcessElement(ctx context.Context, _ int, values func(*string) bool, emit func(string)) error {
+	type entry struct {
+		dl  datasets.DeadLetter
+		raw string
+	}
+	var all []entry
+	var v string
+	for values(&v) {
+		if v == "" {
+			continue
+		}
+		var dl datasets.DeadLetter
+		if err := json.Unmarshal([]byte(v), &dl); err != nil {
+			return fmt.Errorf("dead letter: %w", err)
+		}
+		all = append(all, entry{dl, v})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		a, b := all[i].dl, all[j].dl
+		if a.Source != b.Source {
+			return a.Source < b.Source
+		}
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.Index < b.Index
+	})
+	counts := map[string]int64{}
+	err := writeFile(ctx, joinPath(f.Dir, DeadLettersFile), func(w io.Writer) error {
+		for _, e := range all {
+			counts[e.dl.Reason]++
+			if _, err := io.WriteString(w, e.raw+"\n"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write dead letters: %w", err)
+	}
+	return emitReport(emit, Report{Kind: "dead_letters", Counts: counts, Path: DeadLettersFile})
+}
+
+// WriteRejected writes every dropped sample with its stage, reason and
+// detail, sorted by stage, reason and id, to RejectedFile (always, empty
+// when nothing was dropped) and returns its report line with counts by
+// "stage/reason".
+func WriteRejected(s beam.Scope, rejected []beam.PCollection, dir string) beam.PCollection {
+	s = s.Scope("WriteRejected")
+	cols := append([]beam.PCollection{beam.ParDo(s, markerRejected, beam.Create(s, ""))}, rejected...)
+	all := beam.Flatten(s, cols...)
+	return beam.ParDo(s, &writeRejectedFn{Dir: dir}, beam.GroupByKey(s, beam.AddFixedKey(s, all)))
+}
+
+func markerRejected(_ string, emit func(datasets.Rejected)) { emit(datasets.Rejected{}) }
+
+type writeRejectedFn struct {
+	Dir string `json:"dir"`
+}
+
+func (f *writeRejectedFn) ProcessElement(ctx context.Context, _ int, values func(*datasets.Rejected) bool, emit func(string)) error {
+	var all []datasets.Rejected
+	var v datasets.Rejected
+	for values(&v) {
+		if v.Stage != "" {
+			all = append(all, v)
+		}
+		v = datasets.Rejected{}
+	}
+	sort.Slice(all, func(i, j int) bool {
+		a, b := &all[i], &all[j]
+		if a.Stage != b.Stage {
+			return a.Stage < b.Stage
+		}
+		if a.Reason != b.Reason {
+			return a.Reason < b.Reason
+		}
+		return datasets.Less(&a.Sample, &b.Sample)
+	})
+	counts := map[string]int64{}
+	err := writeFile(ctx, joinPath(f.Dir, RejectedFile), func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		for i := range all {
+			counts[all[i].Stage+"/"+all[i].Reason]++
+			if err := enc.Encode(&all[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write rejected: %w", err)
+	}
+	return emitReport(emit, Report{Kind: "rejected", Counts: counts, Path: RejectedFile})
+}
+
+// WriteReport gathers every report line into ReportFile, sorted. It runs
+// after all writers have finished, since it consumes their outputs.
+func WriteReport(s beam.Scope, dir string, reports ...beam.PCollection) {
+	s = s.Scope("WriteReport")
+	all := beam.Flatten(s, reports...)
+	beam.ParDo0(s, &writeReportFn{Dir: dir}, beam.GroupByKey(s, beam.AddFixedKey(s, all)))
+}
+
+type writeReportFn struct {
+	Dir string `json:"dir"`
+}
+
+func (f *writeReportFn) ProcessElement(ctx context.Context, _ int, values func(*string) bool) error {
+	var lines []string
+	var v string
+	for values(&v) {
+		lines = append(lines, v)
+	}
+	sort.Strings(lines)
+	return writeFile(ctx, joinPath(f.Dir, ReportFile), func(w io.Writer) error {
+		_, err := io.WriteString(w, strings.Join(lines, "\n")+"\n")
+		return err
+	})
+}
+
+// ReadReport parses a report file written by WriteReport.
+func ReadReport(data []byte) ([]Report, error) {
+	var out []Report
+	for i, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if line == "" {
+			continue
+		}
+		var r Report
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return nil, fmt.Errorf("report line %d: %w", i+1, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
