@@ -323,6 +323,7 @@ func (g *gen) original(i int) {
 			a = append(a, pick(r, openers)...)
 			a = append(a, ' ')
 		}
+		var used uint64 // sentences already in this answer
 		codeAt := -1
 		if len(t.code) > 0 && r.IntN(100) < 65 {
 			codeAt = r.IntN(paras)
@@ -335,12 +336,12 @@ func (g *gen) original(i int) {
 			if p > 0 {
 				a = append(a, "\n\n"...)
 			}
-			n := 2 + r.IntN(3)
+			n := 2 + r.IntN(4)
 			for s := 0; s < n; s++ {
 				if s > 0 {
 					a = append(a, ' ')
 				}
-				a = append(a, pick(r, t.sentences)...)
+				a = append(a, t.sentences[pickUnused(r, len(t.sentences), &used)]...)
 			}
 			if p == codeAt {
 				a = append(a, "\n\n```"...)
@@ -352,13 +353,12 @@ func (g *gen) original(i int) {
 			if p == listAt {
 				a = append(a, "\n\n"...)
 				items := 3 + r.IntN(3)
-				start := r.IntN(len(t.sentences))
 				for li := 0; li < items; li++ {
 					if li > 0 {
 						a = append(a, '\n')
 					}
 					a = append(a, "- "...)
-					a = append(a, t.sentences[(start+li*3)%len(t.sentences)]...)
+					a = append(a, t.sentences[pickUnused(r, len(t.sentences), &used)]...)
 				}
 			}
 		}
@@ -374,6 +374,20 @@ func (g *gen) original(i int) {
 }
 
 func pick(r *rand.Rand, s []string) string { return s[r.IntN(len(s))] }
+
+// pickUnused picks an index in [0, n) not yet set in *used (n <= 64),
+// probing forward from a random start; once all are used it starts over.
+func pickUnused(r *rand.Rand, n int, used *uint64) int {
+	if *used == 1<<n-1 {
+		*used = 0
+	}
+	k := r.IntN(n)
+	for *used&(1<<k) != 0 {
+		k = (k + 1) % n
+	}
+	*used |= 1 << k
+	return k
+}
 
 // appendRef appends a sentence carrying the record's reference number.
 func appendRef(b []byte, r *rand.Rand, n uint32) []byte {

@@ -50,7 +50,31 @@ type validator interface{ validate() error }
 // the Go structs do not declare, and reporting every problem with the line
 // and dotted key path where it happened.
 func decodeStrict(file string, n *yaml.Node, out any, path string) error {
-	return decodeValue(file, n, reflect.ValueOf(out).Elem(), path)
+	d := &strictDecoder{file: file, keyLines: map[string]int{}}
+	return d.decodeValue(n, reflect.ValueOf(out).Elem(), path)
+}
+
+type strictDecoder struct {
+	file string
+	// keyLines remembers the line of every key path decoded, so that
+	// errors found after decoding (duplicates across list items, say)
+	// point at the right line.
+	keyLines map[string]int
+}
+
+// lineOf finds the line of path or of its nearest recorded parent.
+func (d *strictDecoder) lineOf(path string, fallback int) int {
+	for p := path; p != ""; {
+		if l, ok := d.keyLines[p]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return fallback
 }
 
 func join(path, key string) string {
@@ -60,7 +84,8 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-func decodeValue(file string, n *yaml.Node, v reflect.Value, path string) error {
+func (d *strictDecoder) decodeValue(n *yaml.Node, v reflect.Value, path string) error {
+	file := d.file
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -95,7 +120,8 @@ func decodeValue(file string, n *yaml.Node, v reflect.Value, path string) error 
 				return &Error{File: file, Line: k.Line, Key: join(path, k.Value), Msg: "key given twice"}
 			}
 			lines[k.Value] = k.Line
-			if err := decodeValue(file, val, v.Field(idx), join(path, k.Value)); err != nil {
+			d.keyLines[join(path, k.Value)] = k.Line
+			if err := d.decodeValue(val, v.Field(idx), join(path, k.Value)); err != nil {
 				return err
 			}
 		}
@@ -103,13 +129,8 @@ func decodeValue(file string, n *yaml.Node, v reflect.Value, path string) error 
 			if err := val.validate(); err != nil {
 				var ke *keyError
 				if errors.As(err, &ke) {
-					line := n.Line
-					first := strings.SplitN(ke.key, ".", 2)[0]
-					first = strings.SplitN(first, "[", 2)[0]
-					if l, ok := lines[first]; ok {
-						line = l
-					}
-					return &Error{File: file, Line: line, Key: join(path, ke.key), Msg: ke.msg}
+					full := join(path, ke.key)
+					return &Error{File: file, Line: d.lineOf(full, n.Line), Key: full, Msg: ke.msg}
 				}
 				var re *Error
 				if errors.As(err, &re) {
@@ -131,7 +152,8 @@ func decodeValue(file string, n *yaml.Node, v reflect.Value, path string) error 
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
-			if err := decodeValue(file, item, s.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			d.keyLines[fmt.Sprintf("%s[%d]", path, i)] = item.Line
+			if err := d.decodeValue(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
 				return err
 			}
 		}
@@ -142,7 +164,7 @@ func decodeValue(file string, n *yaml.Node, v reflect.Value, path string) error 
 			return nil
 		}
 		p := reflect.New(v.Type().Elem())
-		if err := decodeValue(file, n, p.Elem(), path); err != nil {
+		if err := d.decodeValue(n, p.Elem(), path); err != nil {
 			return err
 		}
 		v.Set(p)

@@ -645,6 +645,7 @@ func write(dir string, f *outFile, recs []*record) error {
 	case "pc":
 		var b bytes.Buffer
 		w := parquet.NewGenericWriter[pcRow](&b,
+			parquet.NewSchema("schema", parquet.SchemaOf(pcRow{})),
 			parquet.Compression(&parquet.Snappy),
 			parquet.CreatedBy("sieve-samples-gen", "1", "none"))
 		rows := make([]pcRow, len(recs))
