@@ -1,6 +1,8 @@
 package datasets
 
 import (
+	"github.com/sieve-data/sieve/internal/arrowcheck"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -340,7 +342,7 @@ func TestShardEmpty(t *testing.T) {
 	if got := readShardBytes(t, data); len(got) != 0 {
 		t.Errorf("got %d samples from an empty shard", len(got))
 	}
-	info, err := ArrowInspect(bytes.NewReader(data), int64(len(data)))
+	info, err := arrowcheck.Inspect(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -709,7 +711,7 @@ func TestArrowInspect(t *testing.T) {
 		{"", "ZSTD"}, {"snappy", "SNAPPY"}, {"gzip", "GZIP"}, {"none", "UNCOMPRESSED"},
 	} {
 		data, _ := writeShardBytes(t, samples, ShardOptions{Compression: tc.codec})
-		info, err := ArrowInspect(bytes.NewReader(data), int64(len(data)))
+		info, err := arrowcheck.Inspect(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -734,7 +736,7 @@ func TestArrowInspect(t *testing.T) {
 			t.Errorf("Metadata = %v", info.Metadata)
 		}
 	}
-	if _, err := ArrowInspect(bytes.NewReader([]byte("not parquet")), 11); err == nil {
+	if _, err := arrowcheck.Inspect(bytes.NewReader([]byte("not parquet")), 11); err == nil {
 		t.Error("ArrowInspect accepted garbage")
 	}
 }

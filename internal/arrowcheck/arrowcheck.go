@@ -1,4 +1,7 @@
-package datasets
+// Package arrowcheck reads Parquet files with Apache Arrow (arrow-go), an
+// implementation independent of the parquet-go library sieve writes with,
+// so tests can check that what sieve writes is what other readers see.
+package arrowcheck
 
 import (
 	"context"
@@ -12,9 +15,9 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
-// ArrowInfo is what Apache Arrow (arrow-go, the Go port of the library
+// Info is what Apache Arrow (arrow-go, the Go port of the library
 // behind pyarrow and Hugging Face datasets) makes of a Parquet file.
-type ArrowInfo struct {
+type Info struct {
 	// Schema is the Arrow schema's String(), less the "PARQUET:field_id"
 	// metadata pqarrow attaches to every top-level field.
 	Schema string
@@ -30,26 +33,26 @@ type ArrowInfo struct {
 	Metadata map[string]string
 }
 
-// ArrowInspect opens a Parquet file with arrow-go, independently of the
+// Inspect opens a Parquet file with arrow-go, independently of the
 // parquet-go based shard codec, decodes every row into an Arrow table and
 // reports its schema, row count and compression codecs. Tests of other
 // packages use it as an independent check that shards are readable by the
 // Arrow ecosystem.
-func ArrowInspect(r io.ReaderAt, size int64) (ArrowInfo, error) {
+func Inspect(r io.ReaderAt, size int64) (Info, error) {
 	pf, err := file.NewParquetReader(io.NewSectionReader(r, 0, size))
 	if err != nil {
-		return ArrowInfo{}, fmt.Errorf("arrow: open parquet: %w", err)
+		return Info{}, fmt.Errorf("arrow: open parquet: %w", err)
 	}
 	defer pf.Close()
 
-	var info ArrowInfo
+	var info Info
 	md := pf.MetaData()
 	for i := 0; i < md.NumRowGroups(); i++ {
 		rg := md.RowGroup(i)
 		for j := 0; j < rg.NumColumns(); j++ {
 			cc, err := rg.ColumnChunk(j)
 			if err != nil {
-				return ArrowInfo{}, fmt.Errorf("arrow: row group %d column %d: %w", i, j, err)
+				return Info{}, fmt.Errorf("arrow: row group %d column %d: %w", i, j, err)
 			}
 			if name := cc.Compression().String(); !slices.Contains(info.Codecs, name) {
 				info.Codecs = append(info.Codecs, name)
@@ -70,11 +73,11 @@ func ArrowInspect(r io.ReaderAt, size int64) (ArrowInfo, error) {
 
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 1024}, memory.DefaultAllocator)
 	if err != nil {
-		return ArrowInfo{}, fmt.Errorf("arrow: %w", err)
+		return Info{}, fmt.Errorf("arrow: %w", err)
 	}
 	schema, err := fr.Schema()
 	if err != nil {
-		return ArrowInfo{}, fmt.Errorf("arrow: schema: %w", err)
+		return Info{}, fmt.Errorf("arrow: schema: %w", err)
 	}
 	info.Schema = withoutFieldIDs(schema).String()
 	if fields, ok := schema.FieldsByName("messages"); ok && len(fields) > 0 {
@@ -82,7 +85,7 @@ func ArrowInspect(r io.ReaderAt, size int64) (ArrowInfo, error) {
 	}
 	tbl, err := fr.ReadTable(context.Background())
 	if err != nil {
-		return ArrowInfo{}, fmt.Errorf("arrow: read table: %w", err)
+		return Info{}, fmt.Errorf("arrow: read table: %w", err)
 	}
 	defer tbl.Release()
 	info.Rows = tbl.NumRows()

@@ -1,0 +1,583 @@
+// Command e2e is sieve's end-to-end benchmark harness. It generates a
+// synthetic chat dataset with package chatgen, writes two recipes into the
+// work folder, and times, as child processes:
+//
+//	sieve_e2e_dedup     sieve run --quiet recipe_dedup.yaml  (exact dedup, 4 shards)
+//	sieve_e2e_plain     sieve run --quiet recipe_plain.yaml  (no stages, 4 shards)
+//	duckdb_dedup_write  node bench/duckdb/bench.mjs IN OUT   (the baseline)
+//
+// Usage:
+//
+//	go run ./bench/e2e -sieve ./sieve -n 200000 -workdir /tmp/sieve-bench
+//
+// Each benchmark runs -reps times (interleaved, so drift hits all alike)
+// and prints one JSON line with the medians:
+//
+//	{"bench":"sieve_e2e_dedup","value":…,"unit":"samples/s","seconds":…,
+//	 "peak_rss_mib":…,"baseline":"duckdb_dedup_write","ratio":…,"machine":"…"}
+//
+// value is input samples divided by the child's wall time (process start
+// to exit, startup included, for every tool alike); ratio is value over
+// the baseline's value (null when the baseline failed). peak_rss_mib is
+// the child's ru_maxrss from wait4, which on Linux is the largest resident
+// set of the child and of any descendants it waited for (a maximum over
+// processes, not a sum). A benchmark that can't run (missing binary, node
+// or DuckDB package, non-zero exit) prints a line with "error" instead,
+// and the harness goes on with the others. Progress goes to stderr.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sieve-data/sieve/bench/chatgen"
+)
+
+const baselineName = "duckdb_dedup_write"
+
+type options struct {
+	sieve   string
+	n       int
+	dup     float64
+	seed    uint64
+	workdir string
+	reps    int
+	node    string
+	script  string
+	threads int
+	timeout time.Duration
+	only    string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.sieve, "sieve", "", "path to the sieve binary (sieve benchmarks report an error without it)")
+	flag.IntVar(&o.n, "n", 200000, "number of input samples")
+	flag.Float64Var(&o.dup, "dup", 0.05, "fraction of planted exact duplicates")
+	flag.Uint64Var(&o.seed, "seed", 1, "generator seed")
+	flag.StringVar(&o.workdir, "workdir", "", "work folder for input, recipes, outputs and logs (default: a new temporary folder)")
+	flag.IntVar(&o.reps, "reps", 3, "runs per benchmark; medians are reported")
+	flag.StringVar(&o.node, "node", "node", "node executable")
+	flag.StringVar(&o.script, "duckdb-script", "", "path to bench.mjs (default: bench/duckdb/bench.mjs in the module)")
+	flag.IntVar(&o.threads, "duckdb-threads", 2, "DuckDB threads")
+	flag.DurationVar(&o.timeout, "timeout", 30*time.Minute, "limit for one run")
+	flag.StringVar(&o.only, "only", "", "comma-separated benchmark names to run (default: all)")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+}
+
+// bench is one benchmark: how to prepare and start a run.
+type bench struct {
+	name    string
+	prepare func() error              // before each run, untimed
+	cmd     func() (*exec.Cmd, error) // the child to time
+	check   func(stdout []byte) (map[string]any, error)
+	err     error // set when the benchmark can't run at all
+	runs    []result
+}
+
+type result struct {
+	seconds float64
+	rssKiB  int64
+	extra   map[string]any
+}
+
+func run(o options) error {
+	if o.reps < 1 || o.n < 1 {
+		return errors.New("-reps and -n must be positive")
+	}
+	if o.workdir == "" {
+		d, err := os.MkdirTemp("", "sieve-bench-")
+		if err != nil {
+			return err
+		}
+		o.workdir = d
+	}
+	wd, err := filepath.Abs(o.workdir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(wd, "logs"), 0o755); err != nil {
+		return err
+	}
+	logf("work folder %s", wd)
+
+	// Input.
+	input := filepath.Join(wd, "input.jsonl")
+	st, err := generate(input, chatgen.Config{N: o.n, Dup: o.dup, Seed: o.seed})
+	if err != nil {
+		return fmt.Errorf("generating input: %w", err)
+	}
+	logf("input: %d samples, %.1f MiB, %d planted duplicates (%d expected after exact dedup)",
+		st.Records, float64(st.Bytes)/(1<<20), st.PlantedDups, st.Records-st.PlantedDups)
+
+	// Recipes.
+	dedupRecipe := filepath.Join(wd, "recipe_dedup.yaml")
+	plainRecipe := filepath.Join(wd, "recipe_plain.yaml")
+	dedupStore := filepath.Join(wd, "store_dedup")
+	plainStore := filepath.Join(wd, "store_plain")
+	if err := os.WriteFile(dedupRecipe, []byte(recipe(input, dedupStore, true)), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(plainRecipe, []byte(recipe(input, plainStore, false)), 0o644); err != nil {
+		return err
+	}
+
+	sieveBin, sieveErr := resolveSieve(o.sieve)
+	sieveBench := func(name, recipePath, store string) *bench {
+		return &bench{
+			name:    name,
+			err:     sieveErr,
+			prepare: func() error { return os.RemoveAll(store) },
+			cmd: func() (*exec.Cmd, error) {
+				return exec.Command(sieveBin, "run", "--quiet", recipePath), nil
+			},
+			check: func([]byte) (map[string]any, error) {
+				if filepath.Base(sieveBin) == "true" {
+					return nil, nil // plumbing test
+				}
+				size, err := dirSize(store)
+				if err != nil {
+					return nil, fmt.Errorf("no output store: %w", err)
+				}
+				return map[string]any{"output_bytes": size}, nil
+			},
+		}
+	}
+	outParquet := filepath.Join(wd, "duckdb_out.parquet")
+	duck := &bench{
+		name:    baselineName,
+		prepare: func() error { return removeIfExists(outParquet) },
+	}
+	nodeBin, script, duckErr := resolveDuckDB(o)
+	duck.err = duckErr
+	duck.cmd = func() (*exec.Cmd, error) {
+		return exec.Command(nodeBin, script, input, outParquet, fmt.Sprint(o.threads)), nil
+	}
+	duck.check = func(stdout []byte) (map[string]any, error) {
+		var rep struct {
+			SamplesIn  int64   `json:"samples_in"`
+			SamplesOut int64   `json:"samples_out"`
+			Seconds    float64 `json:"seconds"`
+			Error      string  `json:"error"`
+		}
+		line := lastLine(stdout)
+		if err := json.Unmarshal(line, &rep); err != nil {
+			return nil, fmt.Errorf("unreadable report %q: %w", line, err)
+		}
+		if rep.Error != "" {
+			return nil, errors.New(rep.Error)
+		}
+		if rep.SamplesIn != st.Records {
+			return nil, fmt.Errorf("samples_in %d, want %d", rep.SamplesIn, st.Records)
+		}
+		if want := st.Records - st.PlantedDups; rep.SamplesOut != want {
+			return nil, fmt.Errorf("samples_out %d, want %d", rep.SamplesOut, want)
+		}
+		return map[string]any{"samples_out": rep.SamplesOut, "inner_seconds": rep.Seconds}, nil
+	}
+
+	benches := []*bench{
+		sieveBench("sieve_e2e_dedup", dedupRecipe, dedupStore),
+		sieveBench("sieve_e2e_plain", plainRecipe, plainStore),
+		duck,
+	}
+	if o.only != "" {
+		keep := map[string]bool{}
+		for _, s := range strings.Split(o.only, ",") {
+			keep[strings.TrimSpace(s)] = true
+		}
+		var sel []*bench
+		for _, b := range benches {
+			if keep[b.name] {
+				sel = append(sel, b)
+			}
+		}
+		benches = sel
+	}
+
+	for rep := 1; rep <= o.reps; rep++ {
+		for _, b := range benches {
+			if b.err != nil {
+				continue
+			}
+			res, err := measure(b, wd, rep, o.timeout)
+			if err != nil {
+				b.err = fmt.Errorf("run %d: %w", rep, err)
+				logf("%s: %v", b.name, b.err)
+				continue
+			}
+			logf("%s run %d: %.2fs, peak RSS %.0f MiB", b.name, rep, res.seconds, float64(res.rssKiB)/1024)
+			b.runs = append(b.runs, res)
+		}
+	}
+
+	machine := machineInfo()
+	var baseValue float64
+	for _, b := range benches {
+		if b.name == baselineName && b.err == nil && len(b.runs) > 0 {
+			baseValue = float64(st.Records) / median(seconds(b.runs))
+		}
+	}
+	enc := json.NewEncoder(os.Stdout)
+	for _, b := range benches {
+		line := map[string]any{"bench": b.name, "machine": machine, "baseline": baselineName}
+		if b.err != nil || len(b.runs) == 0 {
+			if b.err == nil {
+				b.err = errors.New("not run")
+			}
+			line["error"] = b.err.Error()
+			if err := enc.Encode(ordered(line)); err != nil {
+				return err
+			}
+			continue
+		}
+		secs := median(seconds(b.runs))
+		value := float64(st.Records) / secs
+		line["value"] = round(value, 1)
+		line["unit"] = "samples/s"
+		line["seconds"] = round(secs, 3)
+		line["peak_rss_mib"] = round(median(rss(b.runs))/1024, 1)
+		if baseValue > 0 {
+			line["ratio"] = round(value/baseValue, 3)
+		} else {
+			line["ratio"] = nil
+		}
+		line["samples_in"] = st.Records
+		line["reps"] = len(b.runs)
+		line["runs_seconds"] = roundAll(seconds(b.runs), 3)
+		for k, v := range b.runs[len(b.runs)-1].extra {
+			line[k] = v
+		}
+		if err := enc.Encode(ordered(line)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// measure runs b once and returns its wall time and peak RSS.
+func measure(b *bench, wd string, rep int, timeout time.Duration) (result, error) {
+	if err := b.prepare(); err != nil {
+		return result{}, fmt.Errorf("prepare: %w", err)
+	}
+	cmd, err := b.cmd()
+	if err != nil {
+		return result{}, err
+	}
+	logPath := filepath.Join(wd, "logs", fmt.Sprintf("%s.%d.log", b.name, rep))
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return result{}, err
+	}
+	defer logFile.Close()
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = logFile
+	cmd.Dir = wd
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return result{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			// Kill the child's whole process group.
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		case <-done:
+		}
+	}()
+	waitErr := cmd.Wait()
+	elapsed := time.Since(start).Seconds()
+	close(done)
+	fmt.Fprintf(logFile, "\n--- stdout ---\n%s", stdout.Bytes())
+	if ctx.Err() != nil {
+		return result{}, fmt.Errorf("timed out after %s (log: %s)", timeout, logPath)
+	}
+	if waitErr != nil {
+		return result{}, fmt.Errorf("%v; stderr tail: %s (log: %s)", waitErr, tail(logPath, 400), logPath)
+	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return result{}, errors.New("no rusage")
+	}
+	extra, err := b.check(stdout.Bytes())
+	if err != nil {
+		return result{}, fmt.Errorf("%w (log: %s)", err, logPath)
+	}
+	return result{seconds: elapsed, rssKiB: ru.Maxrss, extra: extra}, nil
+}
+
+func generate(path string, cfg chatgen.Config) (chatgen.Stats, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return chatgen.Stats{}, err
+	}
+	st, err := chatgen.Generate(f, cfg)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return st, err
+}
+
+// recipe returns the benchmark recipe in the YAML shape sieve's parser
+// accepts.
+func recipe(input, store string, dedup bool) string {
+	name, stages := "bench_plain", "stages: []\n"
+	if dedup {
+		name, stages = "bench_dedup", "stages:\n  - exact_dedup: {key: conversation}\n"
+	}
+	return fmt.Sprintf(`name: %s
+sources:
+  - name: chat
+    path: %s
+    format: openai
+    license: cc-by-4.0
+%soutput:
+  store: %s
+  shards: 4
+  test_ratio: 0.0
+`, name, yamlQuote(input), stages, yamlQuote(store))
+}
+
+// yamlQuote quotes a path when plain YAML would misread it.
+func yamlQuote(s string) string {
+	if strings.ContainsAny(s, ":#'\"{}[],&*!|>%@` \t") {
+		return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	}
+	return s
+}
+
+func resolveSieve(path string) (string, error) {
+	if path == "" {
+		return "", errors.New("no sieve binary given (-sieve)")
+	}
+	p, err := exec.LookPath(path)
+	if err != nil {
+		return "", fmt.Errorf("sieve binary: %w", err)
+	}
+	return filepath.Abs(p)
+}
+
+func resolveDuckDB(o options) (node, script string, err error) {
+	node, err = exec.LookPath(o.node)
+	if err != nil {
+		return "", "", fmt.Errorf("node not found: %w", err)
+	}
+	script = o.script
+	if script == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			return "", "", err
+		}
+		script = filepath.Join(root, "bench", "duckdb", "bench.mjs")
+	}
+	if script, err = filepath.Abs(script); err != nil {
+		return "", "", err
+	}
+	if _, err := os.Stat(script); err != nil {
+		return "", "", fmt.Errorf("duckdb script: %w", err)
+	}
+	pkg := filepath.Join(filepath.Dir(script), "node_modules", "@duckdb", "node-api", "package.json")
+	if _, err := os.Stat(pkg); err != nil {
+		return "", "", fmt.Errorf("@duckdb/node-api is not installed (run npm install in %s)", filepath.Dir(script))
+	}
+	return node, script, nil
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.Contains(b, []byte("module github.com/sieve-data/sieve\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside the sieve module; pass -duckdb-script")
+		}
+		dir = parent
+	}
+}
+
+// machineInfo returns "<cores> cores, <CPU model>".
+func machineInfo() string {
+	model := runtime.GOARCH
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			k, v, ok := strings.Cut(sc.Text(), ":")
+			if ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	return fmt.Sprintf("%d cores, %s", runtime.NumCPU(), model)
+}
+
+func dirSize(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += info.Size()
+		}
+		return nil
+	})
+	return total, err
+}
+
+func removeIfExists(path string) error {
+	err := os.Remove(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func lastLine(b []byte) []byte {
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	return bytes.TrimSpace(lines[len(lines)-1])
+}
+
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	if i := bytes.Index(b, []byte("\n--- stdout ---\n")); i >= 0 {
+		b = b[:i]
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return "(no stderr)"
+	}
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return strings.ReplaceAll(string(b), "\n", " | ")
+}
+
+func seconds(rs []result) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i] = r.seconds
+	}
+	return out
+}
+
+func rss(rs []result) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i] = float64(r.rssKiB)
+	}
+	return out
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	m := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[m]
+	}
+	return (s[m-1] + s[m]) / 2
+}
+
+func round(x float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(x*p) / p
+}
+
+func roundAll(xs []float64, digits int) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = round(x, digits)
+	}
+	return out
+}
+
+// ordered renders a result line with the documented keys first.
+type orderedLine []kv
+
+type kv struct {
+	k string
+	v any
+}
+
+func ordered(m map[string]any) orderedLine {
+	first := []string{"bench", "error", "value", "unit", "seconds", "peak_rss_mib", "baseline", "ratio", "machine"}
+	var out orderedLine
+	seen := map[string]bool{}
+	for _, k := range first {
+		if v, ok := m[k]; ok {
+			out = append(out, kv{k, v})
+			seen[k] = true
+		}
+	}
+	var rest []string
+	for k := range m {
+		if !seen[k] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	for _, k := range rest {
+		out = append(out, kv{k, m[k]})
+	}
+	return out
+}
+
+func (l orderedLine) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, e := range l {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(e.k)
+		v, err := json.Marshal(e.v)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "e2e: "+format+"\n", args...)
+}
