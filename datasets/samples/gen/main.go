@@ -639,7 +639,7 @@ func encode(r *record) ([]byte, error) {
 func checkBad(r *record) error {
 	kind := r.attrs["bad"]
 	switch kind {
-	case "json":
+	case "json-truncated", "json-repr":
 		var v any
 		if json.Unmarshal(r.encoded, &v) == nil {
 			return errors.New("bad=json record parses")
@@ -906,7 +906,7 @@ func (a *analysis) markdown(w io.Writer) {
 	fmt.Fprintln(bw, "| file | where | defect |")
 	fmt.Fprintln(bw, "| --- | --- | --- |")
 	for _, r := range a.bad {
-		fmt.Fprintf(bw, "| `%s` | %s | %s |\n", r.file.name, r.where(), badText[r.attrs["bad"]])
+		fmt.Fprintf(bw, "| `%s` | %s | %s |\n", r.file.name, r.where(), badText(r))
 	}
 	fmt.Fprintln(bw)
 	fmt.Fprintln(bw, "### Exact duplicate clusters")
@@ -954,12 +954,33 @@ func (a *analysis) markdown(w io.Writer) {
 	}
 }
 
-var badText = map[string]string{
-	"json":               "not valid JSON (truncated line, or a Python repr with single quotes)",
-	"utf8":               "invalid UTF-8: a raw Latin-1 byte 0xE9 inside a string",
-	"missing-field":      "required field missing (no answer field at all)",
-	"empty-conversation": "empty conversation (no turns)",
-	"unknown-role":       "unknown role, not mapped by the recipe",
-	"empty-response":     "empty response (answer is an empty string)",
-	"empty-text":         "empty text",
+// badText describes a malformed record for the README.
+func badText(r *record) string {
+	answer := map[string]string{"alpaca": "`output`", "dolly": "`response`",
+		"openai": "the assistant message's `content`", "sharegpt": "the gpt turn's `value`"}[r.file.format]
+	switch r.attrs["bad"] {
+	case "json-truncated":
+		return "bad JSON: the line is truncated"
+	case "json-repr":
+		return "bad JSON: a Python dict repr with single quotes"
+	case "utf8":
+		return "invalid UTF-8: a raw Latin-1 byte 0xE9 inside a JSON string"
+	case "missing-field":
+		return "missing required field: no " + answer
+	case "empty-conversation":
+		return "empty conversation: `conversations` is `[]`"
+	case "unknown-role":
+		for _, s := range r.secs {
+			switch s.name {
+			case "system", "user", "assistant":
+			default:
+				return fmt.Sprintf("unknown role: a turn from `%s`, which the recipe does not map", s.name)
+			}
+		}
+	case "empty-response":
+		return "empty response: " + answer + " is `\"\"`"
+	case "empty-text":
+		return "empty text: `text` is `\"\"`"
+	}
+	return r.attrs["bad"]
 }

@@ -1,0 +1,54 @@
+# sieve — make run (the demo end to end), make test, make bench, make lint.
+GO        ?= go
+BIN       := bin/sieve
+STORE     ?= store
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BENCH_N   ?= 200000
+BENCH_REPS ?= 3
+export GOFLAGS := -buildvcs=false
+
+GO_SOURCES := $(shell find . -name '*.go' -not -path './bench/duckdb/*' -not -path './.git/*') go.mod go.sum
+
+.PHONY: all build run test bench bench-go lint fmt samples clean
+
+all: build
+
+build: $(BIN)
+
+$(BIN): $(GO_SOURCES)
+	$(GO) build -o $(BIN) ./cmd/sieve
+
+## run: build sieve and run the demo recipe on the bundled sample into ./store
+run: $(BIN)
+	./$(BIN) run pipelines/recipes/demo.yaml --store $(STORE)
+	./$(BIN) inspect demo@latest --store $(STORE) -n 2
+
+## test: vet and run every test (Beam pipelines on prism included)
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+
+## bench: end-to-end throughput and peak RSS of sieve vs DuckDB, then Go benchmarks (JSON lines)
+bench: $(BIN)
+	@command -v node >/dev/null && (cd bench/duckdb && [ -d node_modules/@duckdb ] || npm install --no-audit --no-fund --silent) || echo '{"bench":"duckdb_dedup_write","error":"node not installed"}'
+	$(GO) run ./bench/e2e -sieve ./$(BIN) -n $(BENCH_N) -reps $(BENCH_REPS) -workdir $${TMPDIR:-/tmp}/sieve-bench
+	@$(MAKE) --no-print-directory bench-go
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./datasets/ ./dedup/ | $(GO) run ./bench/gobench
+
+## lint: gofmt, go vet and staticcheck must be clean
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## samples: regenerate the bundled sample from its authored text
+samples:
+	$(GO) run ./datasets/samples/gen
+
+clean:
+	rm -rf bin $(STORE)
