@@ -103,7 +103,7 @@ func TestDecodeFormats(t *testing.T) {
 
 func TestDetectFormat(t *testing.T) {
 	tests := map[string]Format{
-		`{"instruction":"a","input":"","output":"b"}`:                   FormatAlpaca,
+		`{"instruction":"a","input":"","output":"b"}`:                    FormatAlpaca,
 		`{"instruction":"a","context":"","response":"b","category":"x"}`: FormatDolly,
 		`{"conversations":[{"from":"human","value":"a"}]}`:               FormatShareGPT,
 		`{"messages":[{"from":"human","value":"a"}]}`:                    FormatShareGPT,
@@ -126,8 +126,8 @@ func TestSampleFromRecordValidates(t *testing.T) {
 	d := Decoder{Format: FormatOpenAI}
 	cases := map[string]string{
 		"{\"messages\":[{\"role\":\"user\",\"content\":\"caf\xe9\"},{\"role\":\"assistant\",\"content\":\"x\"}]}": "invalid utf-8",
-		`{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"   "}]}`:                     "empty content",
-		`{"messages":[{"role":"system","content":"s"},{"role":"user","content":"q"}]}`:                           "no assistant turn",
+		`{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"   "}]}`:                       "empty content",
+		`{"messages":[{"role":"system","content":"s"},{"role":"user","content":"q"}]}`:                            "no assistant turn",
 	}
 	for raw, reason := range cases {
 		_, err := d.SampleFromRecord(Record{Raw: []byte(raw)}, Source{}, "")
