@@ -2,7 +2,6 @@ package pipelines
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -170,10 +169,7 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 		Rejected:    transforms.RejectedFile,
 	}
 	inputs := map[string]*datasets.Input{}
-	for i := range plan.Inputs {
-		in := plan.Inputs[i]
-		m.Inputs = append(m.Inputs, in)
-	}
+	m.Inputs = append(m.Inputs, plan.Inputs...)
 	for i := range m.Inputs {
 		inputs[m.Inputs[i].Source+"\x00"+m.Inputs[i].File] = &m.Inputs[i]
 	}
@@ -284,19 +280,4 @@ func readAll(ctx context.Context, file string) ([]byte, error) {
 	}
 	defer fs.Close()
 	return filesystem.Read(ctx, fs, file)
-}
-
-func writeAll(ctx context.Context, file string, data []byte) error {
-	fs, err := filesystem.New(ctx, file)
-	if err != nil {
-		return err
-	}
-	defer fs.Close()
-	return filesystem.Write(ctx, fs, file, data)
-}
-
-// manifestJSON is used by tests and the CLI to print a manifest.
-func manifestJSON(m *datasets.Manifest) []byte {
-	b, _ := json.MarshalIndent(m, "", "  ")
-	return b
 }
