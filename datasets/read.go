@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/local" // local paths; gs:// comes with package pipelines
@@ -39,6 +40,23 @@ type ReadOptions struct {
 	// Limit stops after this many records (0: no limit). Records, not
 	// samples: dead letters count towards it.
 	Limit int64
+	// Workers > 1 decodes records on that many goroutines (the callbacks
+	// still run on the caller's goroutine, in no particular order). Used
+	// only when the format is known.
+	Workers int `json:"workers,omitempty"`
+	// Range, when End > 0, reads only bytes [Start, End) of an
+	// uncompressed JSONL file; Start must be a line start (see
+	// SplitJSONL) and FirstIndex and FirstLine the record index and line
+	// number of the first record there.
+	Range ByteRange
+}
+
+// ByteRange is a slice of a JSONL file made of whole lines.
+type ByteRange struct {
+	Start      int64 `json:"start,omitempty"`
+	End        int64 `json:"end,omitempty"`
+	FirstIndex int64 `json:"first_index,omitempty"`
+	FirstLine  int64 `json:"first_line,omitempty"`
 }
 
 // FileStats summarise one file read.
@@ -70,7 +88,18 @@ func ReadSamples(ctx context.Context, file string, opt ReadOptions, emit func(Sa
 		return st, err
 	}
 	defer rc.Close()
-	r, release, err := Decompress(rc, comp)
+	var in io.Reader = rc
+	rg := opt.Range
+	if rg.End > 0 {
+		if cont != ContainerJSONL || comp != CompressionNone {
+			return st, fmt.Errorf("%s: byte ranges need uncompressed JSONL", file)
+		}
+		if err := skipTo(rc, rg.Start); err != nil {
+			return st, fmt.Errorf("%s: seek to %d: %w", file, rg.Start, err)
+		}
+		in = io.LimitReader(rc, rg.End-rg.Start)
+	}
+	r, release, err := Decompress(in, comp)
 	if err != nil {
 		return st, fmt.Errorf("%s: %w", file, err)
 	}
@@ -81,6 +110,10 @@ func ReadSamples(ctx context.Context, file string, opt ReadOptions, emit func(Sa
 	errStop := errors.New("limit reached")
 
 	process := func(rec Record) error {
+		rec.Index += rg.FirstIndex
+		if rec.Line > 0 {
+			rec.Line += rg.FirstLine
+		}
 		src := Source{Dataset: opt.Source, File: file, Index: rec.Index}
 		s, err := dec.SampleFromRecord(rec, src, opt.License)
 		if err != nil {
@@ -113,6 +146,9 @@ func ReadSamples(ctx context.Context, file string, opt ReadOptions, emit func(Sa
 		}
 		return nil
 	}
+	if opt.Workers > 1 && dec.Format != FormatAuto {
+		return readParallel(cont, r, opt, file, dec, st, emit, dead)
+	}
 	readErr := ReadRecords(cont, r, func(rec Record) error {
 		if opt.Limit > 0 && st.Records >= opt.Limit {
 			return errStop
@@ -135,8 +171,133 @@ func ReadSamples(ctx context.Context, file string, opt ReadOptions, emit func(Sa
 	// The container broke: account for it as one dead letter.
 	st.Records++
 	st.Dead++
-	return st, dead(DeadLetter{Source: opt.Source, File: file, Index: st.Records - 1, Stage: "read",
+	return st, dead(DeadLetter{Source: opt.Source, File: file, Index: rg.FirstIndex + st.Records - 1, Stage: "read",
 		Reason: "unreadable file", Detail: fmt.Sprintf("reading stopped after %d records: %v", st.Records-1, readErr)})
+}
+
+// decodedBatch is one batch of records decoded by a worker.
+type decodedBatch struct {
+	samples []Sample
+	dead    []DeadLetter
+}
+
+// readParallel reads records on one goroutine, decodes batches of them on
+// opt.Workers goroutines and runs the callbacks on the caller's.
+func readParallel(cont Container, r io.Reader, opt ReadOptions, file string, dec *Decoder, st FileStats,
+	emit func(Sample) error, dead func(DeadLetter) error) (FileStats, error) {
+	const batchSize = 128
+	rg := opt.Range
+	batches := make(chan []Record, opt.Workers*2)
+	results := make(chan decodedBatch, opt.Workers*2)
+	stop := make(chan struct{})
+	errStop := errors.New("stopped")
+	var readErr error
+	var records int64
+	go func() {
+		defer close(batches)
+		batch := make([]Record, 0, batchSize)
+		send := func() bool {
+			select {
+			case batches <- batch:
+				batch = make([]Record, 0, batchSize)
+				return true
+			case <-stop:
+				return false
+			}
+		}
+		readErr = ReadRecords(cont, r, func(rec Record) error {
+			if opt.Limit > 0 && records >= opt.Limit {
+				return errStop
+			}
+			records++
+			rec.Raw = append([]byte(nil), rec.Raw...)
+			batch = append(batch, rec)
+			if len(batch) == batchSize && !send() {
+				return errStop
+			}
+			return nil
+		})
+		if len(batch) > 0 {
+			send()
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := 0; w < opt.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				var out decodedBatch
+				for _, rec := range b {
+					rec.Index += rg.FirstIndex
+					if rec.Line > 0 {
+						rec.Line += rg.FirstLine
+					}
+					s, err := dec.SampleFromRecord(rec, Source{Dataset: opt.Source, File: file, Index: rec.Index}, opt.License)
+					if err != nil {
+						out.dead = append(out.dead, deadLetter(opt.Source, file, rec, err))
+						continue
+					}
+					out.samples = append(out.samples, s)
+				}
+				select {
+				case results <- out:
+				case <-stop:
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(results) }()
+	var cbErr error
+	for b := range results {
+		if cbErr != nil {
+			continue
+		}
+		for _, s := range b.samples {
+			st.Samples++
+			if cbErr = emit(s); cbErr != nil {
+				break
+			}
+		}
+		for _, d := range b.dead {
+			if cbErr != nil {
+				break
+			}
+			st.Dead++
+			cbErr = dead(d)
+		}
+		if cbErr != nil {
+			close(stop)
+		}
+	}
+	st.Records = records
+	if cbErr != nil {
+		return st, cbErr
+	}
+	if readErr == nil || errors.Is(readErr, errStop) {
+		return st, nil
+	}
+	st.Records++
+	st.Dead++
+	return st, dead(DeadLetter{Source: opt.Source, File: file, Index: rg.FirstIndex + st.Records - 1, Stage: "read",
+		Reason: "unreadable file", Detail: fmt.Sprintf("reading stopped after %d records: %v", st.Records-1, readErr)})
+}
+
+// skipTo advances a fresh reader to offset, seeking where it can.
+func skipTo(r io.Reader, offset int64) error {
+	if offset == 0 {
+		return nil
+	}
+	if sk, ok := r.(io.Seeker); ok {
+		_, err := sk.Seek(offset, io.SeekStart)
+		return err
+	}
+	n, err := io.CopyN(io.Discard, r, offset)
+	if err == nil && n != offset {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // callbackError marks errors that came from the emit/dead callbacks.
@@ -205,6 +366,14 @@ type closeBoth struct {
 	fs io.Closer
 }
 
+// Seek seeks the underlying file when it can.
+func (c closeBoth) Seek(offset int64, whence int) (int64, error) {
+	if sk, ok := c.ReadCloser.(io.Seeker); ok {
+		return sk.Seek(offset, whence)
+	}
+	return 0, errors.New("not seekable")
+}
+
 func (c closeBoth) Close() error {
 	err := c.ReadCloser.Close()
 	c.fs.Close()
@@ -232,4 +401,45 @@ func Glob(ctx context.Context, pattern string) ([]string, error) {
 	}
 	sort.Strings(files)
 	return files, nil
+}
+
+// DetectFileFormat reads a file's first records (up to 100) and returns
+// the format of the first one whose fields identify it.
+func DetectFileFormat(ctx context.Context, file string) (Format, error) {
+	cont, comp, err := DetectContainer(file)
+	if err != nil {
+		return "", err
+	}
+	rc, err := Open(ctx, file)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	r, release, err := Decompress(rc, comp)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", file, err)
+	}
+	defer release()
+	found := errors.New("found")
+	var format Format
+	n := 0
+	err = ReadRecords(cont, r, func(rec Record) error {
+		if rec.Err == nil {
+			if f, err := DetectFormat(rec.Raw); err == nil {
+				format = f
+				return found
+			}
+		}
+		if n++; n >= maxDetect {
+			return found
+		}
+		return nil
+	})
+	if format != "" {
+		return format, nil
+	}
+	if err != nil && err != found {
+		return "", fmt.Errorf("%s: %w", file, err)
+	}
+	return "", fmt.Errorf("%s: no record of a known format in the first %d", file, maxDetect)
 }

@@ -9,10 +9,7 @@ package pipelines
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 
 	"github.com/sieve-data/sieve/datasets"
 	"github.com/sieve-data/sieve/pipelines/recipe"
@@ -28,6 +25,10 @@ type Plan struct {
 	Inputs []datasets.Input // one per file, Records etc. still zero
 }
 
+// SplitBytes is the size above which an uncompressed JSONL input is read
+// in parallel as byte ranges of about this size.
+var SplitBytes int64 = 16 << 20
+
 // NewPlan lists and hashes the recipe's input files.
 func NewPlan(ctx context.Context, r *recipe.Recipe) (*Plan, error) {
 	p := &Plan{Recipe: r}
@@ -40,37 +41,43 @@ func NewPlan(ctx context.Context, r *recipe.Recipe) (*Plan, error) {
 		format, _ := datasets.ParseFormat(src.Format)
 		opt := datasets.ReadOptions{Source: src.Name, Format: format, Roles: src.Roles,
 			TextField: src.TextField, License: src.License, Limit: src.Limit}
+		split := SplitBytes
+		if src.Limit > 0 {
+			split = 0 // a limit counts records in file order: one reader
+		}
+		var limited []string
 		for _, f := range files {
 			if _, _, err := datasets.DetectContainer(f); err != nil {
 				return nil, fmt.Errorf("source %s: %w", src.Name, err)
 			}
-			size, sum, err := hashFile(ctx, f)
+			info, err := datasets.ScanFile(ctx, f, split)
 			if err != nil {
 				return nil, fmt.Errorf("source %s: %w", src.Name, err)
 			}
-			p.Inputs = append(p.Inputs, datasets.Input{Source: src.Name, File: f, Bytes: size, SHA256: sum})
+			p.Inputs = append(p.Inputs, datasets.Input{Source: src.Name, File: f, Bytes: info.Bytes, SHA256: info.SHA256})
+			if src.Limit > 0 {
+				limited = append(limited, f)
+				continue
+			}
+			fopt := opt
+			if len(info.Splits) > 0 && fopt.Format == datasets.FormatAuto {
+				// Every range must decode the same way: detect once.
+				if f, err := datasets.DetectFileFormat(ctx, f); err == nil {
+					fopt.Format = f
+				}
+			}
+			if len(info.Splits) == 0 {
+				p.Tasks = append(p.Tasks, transforms.ReadTask{Options: fopt, Files: []string{f}})
+			}
+			for _, rg := range info.Splits {
+				ropt := fopt
+				ropt.Range = rg
+				p.Tasks = append(p.Tasks, transforms.ReadTask{Options: ropt, Files: []string{f}})
+			}
 		}
-		if src.Limit > 0 {
-			p.Tasks = append(p.Tasks, transforms.ReadTask{Options: opt, Files: files})
-			continue
-		}
-		for _, f := range files {
-			p.Tasks = append(p.Tasks, transforms.ReadTask{Options: opt, Files: []string{f}})
+		if len(limited) > 0 {
+			p.Tasks = append(p.Tasks, transforms.ReadTask{Options: opt, Files: limited})
 		}
 	}
 	return p, nil
-}
-
-func hashFile(ctx context.Context, file string) (int64, string, error) {
-	rc, err := datasets.Open(ctx, file)
-	if err != nil {
-		return 0, "", err
-	}
-	defer rc.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, rc)
-	if err != nil {
-		return 0, "", fmt.Errorf("read %s: %w", file, err)
-	}
-	return n, hex.EncodeToString(h.Sum(nil)), nil
 }

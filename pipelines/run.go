@@ -183,7 +183,11 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 			if !ok {
 				return nil, fmt.Errorf("run report names an unplanned input %s", rep.Input.File)
 			}
-			in.Format, in.Records, in.Samples, in.Dead = rep.Input.Format, rep.Input.Records, rep.Input.Samples, rep.Input.Dead
+			// A file read as several byte ranges reports once a range.
+			in.Format = rep.Input.Format
+			in.Records += rep.Input.Records
+			in.Samples += rep.Input.Samples
+			in.Dead += rep.Input.Dead
 		case "shard":
 			sp := splits[rep.Split]
 			if sp == nil {

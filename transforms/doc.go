@@ -16,7 +16,10 @@
 package transforms
 
 import (
+	"fmt"
 	"reflect"
+
+	"github.com/klauspost/compress/s2"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
@@ -31,18 +34,64 @@ func init() {
 	beam.RegisterCoder(reflect.TypeOf(datasets.Rejected{}), encodeRejected, decodeRejected)
 }
 
-func encodeSample(s datasets.Sample) []byte { return s.AppendBinary(nil) }
+// Samples cross the runner's data plane (and sit in its memory between
+// stages) in their binary encoding, compressed with S2 when large: chat
+// text shrinks 2-3x, which cuts the runner's copying and memory by as
+// much, for about a gigabyte a second of CPU.
+const (
+	codecPlain  = 0
+	codecS2     = 1
+	compressMin = 512
+)
+
+func encodeSample(s datasets.Sample) []byte {
+	return compressFrame(s.AppendBinary(make([]byte, 1, 256)))
+}
 
 func decodeSample(b []byte) (datasets.Sample, error) {
 	var s datasets.Sample
-	err := s.UnmarshalBinary(b)
+	raw, err := decompressFrame(b)
+	if err == nil {
+		err = s.UnmarshalBinary(raw)
+	}
 	return s, err
 }
 
-func encodeRejected(r datasets.Rejected) []byte { return r.AppendBinary(nil) }
+func encodeRejected(r datasets.Rejected) []byte {
+	return compressFrame(r.AppendBinary(make([]byte, 1, 256)))
+}
 
 func decodeRejected(b []byte) (datasets.Rejected, error) {
 	var r datasets.Rejected
-	err := r.UnmarshalBinary(b)
+	raw, err := decompressFrame(b)
+	if err == nil {
+		err = r.UnmarshalBinary(raw)
+	}
 	return r, err
+}
+
+// compressFrame takes an encoding whose first byte is reserved and
+// returns a frame: codecPlain + the encoding, or codecS2 + its S2 block.
+func compressFrame(b []byte) []byte {
+	if len(b) < compressMin {
+		b[0] = codecPlain
+		return b
+	}
+	out := make([]byte, 1+s2.MaxEncodedLen(len(b)-1))
+	out[0] = codecS2
+	enc := s2.Encode(out[1:], b[1:])
+	return out[:1+len(enc)]
+}
+
+func decompressFrame(b []byte) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("sample coder: empty frame")
+	}
+	switch b[0] {
+	case codecPlain:
+		return b[1:], nil
+	case codecS2:
+		return s2.Decode(nil, b[1:])
+	}
+	return nil, fmt.Errorf("sample coder: unknown frame type %d", b[0])
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -80,6 +81,7 @@ func (f *readFn) ProcessElement(ctx context.Context, task string, emit func(data
 	limit := t.Options.Limit
 	for _, file := range t.Files {
 		opt := t.Options
+		opt.Workers = runtime.GOMAXPROCS(0)
 		if t.Options.Limit > 0 {
 			if limit <= 0 {
 				break

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
@@ -127,12 +129,26 @@ func (f *assignShardFn) ProcessElement(s datasets.Sample, emit func(string, data
 	emit(ShardPath(split, ShardOf(s.ID, n), n), s)
 }
 
+// writeShardFn writes each shard group as one Parquet file. Runners such
+// as prism hand a stage all its groups in one bundle, so the sorting,
+// encoding and compression of groups run on background goroutines (as
+// many as GOMAXPROCS) and FinishBundle waits for them and emits their
+// reports.
 type writeShardFn struct {
 	Cfg  WriteConfig `json:"cfg"`
 	rows beam.Counter
+
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	reports []Report
+	err     error
 }
 
-func (f *writeShardFn) Setup() { f.rows = beam.NewCounter(Namespace, "written_rows") }
+func (f *writeShardFn) Setup() {
+	f.rows = beam.NewCounter(Namespace, "written_rows")
+	f.sem = make(chan struct{}, runtime.GOMAXPROCS(0))
+}
 
 func (f *writeShardFn) ProcessElement(ctx context.Context, key string, values func(*datasets.Sample) bool, emit func(string)) error {
 	var samples []datasets.Sample
@@ -143,6 +159,42 @@ func (f *writeShardFn) ProcessElement(ctx context.Context, key string, values fu
 		}
 		v = datasets.Sample{}
 	}
+	f.sem <- struct{}{}
+	f.wg.Add(1)
+	go func() {
+		defer func() { <-f.sem; f.wg.Done() }()
+		rep, err := f.write(ctx, key, samples)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if err != nil && f.err == nil {
+			f.err = err
+		}
+		if err == nil {
+			f.reports = append(f.reports, rep)
+		}
+	}()
+	return nil
+}
+
+func (f *writeShardFn) FinishBundle(ctx context.Context, emit func(string)) error {
+	f.wg.Wait()
+	f.mu.Lock()
+	reports, err := f.reports, f.err
+	f.reports, f.err = nil, nil
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, r := range reports {
+		f.rows.Inc(ctx, r.Shard.Rows)
+		if err := emitReport(emit, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *writeShardFn) write(ctx context.Context, key string, samples []datasets.Sample) (Report, error) {
 	sort.Slice(samples, func(i, j int) bool { return datasets.Less(&samples[i], &samples[j]) })
 	path := joinPath(f.Cfg.Dir, key)
 	var st datasets.ShardStats
@@ -160,12 +212,11 @@ func (f *writeShardFn) ProcessElement(ctx context.Context, key string, values fu
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("write shard %s: %w", path, err)
+		return Report{}, fmt.Errorf("write shard %s: %w", path, err)
 	}
-	f.rows.Inc(ctx, st.Rows)
 	split := strings.SplitN(strings.TrimPrefix(key, "data/"), "-", 2)[0]
-	return emitReport(emit, Report{Kind: "shard", Split: split,
-		Shard: &datasets.Shard{Path: key, Rows: st.Rows, Bytes: st.Bytes, SHA256: st.SHA256}})
+	return Report{Kind: "shard", Split: split,
+		Shard: &datasets.Shard{Path: key, Rows: st.Rows, Bytes: st.Bytes, SHA256: st.SHA256}}, nil
 }
 
 func emitReport(emit func(string), r Report) error {

@@ -5,8 +5,12 @@
 // Reads chat records in the OpenAI messages format from IN (JSONL), drops
 // exact duplicates by the same normalised key sieve uses (for each
 // message: its role and its content lowercased, whitespace runs collapsed
-// to one space and trimmed), keeps one survivor per key (the first row in
-// file order), and writes OUT as zstd Parquet with `messages` typed
+// to one space and trimmed; the key is the MD5 of the joined list), keeps
+// one survivor per key (the smallest `messages` value in DuckDB's order:
+// deterministic whatever the scan order, and about twice as fast as
+// arg_min by row number, which makes DuckDB carry the lists through a
+// streaming window and an arg_min state), and writes OUT as zstd Parquet
+// with `messages` typed
 // list<struct<role varchar, content varchar>>. DuckDB runs with 2 threads
 // unless THREADS says otherwise.
 //
@@ -50,22 +54,17 @@ async function main() {
   const conn = await instance.connect();
   const reader = await conn.runAndReadAll(`
     COPY (
-      WITH src AS (
-        SELECT row_number() OVER () AS rn, messages
-        FROM read_json(${sqlString(input)},
-                       format = 'newline_delimited',
-                       columns = {messages: 'STRUCT(role VARCHAR, content VARCHAR)[]'})
-      ),
-      keyed AS (
-        SELECT rn, messages,
+      SELECT min(messages) AS messages
+      FROM (
+        SELECT messages,
                md5_number(array_to_string(
                  list_transform(messages, m -> m.role || chr(1) ||
                    trim(regexp_replace(lower(m.content), '[[:space:]]+', ' ', 'g'))),
                  chr(0))) AS k
-        FROM src
+        FROM read_json(${sqlString(input)},
+                       format = 'newline_delimited',
+                       columns = {messages: 'STRUCT(role VARCHAR, content VARCHAR)[]'})
       )
-      SELECT arg_min(messages, rn) AS messages
-      FROM keyed
       GROUP BY k
     ) TO ${sqlString(output)} (FORMAT parquet, COMPRESSION zstd)
   `);

@@ -2,8 +2,8 @@
 // synthetic chat dataset with package chatgen, writes two recipes into the
 // work folder, and times, as child processes:
 //
-//	sieve_e2e_dedup     sieve run --quiet recipe_dedup.yaml  (exact dedup, 4 shards)
-//	sieve_e2e_plain     sieve run --quiet recipe_plain.yaml  (no stages, 4 shards)
+//	sieve_e2e_dedup     sieve run recipe_dedup.yaml --quiet  (exact dedup, 4 shards)
+//	sieve_e2e_plain     sieve run recipe_plain.yaml --quiet  (no stages, 4 shards)
 //	duckdb_dedup_write  node bench/duckdb/bench.mjs IN OUT   (the baseline)
 //
 // Usage:
@@ -21,9 +21,15 @@
 // the baseline's value (null when the baseline failed). peak_rss_mib is
 // the child's ru_maxrss from wait4, which on Linux is the largest resident
 // set of the child and of any descendants it waited for (a maximum over
-// processes, not a sum). A benchmark that can't run (missing binary, node
+// processes, not a sum). For sieve, samples_out comes from the committed
+// manifest's funnel when it can be read, with a "warning" when it is not
+// the expected count. A benchmark that can't run (missing binary, node
 // or DuckDB package, non-zero exit) prints a line with "error" instead,
-// and the harness goes on with the others. Progress goes to stderr.
+// and the harness goes on with the others. max_other_cpu_s is the most CPU
+// time that other processes used during one run (machine busy time from
+// /proc/stat minus the child's own user+system time): well above zero
+// means the run shared the CPUs and its number is not clean. Progress goes
+// to stderr.
 package main
 
 import (
@@ -94,9 +100,10 @@ type bench struct {
 }
 
 type result struct {
-	seconds float64
-	rssKiB  int64
-	extra   map[string]any
+	seconds  float64
+	rssKiB   int64
+	otherCPU float64 // CPU seconds used by other processes during the run
+	extra    map[string]any
 }
 
 func run(o options) error {
@@ -141,13 +148,13 @@ func run(o options) error {
 	}
 
 	sieveBin, sieveErr := resolveSieve(o.sieve)
-	sieveBench := func(name, recipePath, store string) *bench {
+	sieveBench := func(name, recipePath, store string, wantOut int64) *bench {
 		return &bench{
 			name:    name,
 			err:     sieveErr,
 			prepare: func() error { return os.RemoveAll(store) },
 			cmd: func() (*exec.Cmd, error) {
-				return exec.Command(sieveBin, "run", "--quiet", recipePath), nil
+				return exec.Command(sieveBin, "run", recipePath, "--quiet"), nil
 			},
 			check: func([]byte) (map[string]any, error) {
 				if filepath.Base(sieveBin) == "true" {
@@ -157,7 +164,17 @@ func run(o options) error {
 				if err != nil {
 					return nil, fmt.Errorf("no output store: %w", err)
 				}
-				return map[string]any{"output_bytes": size}, nil
+				extra := map[string]any{"output_bytes": size}
+				// Best effort: the funnel from the committed manifest.
+				if read, written, ok := sieveFunnel(store); ok {
+					extra["samples_out"] = written
+					if read != st.Records || written != wantOut {
+						extra["warning"] = fmt.Sprintf("manifest funnel read %d, written %d; want %d, %d",
+							read, written, st.Records, wantOut)
+						logf("%s: %s", name, extra["warning"])
+					}
+				}
+				return extra, nil
 			},
 		}
 	}
@@ -176,6 +193,7 @@ func run(o options) error {
 			SamplesIn  int64   `json:"samples_in"`
 			SamplesOut int64   `json:"samples_out"`
 			Seconds    float64 `json:"seconds"`
+			DuckDB     string  `json:"duckdb"`
 			Error      string  `json:"error"`
 		}
 		line := lastLine(stdout)
@@ -191,12 +209,12 @@ func run(o options) error {
 		if want := st.Records - st.PlantedDups; rep.SamplesOut != want {
 			return nil, fmt.Errorf("samples_out %d, want %d", rep.SamplesOut, want)
 		}
-		return map[string]any{"samples_out": rep.SamplesOut, "inner_seconds": rep.Seconds}, nil
+		return map[string]any{"samples_out": rep.SamplesOut, "inner_seconds": rep.Seconds, "duckdb": rep.DuckDB}, nil
 	}
 
 	benches := []*bench{
-		sieveBench("sieve_e2e_dedup", dedupRecipe, dedupStore),
-		sieveBench("sieve_e2e_plain", plainRecipe, plainStore),
+		sieveBench("sieve_e2e_dedup", dedupRecipe, dedupStore, st.Records-st.PlantedDups),
+		sieveBench("sieve_e2e_plain", plainRecipe, plainStore, st.Records),
 		duck,
 	}
 	if o.only != "" {
@@ -224,7 +242,8 @@ func run(o options) error {
 				logf("%s: %v", b.name, b.err)
 				continue
 			}
-			logf("%s run %d: %.2fs, peak RSS %.0f MiB", b.name, rep, res.seconds, float64(res.rssKiB)/1024)
+			logf("%s run %d: %.2fs, peak RSS %.0f MiB, %.1f CPU s used by other processes meanwhile",
+				b.name, rep, res.seconds, float64(res.rssKiB)/1024, res.otherCPU)
 			b.runs = append(b.runs, res)
 		}
 	}
@@ -263,6 +282,11 @@ func run(o options) error {
 		line["samples_in"] = st.Records
 		line["reps"] = len(b.runs)
 		line["runs_seconds"] = roundAll(seconds(b.runs), 3)
+		maxOther := 0.0
+		for _, r := range b.runs {
+			maxOther = max(maxOther, r.otherCPU)
+		}
+		line["max_other_cpu_s"] = round(maxOther, 2)
 		for k, v := range b.runs[len(b.runs)-1].extra {
 			line[k] = v
 		}
@@ -294,6 +318,7 @@ func measure(b *bench, wd string, rep int, timeout time.Duration) (result, error
 	cmd.Dir = wd
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 
+	busy0 := cpuBusySeconds()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return result{}, err
@@ -311,6 +336,7 @@ func measure(b *bench, wd string, rep int, timeout time.Duration) (result, error
 	}()
 	waitErr := cmd.Wait()
 	elapsed := time.Since(start).Seconds()
+	busy1 := cpuBusySeconds()
 	close(done)
 	fmt.Fprintf(logFile, "\n--- stdout ---\n%s", stdout.Bytes())
 	if ctx.Err() != nil {
@@ -327,7 +353,12 @@ func measure(b *bench, wd string, rep int, timeout time.Duration) (result, error
 	if err != nil {
 		return result{}, fmt.Errorf("%w (log: %s)", err, logPath)
 	}
-	return result{seconds: elapsed, rssKiB: ru.Maxrss, extra: extra}, nil
+	own := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	other := 0.0
+	if busy0 >= 0 && busy1 >= 0 {
+		other = max(0, busy1-busy0-own)
+	}
+	return result{seconds: elapsed, rssKiB: ru.Maxrss, otherCPU: other, extra: extra}, nil
 }
 
 func generate(path string, cfg chatgen.Config) (chatgen.Stats, error) {
@@ -442,6 +473,28 @@ func machineInfo() string {
 	return fmt.Sprintf("%d cores, %s", runtime.NumCPU(), model)
 }
 
+// cpuBusySeconds returns the machine's total non-idle CPU time from
+// /proc/stat (user, nice, system, irq, softirq, steal; USER_HZ = 100), or
+// -1 where unknown.
+func cpuBusySeconds() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return -1
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return -1
+	}
+	var busy float64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // skip idle (4), iowait (5)
+		var v float64
+		fmt.Sscan(f[i], &v)
+		busy += v
+	}
+	return busy / 100
+}
+
 func dirSize(dir string) (int64, error) {
 	var total int64
 	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
@@ -458,6 +511,29 @@ func dirSize(dir string) (int64, error) {
 		return nil
 	})
 	return total, err
+}
+
+// sieveFunnel reads funnel.read and funnel.written from the manifest sieve
+// committed under store (STORE/NAME/VERSION/manifest.json).
+func sieveFunnel(store string) (read, written int64, ok bool) {
+	paths, _ := filepath.Glob(filepath.Join(store, "*", "*", "manifest.json"))
+	if len(paths) != 1 {
+		return 0, 0, false
+	}
+	b, err := os.ReadFile(paths[0])
+	if err != nil {
+		return 0, 0, false
+	}
+	var m struct {
+		Funnel *struct {
+			Read    int64 `json:"read"`
+			Written int64 `json:"written"`
+		} `json:"funnel"`
+	}
+	if json.Unmarshal(b, &m) != nil || m.Funnel == nil {
+		return 0, 0, false
+	}
+	return m.Funnel.Read, m.Funnel.Written, true
 }
 
 func removeIfExists(path string) error {

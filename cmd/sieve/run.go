@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -46,6 +47,8 @@ type runFlags struct {
 	quiet   bool
 	verbose bool
 	json    bool
+	// Profiles for developers (hidden from help).
+	cpuprofile, memprofile string
 }
 
 func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -82,6 +85,8 @@ func parseRunFlags(args []string) (runFlags, []string, error) {
 	fs.BoolVar(&rf.quiet, "quiet", false, "")
 	fs.BoolVar(&rf.verbose, "verbose", false, "")
 	fs.BoolVar(&rf.json, "json", false, "")
+	fs.StringVar(&rf.cpuprofile, "cpuprofile", "", "")
+	fs.StringVar(&rf.memprofile, "memprofile", "", "")
 	flag.CommandLine.VisitAll(func(f *flag.Flag) {
 		if fs.Lookup(f.Name) == nil {
 			fs.Var(f.Value, f.Name, f.Usage)
@@ -126,6 +131,20 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if rf.cpuprofile != "" {
+		f, err := os.Create(rf.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if rf.memprofile != "" {
+		defer writeHeapProfile(rf.memprofile)
+	}
 	prog := newProgress(stderr, !rf.quiet && !rf.verbose && isTerminal(stderr))
 	res, err := pipelines.Run(ctx, r, pipelines.Options{Store: rf.store, Status: prog.status})
 	prog.done()
@@ -148,6 +167,16 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 	sort.Strings(parts)
 	fmt.Fprintf(stdout, "\n%s; dead letters: %s, rejected: %s\n", strings.Join(parts, ", "), m.DeadLetters, m.Rejected)
 	return nil
+}
+
+func writeHeapProfile(file string) {
+	f, err := os.Create(file)
+	if err != nil {
+		slog.Error("heap profile", "err", err)
+		return
+	}
+	defer f.Close()
+	pprof.Lookup("allocs").WriteTo(f, 0)
 }
 
 // progress shows a one-line spinner with the current phase and elapsed
