@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
@@ -53,7 +54,7 @@ func (s Store) VersionDir(name, version string) string { return s.join(name, ver
 func (s Store) NewStaging(name string) string {
 	var b [6]byte
 	rand.Read(b[:])
-	id := time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+	id := fmt.Sprintf("%s-%d-%s", time.Now().UTC().Format("20060102T150405Z"), os.Getpid(), hex.EncodeToString(b[:]))
 	return s.join(name, stagingDir, id)
 }
 
@@ -150,9 +151,10 @@ func (s Store) Commit(ctx context.Context, staging string, m *Manifest) (string,
 	return "", errors.New("commit: could not allocate a version number")
 }
 
-// CleanStaging removes a dataset's staging directories older than age
-// (runs that crashed or were killed); it returns how many it removed.
-// Only local stores are cleaned.
+// CleanStaging removes a dataset's stale staging directories, left by
+// runs that crashed or were killed: those whose process (named in the
+// directory) is gone from this machine, and any older than age. It returns
+// how many it removed. Only local stores are cleaned.
 func (s Store) CleanStaging(name string, age time.Duration) (int, error) {
 	if isURL(s.Root) {
 		return 0, nil
@@ -168,7 +170,10 @@ func (s Store) CleanStaging(name string, age time.Duration) (int, error) {
 	n := 0
 	for _, e := range entries {
 		info, err := e.Info()
-		if err != nil || time.Since(info.ModTime()) < age {
+		if err != nil {
+			continue
+		}
+		if time.Since(info.ModTime()) < age && processAlive(e.Name()) {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err == nil {
@@ -176,6 +181,125 @@ func (s Store) CleanStaging(name string, age time.Duration) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// processAlive tells whether the process that made a staging directory
+// (named TIME-PID-RANDOM) still runs on this machine.
+func processAlive(dir string) bool {
+	parts := strings.Split(dir, "-")
+	if len(parts) != 3 {
+		return true // not ours to judge; only age removes it
+	}
+	pid, err := strconv.Atoi(parts[1])
+	if err != nil || pid <= 0 {
+		return true
+	}
+	if pid == os.Getpid() {
+		return true
+	}
+	return syscall.Kill(pid, 0) == nil || errors.Is(syscall.Kill(pid, 0), syscall.EPERM)
+}
+
+// Datasets lists the names of datasets with at least one version.
+func (s Store) Datasets(ctx context.Context) ([]string, error) {
+	pattern := s.join("*", "v*", ManifestFile)
+	fs, err := filesystem.New(ctx, pattern)
+	if err != nil {
+		return nil, err
+	}
+	defer fs.Close()
+	files, err := fs.List(ctx, pattern)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", s.Root, err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range files {
+		name := path.Base(path.Dir(path.Dir(filepath.ToSlash(f))))
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// FindContent returns the version of dataset name whose manifest has the
+// content id, if any.
+func (s Store) FindContent(ctx context.Context, name, contentID string) (string, bool, error) {
+	vs, err := s.Versions(ctx, name)
+	if err != nil {
+		return "", false, err
+	}
+	for i := len(vs) - 1; i >= 0; i-- {
+		m, err := s.ReadManifest(ctx, name, vs[i])
+		if err != nil {
+			continue
+		}
+		if m.ContentID == contentID {
+			return vs[i], true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// Children lists the versions (NAME@vN) of any dataset in the store that
+// name ref as a parent.
+func (s Store) Children(ctx context.Context, ref Ref) ([]string, error) {
+	names, err := s.Datasets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range names {
+		vs, err := s.Versions(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			m, err := s.ReadManifest(ctx, n, v)
+			if err != nil {
+				continue
+			}
+			for _, p := range m.Parents {
+				if p == ref.String() {
+					out = append(out, n+"@"+v)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// Remove deletes a committed version: its manifest first (so it stops
+// being a version at once), then its files. It refuses when another
+// version names it as a parent, unless force is set. Local stores only.
+func (s Store) Remove(ctx context.Context, ref Ref, force bool) error {
+	ref, err := s.Resolve(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if _, err := s.ReadManifest(ctx, ref.Name, ref.Version); err != nil {
+		return err
+	}
+	if !force {
+		children, err := s.Children(ctx, ref)
+		if err != nil {
+			return err
+		}
+		if len(children) > 0 {
+			return fmt.Errorf("%s is the parent of %s; --force removes it anyway", ref, strings.Join(children, ", "))
+		}
+	}
+	if isURL(s.Root) {
+		return fmt.Errorf("rm: only local stores are supported (got %s)", s.Root)
+	}
+	dir := s.VersionDir(ref.Name, ref.Version)
+	if err := os.Remove(filepath.Join(dir, ManifestFile)); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
 }
 
 // Discard removes a staging directory after a failed run.
@@ -217,6 +341,10 @@ func copyTree(ctx context.Context, from, to string) error {
 		}
 	}
 	return nil
+}
+
+func fsFor(ctx context.Context, file string) (filesystem.Interface, error) {
+	return filesystem.New(ctx, file)
 }
 
 func writeBytes(ctx context.Context, file string, data []byte) error {

@@ -9,6 +9,9 @@ package pipelines
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 
 	"github.com/sieve-data/sieve/datasets"
@@ -20,9 +23,15 @@ import (
 // listed, sized and hashed. Building it is the recipe's second validation:
 // a missing file or an empty glob fails here, before any runner starts.
 type Plan struct {
-	Recipe *recipe.Recipe
-	Tasks  []transforms.ReadTask
-	Inputs []datasets.Input // one per file, Records etc. still zero
+	Recipe  *recipe.Recipe
+	Store   datasets.Store
+	Tasks   []transforms.ReadTask
+	Inputs  []datasets.Input // one per file, Records etc. still zero
+	Parents []*datasets.Version
+	// ContentID hashes what determines the output's bytes: sieve's
+	// version, the recipe (less the store root), every input file's path
+	// and SHA-256, and the parents' content ids.
+	ContentID string
 }
 
 // SplitBytes is the size above which an uncompressed JSONL input is read
@@ -30,15 +39,29 @@ type Plan struct {
 var SplitBytes int64 = 16 << 20
 
 // NewPlan lists and hashes the recipe's input files.
-func NewPlan(ctx context.Context, r *recipe.Recipe) (*Plan, error) {
-	p := &Plan{Recipe: r}
+func NewPlan(ctx context.Context, r *recipe.Recipe, store datasets.Store) (*Plan, error) {
+	p := &Plan{Recipe: r, Store: store}
 	for _, src := range r.Sources {
-		pattern := r.ResolvePath(src.Path)
-		files, err := datasets.Glob(ctx, pattern)
-		if err != nil {
-			return nil, fmt.Errorf("source %s: %w", src.Name, err)
-		}
+		var files []string
 		format, _ := datasets.ParseFormat(src.Format)
+		if src.Dataset != "" {
+			ref, _ := datasets.ParseRef(src.Dataset)
+			v, err := store.OpenVersion(ctx, ref)
+			if err != nil {
+				return nil, fmt.Errorf("source %s: %w", src.Name, err)
+			}
+			p.Parents = append(p.Parents, v)
+			for _, sh := range v.Shards() {
+				files = append(files, v.ShardPath(sh))
+			}
+			format = datasets.FormatOpenAI // shards hold messages lists
+		} else {
+			var err error
+			files, err = datasets.Glob(ctx, r.ResolvePath(src.Path))
+			if err != nil {
+				return nil, fmt.Errorf("source %s: %w", src.Name, err)
+			}
+		}
 		opt := datasets.ReadOptions{Source: src.Name, Format: format, Roles: src.Roles,
 			TextField: src.TextField, License: src.License, Limit: src.Limit}
 		split := SplitBytes
@@ -79,5 +102,41 @@ func NewPlan(ctx context.Context, r *recipe.Recipe) (*Plan, error) {
 			p.Tasks = append(p.Tasks, transforms.ReadTask{Options: opt, Files: limited})
 		}
 	}
+	cid, err := p.contentID()
+	if err != nil {
+		return nil, err
+	}
+	p.ContentID = cid
 	return p, nil
+}
+
+func (p *Plan) contentID() (string, error) {
+	recipeJSON, err := p.Recipe.ContentCanonical()
+	if err != nil {
+		return "", err
+	}
+	type input struct {
+		Source, File, SHA256 string
+	}
+	type parent struct {
+		Ref, ContentID string
+	}
+	doc := struct {
+		Sieve   string
+		Recipe  json.RawMessage
+		Inputs  []input
+		Parents []parent
+	}{Sieve: Version, Recipe: recipeJSON}
+	for _, in := range p.Inputs {
+		doc.Inputs = append(doc.Inputs, input{in.Source, in.File, in.SHA256})
+	}
+	for _, v := range p.Parents {
+		doc.Parents = append(doc.Parents, parent{v.Ref.String(), v.Manifest.ContentID})
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16]), nil
 }

@@ -26,6 +26,9 @@ var Version = "0.1.0-dev"
 type Options struct {
 	// Store overrides the recipe's output.store (and the default ./store).
 	Store string
+	// Force rebuilds a version even when one with the same content id
+	// exists (the new version's shards are byte-identical to it).
+	Force bool
 	// Status, when set, is called with a short line whenever the run
 	// moves on to a new phase ("listing inputs", "running on prism", …).
 	Status func(string)
@@ -36,6 +39,9 @@ type Result struct {
 	Store    datasets.Store
 	Dir      string
 	Manifest *datasets.Manifest
+	// UpToDate is set when no run happened because a version with the
+	// same content id exists; Manifest is then that version's.
+	UpToDate bool
 }
 
 // StoreRoot says where the recipe's versions go: the option, else the
@@ -69,11 +75,22 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 		beam.Init()
 	}
 	status("listing and hashing inputs")
-	plan, err := NewPlan(ctx, r)
+	store := datasets.Store{Root: StoreRoot(r, opt)}
+	plan, err := NewPlan(ctx, r, store)
 	if err != nil {
 		return nil, err
 	}
-	store := datasets.Store{Root: StoreRoot(r, opt)}
+	if !opt.Force {
+		if v, ok, err := store.FindContent(ctx, r.Name, plan.ContentID); err != nil {
+			return nil, err
+		} else if ok {
+			m, err := store.ReadManifest(ctx, r.Name, v)
+			if err != nil {
+				return nil, err
+			}
+			return &Result{Store: store, Dir: store.VersionDir(r.Name, v), Manifest: m, UpToDate: true}, nil
+		}
+	}
 	if n, err := store.CleanStaging(r.Name, time.Hour); err == nil && n > 0 {
 		slog.Info("removed stale staging directories", "dataset", r.Name, "count", n)
 	}
@@ -160,6 +177,7 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 	m := &datasets.Manifest{
 		Format:      datasets.ManifestFormat,
 		Name:        plan.Recipe.Name,
+		ContentID:   plan.ContentID,
 		CreatedAt:   time.Now().UTC().Format(time.RFC3339),
 		Sieve:       Version,
 		Runner:      RunnerName(),
@@ -170,6 +188,9 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 	}
 	inputs := map[string]*datasets.Input{}
 	m.Inputs = append(m.Inputs, plan.Inputs...)
+	for _, v := range plan.Parents {
+		m.Parents = append(m.Parents, v.Ref.String())
+	}
 	for i := range m.Inputs {
 		inputs[m.Inputs[i].Source+"\x00"+m.Inputs[i].File] = &m.Inputs[i]
 	}

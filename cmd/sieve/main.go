@@ -100,7 +100,7 @@ Google Cloud Dataflow.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newRunCmd(stdout, stderr), newInspectCmd(stdout), newVersionCmd(stdout), newPrismCmd(stderr))
+	root.AddCommand(newRunCmd(stdout, stderr), newInspectCmd(stdout), newVersionCmd(stdout), newPrismCmd(stderr), newDatasetsCmd(stdout))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError("%s: %v", c.CommandPath(), err) })
 	return root
 }

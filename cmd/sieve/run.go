@@ -32,6 +32,7 @@ Flags:
   --quiet          print nothing but errors
   --verbose        log pipeline progress (log/slog, INFO level)
   --json           print the committed manifest as JSON instead of the funnel table
+  --force          rebuild even when a version with the same content id exists
 
 Beam flags pass through to the runner, for example:
   --runner=prism                          in-process prism (the default)
@@ -47,6 +48,7 @@ type runFlags struct {
 	quiet   bool
 	verbose bool
 	json    bool
+	force   bool
 	// Profiles for developers (hidden from help).
 	cpuprofile, memprofile string
 }
@@ -85,6 +87,7 @@ func parseRunFlags(args []string) (runFlags, []string, error) {
 	fs.BoolVar(&rf.quiet, "quiet", false, "")
 	fs.BoolVar(&rf.verbose, "verbose", false, "")
 	fs.BoolVar(&rf.json, "json", false, "")
+	fs.BoolVar(&rf.force, "force", false, "")
 	fs.StringVar(&rf.cpuprofile, "cpuprofile", "", "")
 	fs.StringVar(&rf.memprofile, "memprofile", "", "")
 	flag.CommandLine.VisitAll(func(f *flag.Flag) {
@@ -146,7 +149,7 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 		defer writeHeapProfile(rf.memprofile)
 	}
 	prog := newProgress(stderr, !rf.quiet && !rf.verbose && isTerminal(stderr))
-	res, err := pipelines.Run(ctx, r, pipelines.Options{Store: rf.store, Status: prog.status})
+	res, err := pipelines.Run(ctx, r, pipelines.Options{Store: rf.store, Force: rf.force, Status: prog.status})
 	prog.done()
 	if err != nil {
 		return err
@@ -156,6 +159,10 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 		return writeJSON(stdout, m)
 	}
 	if rf.quiet {
+		return nil
+	}
+	if res.UpToDate {
+		fmt.Fprintf(stdout, "%s@%s is up to date (content id %s): same recipe, inputs and sieve version; --force rebuilds it\n", m.Name, m.Version, m.ContentID)
 		return nil
 	}
 	fmt.Fprintf(stdout, "\n%s@%s  %s\n\n", m.Name, m.Version, res.Dir)

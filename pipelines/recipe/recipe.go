@@ -40,8 +40,12 @@ type Recipe struct {
 // Source is one input dataset: a path or glob (local or any scheme of
 // Beam's filesystem package, such as gs://) in one record format.
 type Source struct {
-	Name    string `yaml:"name" json:"name,omitempty"`
-	Path    string `yaml:"path" json:"path,omitempty"`
+	Name string `yaml:"name" json:"name,omitempty"`
+	Path string `yaml:"path" json:"path,omitempty"`
+	// Dataset reads a version of a dataset in the store (NAME[@VERSION],
+	// latest by default) instead of Path; the version becomes a parent of
+	// the one this recipe writes.
+	Dataset string `yaml:"dataset" json:"dataset,omitempty"`
 	Format  string `yaml:"format" json:"format,omitempty"`
 	License string `yaml:"license" json:"license,omitempty"`
 	// Limit reads at most this many records of the source (0: all).
@@ -99,8 +103,15 @@ func (s *Source) validate() error {
 	if !nameRE.MatchString(s.Name) {
 		return keyErr("name", "%q: use letters, digits, '.', '_' and '-' only", s.Name)
 	}
-	if s.Path == "" {
-		return keyErr("path", "required")
+	switch {
+	case s.Path == "" && s.Dataset == "":
+		return keyErr("path", "required (or dataset: NAME@VERSION to read a stored version)")
+	case s.Path != "" && s.Dataset != "":
+		return keyErr("dataset", "give path or dataset, not both")
+	case s.Dataset != "":
+		if _, err := datasets.ParseRef(s.Dataset); err != nil {
+			return keyErr("dataset", "%v", err)
+		}
 	}
 	if _, err := datasets.ParseFormat(s.Format); err != nil {
 		return keyErr("format", "%v", err)
@@ -328,4 +339,14 @@ func (r *Recipe) Canonical() ([]byte, error) {
 		stages = []Stage{}
 	}
 	return json.Marshal(canon{r.Name, r.Description, r.Sources, stages, r.Output})
+}
+
+// ContentCanonical is Canonical without what does not change the
+// output's bytes (the store root, the description): the recipe part of a
+// version's content id.
+func (r *Recipe) ContentCanonical() ([]byte, error) {
+	c := *r
+	c.Description = ""
+	c.Output.Store = ""
+	return c.Canonical()
 }
