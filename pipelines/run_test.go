@@ -57,6 +57,11 @@ output:
 
 func runRecipe(t *testing.T, dir, yaml, store string) *Result {
 	t.Helper()
+	return runRecipeOpt(t, dir, yaml, Options{Store: store})
+}
+
+func runRecipeOpt(t *testing.T, dir, yaml string, opt Options) *Result {
+	t.Helper()
 	path := filepath.Join(dir, "recipe.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
@@ -65,7 +70,7 @@ func runRecipe(t *testing.T, dir, yaml, store string) *Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Run(context.Background(), r, Options{Store: store})
+	res, err := Run(context.Background(), r, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,10 +180,15 @@ func TestPipelineOnPrism(t *testing.T) {
 		t.Errorf("card lacks data_files or splits:\n%s", card)
 	}
 
-	// A rerun gives byte-identical shards as a new version.
-	res2 := runRecipe(t, dir, fixtureRecipe, store)
-	if res2.Manifest.Version != "v2" {
-		t.Errorf("rerun version = %s", res2.Manifest.Version)
+	// A rerun is recognised by its content id; --force rebuilds it as a
+	// new version with byte-identical shards.
+	again := runRecipe(t, dir, fixtureRecipe, store)
+	if !again.UpToDate || again.Manifest.Version != "v1" {
+		t.Errorf("rerun: up to date %v, version %s; want the existing v1", again.UpToDate, again.Manifest.Version)
+	}
+	res2 := runRecipeOpt(t, dir, fixtureRecipe, Options{Store: store, Force: true})
+	if res2.UpToDate || res2.Manifest.Version != "v2" || res2.Manifest.ContentID != m.ContentID {
+		t.Errorf("forced rerun: version %s, content id %s (want v2, %s)", res2.Manifest.Version, res2.Manifest.ContentID, m.ContentID)
 	}
 	for i, sp := range m.Splits {
 		for j, sh := range sp.Shards {
