@@ -1,64 +1,28 @@
 package datasets
 
-import "testing"
+import ("testing"; "bytes"; "unicode/utf8")
 
-func BenchmarkZZ(b *testing.B) {
-	lines, total := benchLines(b)
-	b.Run("skip", func(b *testing.B) {
-		b.SetBytes(total)
-		for i := 0; i < b.N; i++ {
-			for _, l := range lines {
-				s := jsonScanner{data: l}
-				if _, err := s.topLevel(func(strSpan) error { return s.skipValue() }); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
+func BenchmarkZY(b *testing.B) {
+	buf := bytes.Repeat([]byte("The quick brown fox jumps over the lazy dog. "), 100)
+	dst := make([]byte, len(buf))
+	b.Run("plainRun", func(b *testing.B) {
+		b.SetBytes(int64(len(buf)))
+		for i := 0; i < b.N; i++ { plainRun(buf, 0, msb) }
 	})
-	b.Run("copyonly", func(b *testing.B) {
-		b.SetBytes(total)
-		for i := 0; i < b.N; i++ {
-			for _, l := range lines {
-				_ = string(l)
-			}
-		}
+	b.Run("memmove", func(b *testing.B) {
+		b.SetBytes(int64(len(buf)))
+		for i := 0; i < b.N; i++ { copy(dst, buf) }
 	})
-	d := Decoder{Format: FormatOpenAI}
-	b.Run("decode", func(b *testing.B) {
-		b.SetBytes(total)
-		for i := 0; i < b.N; i++ {
-			for _, l := range lines {
-				d.Decode(l)
-			}
-		}
+	b.Run("indexbyte", func(b *testing.B) {
+		b.SetBytes(int64(len(buf)))
+		for i := 0; i < b.N; i++ { bytes.IndexByte(buf, '"') }
 	})
-	b.Run("sample", func(b *testing.B) {
-		b.SetBytes(total)
-		for i := 0; i < b.N; i++ {
-			for _, l := range lines {
-				d.SampleFromRecord(Record{Raw: l}, Source{}, "")
-			}
-		}
+	b.Run("utf8valid", func(b *testing.B) {
+		b.SetBytes(int64(len(buf)))
+		for i := 0; i < b.N; i++ { utf8.Valid(buf) }
 	})
-	msgs := make([][]Message, len(lines))
-	for i, l := range lines {
-		msgs[i], _, _ = d.Decode(l)
-	}
-	b.Run("contentid", func(b *testing.B) {
-		b.SetBytes(total)
-		for i := 0; i < b.N; i++ {
-			for _, m := range msgs {
-				ContentID(m)
-			}
-		}
-	})
-	b.Run("validate", func(b *testing.B) {
-		b.SetBytes(total)
-		for i := 0; i < b.N; i++ {
-			for _, m := range msgs {
-				s := Sample{ID: ContentID(m), Messages: m}
-				s.Validate()
-			}
-		}
+	b.Run("alloc", func(b *testing.B) {
+		b.SetBytes(int64(len(buf)))
+		for i := 0; i < b.N; i++ { _ = string(buf) }
 	})
 }
