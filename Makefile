@@ -24,18 +24,23 @@ run: $(BIN)
 	./$(BIN) inspect demo@latest --store $(STORE) -n 2
 
 ## test: vet and run every test (Beam pipelines on prism included)
-test:
+test: bench/duckdb/node_modules
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 
 ## bench: end-to-end throughput and peak RSS of sieve vs DuckDB, then Go benchmarks (JSON lines)
-bench: $(BIN)
-	@command -v node >/dev/null && (cd bench/duckdb && [ -d node_modules/@duckdb ] || npm install --no-audit --no-fund --silent) || echo '{"bench":"duckdb_dedup_write","error":"node not installed"}'
+bench: $(BIN) bench/duckdb/node_modules
 	$(GO) run ./bench/e2e -sieve ./$(BIN) -n $(BENCH_N) -reps $(BENCH_REPS) -workdir $${TMPDIR:-/tmp}/sieve-bench
 	@$(MAKE) --no-print-directory bench-go
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./datasets/ ./dedup/ | $(GO) run ./bench/gobench
+
+# DuckDB (npm) is the independent Parquet reader of the card test and the
+# baseline of make bench.
+bench/duckdb/node_modules: bench/duckdb/package.json bench/duckdb/package-lock.json
+	cd bench/duckdb && npm ci --no-audit --no-fund --silent
+	@touch $@
 
 ## lint: gofmt, go vet and staticcheck must be clean
 lint:

@@ -66,6 +66,19 @@ func RenderCard(m *Manifest) []byte {
 	for _, sp := range m.Splits {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d |\n", sp.Name, sp.Rows, len(sp.Shards), sp.Bytes)
 	}
+	b.WriteString("\n## Lengths\n\nIn characters; p50 and p90 are estimated from power-of-two histograms.\n\n| split | part | mean | min | p50 | p90 | max |\n|---|---|---:|---:|---:|---:|---:|\n")
+	for _, sp := range m.Splits {
+		for _, part := range []struct {
+			name string
+			h    *Histogram
+		}{{"conversation", &sp.Stats.Total}, {"prompt", &sp.Stats.Prompt}, {"response", &sp.Stats.Response}} {
+			h := part.h
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %d | %.0f | %.0f | %d |\n", sp.Name, part.name, h.Mean(), h.Min, h.Quantile(0.5), h.Quantile(0.9), h.Max)
+		}
+		if sp.Stats.Samples > 0 {
+			fmt.Fprintf(&b, "| %s | messages per sample | %.2f | | | | |\n", sp.Name, float64(sp.Stats.Messages)/float64(sp.Stats.Samples))
+		}
+	}
 	b.WriteString("\n## Sources\n\n| source | license | files | records read | samples | dead letters |\n|---|---|---:|---:|---:|---:|\n")
 	type agg struct{ files, rec, samples, dead int64 }
 	per := map[string]*agg{}

@@ -113,17 +113,18 @@ func (d *Decoder) Decode(raw []byte) (msgs []Message, meta string, err error) {
 	if d.Format == FormatText {
 		return d.decodeText(raw)
 	}
-	s := jsonScanner{data: raw}
+	s := getScanner(raw)
+	defer putScanner(s)
 	var w wireScan
-	if err := d.scanWire(&s, &w); err != nil {
+	if err := d.scanWire(s, &w); err != nil {
 		return nil, "", err
 	}
 	switch d.Format {
 	case FormatAlpaca:
-		msgs, err = d.alpacaScan(&s, &w)
+		msgs, err = d.alpacaScan(s, &w)
 	case FormatDolly:
-		msgs, err = d.dollyScan(&s, &w)
-		if cat := w.optStr(&s, wCategory); err == nil && cat != nil && *cat != "" {
+		msgs, err = d.dollyScan(s, &w)
+		if cat := w.optStr(s, wCategory); err == nil && cat != nil && *cat != "" {
 			b, _ := json.Marshal(map[string]string{"category": *cat})
 			meta = string(b)
 		}
@@ -144,7 +145,7 @@ func (d *Decoder) Decode(raw []byte) (msgs []Message, meta string, err error) {
 		t := w.turns[wMessages-wConversations]
 		msgs, err = t.msgs, t.fail
 	case FormatPromptCompletion:
-		msgs, err = d.promptCompletionScan(&s, &w)
+		msgs, err = d.promptCompletionScan(s, &w)
 	default:
 		return nil, "", fmt.Errorf("decoder: format %q is not concrete", d.Format)
 	}

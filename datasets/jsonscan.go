@@ -29,6 +29,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -65,10 +66,31 @@ type jsonScanner struct {
 	data  []byte
 	pos   int
 	depth int
-	// parts collects the text spans of a content-part list; partsBuf is
-	// its initial backing so short lists do not allocate.
-	parts    []strSpan
-	partsBuf [8]strSpan
+	// out accumulates decoded contents, which are cut from one string per
+	// turn list; tmp decodes keys, tags and other strings with escapes.
+	out, tmp []byte
+	// parts collects the text spans of a content-part list; offs the
+	// content offsets in out of a turn list's messages.
+	parts []strSpan
+	offs  [][2]int
+}
+
+// scanners recycles scanners and their buffers between records.
+var scanners = sync.Pool{New: func() any { return new(jsonScanner) }}
+
+func getScanner(data []byte) *jsonScanner {
+	s := scanners.Get().(*jsonScanner)
+	s.data, s.pos, s.depth = data, 0, 0
+	s.out, s.tmp, s.parts, s.offs = s.out[:0], s.tmp[:0], s.parts[:0], s.offs[:0]
+	return s
+}
+
+func putScanner(s *jsonScanner) {
+	s.data = nil
+	if cap(s.out) > 1<<20 || cap(s.tmp) > 1<<20 || cap(s.parts) > 1<<12 || cap(s.offs) > 1<<12 {
+		return // do not pin the buffers of a huge record
+	}
+	scanners.Put(s)
 }
 
 func (s *jsonScanner) eof() error {
@@ -342,6 +364,16 @@ func (s *jsonScanner) scanString() (strSpan, error) {
 	data := s.data
 	i := s.pos + 1
 	sp := strSpan{start: i}
+	// Fast path: the next quote ends the string and nothing before it
+	// needs a look.
+	if k := bytes.IndexByte(data[i:], '"'); k >= 0 {
+		seg := data[i : i+k]
+		if !ctrlOrHigh(seg) && bytes.IndexByte(seg, '\\') < 0 {
+			sp.end = i + k
+			s.pos = sp.end + 1
+			return sp, nil
+		}
+	}
 	high := uint64(msb)
 	for {
 		i = plainRun(data, i, high)
@@ -384,6 +416,129 @@ func (s *jsonScanner) scanString() (strSpan, error) {
 	}
 }
 
+// ctrlOrHigh reports whether p holds a byte < 0x20 or >= 0x80.
+func ctrlOrHigh(p []byte) bool {
+	for len(p) >= 16 {
+		w0 := binary.LittleEndian.Uint64(p)
+		w1 := binary.LittleEndian.Uint64(p[8:])
+		if ((w0-lsb*0x20)|w0|(w1-lsb*0x20)|w1)&msb != 0 {
+			return true
+		}
+		p = p[16:]
+	}
+	for _, c := range p {
+		if c < 0x20 || c >= utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
+}
+
+// hasCtrl reports whether p holds a byte < 0x20.
+func hasCtrl(p []byte) bool {
+	for len(p) >= 8 {
+		w := binary.LittleEndian.Uint64(p)
+		if (w-lsb*0x20)&^w&msb != 0 {
+			return true
+		}
+		p = p[8:]
+	}
+	for _, c := range p {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
+// appendString consumes the string at s.pos, validating it, and appends
+// its decoded form to s.out in the same pass. Errors come from scanString,
+// which scans the string again from its start.
+func (s *jsonScanner) appendString() error {
+	data, out := s.data, s.out
+	start := s.pos
+	i := start + 1
+	q := -1 // the next quote at or after i
+	for {
+		if q < i {
+			k := bytes.IndexByte(data[i:], '"')
+			if k < 0 {
+				break
+			}
+			q = i + k
+		}
+		seg := data[i:q]
+		esc := bytes.IndexByte(seg, '\\')
+		if esc >= 0 {
+			seg = seg[:esc]
+		}
+		if ctrlOrHigh(seg) {
+			if hasCtrl(seg) {
+				break
+			}
+			out = appendUTF8(out, seg, true)
+		} else {
+			out = append(out, seg...)
+		}
+		if esc < 0 {
+			s.out = out
+			s.pos = q + 1
+			return nil
+		}
+		i += esc
+		if i+1 >= len(data) {
+			break
+		}
+		switch c := data[i+1]; c {
+		case '"', '\\', '/':
+			out = append(out, c)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			if !isU4(data[i:]) {
+				goto slow
+			}
+			r := hex4(data[i+2:])
+			i += 6
+			if utf16.IsSurrogate(r) {
+				if isU4(data[i:]) {
+					if dec := utf16.DecodeRune(r, hex4(data[i+2:])); dec != unicode.ReplacementChar {
+						out = utf8.AppendRune(out, dec)
+						i += 6
+						continue
+					}
+				}
+				r = unicode.ReplacementChar
+			}
+			out = utf8.AppendRune(out, r)
+			continue
+		default:
+			goto slow
+		}
+		i += 2
+	}
+slow:
+	s.pos = start
+	_, err := s.scanString()
+	if err == nil {
+		err = &jsonSyntaxError{"internal error: string accepted on rescan", start}
+	}
+	return err
+}
+
+// isU4 reports whether p starts with a \u escape and its four hex digits.
+func isU4(p []byte) bool {
+	return len(p) >= 6 && p[0] == '\\' && p[1] == 'u' && isHex(p[2]) && isHex(p[3]) && isHex(p[4]) && isHex(p[5])
+}
+
 // raw returns the bytes between the quotes of sp.
 func (s *jsonScanner) raw(sp strSpan) []byte { return s.data[sp.start:sp.end] }
 
@@ -394,28 +549,24 @@ func (s *jsonScanner) plain(sp strSpan) bool {
 
 // str decodes sp as encoding/json does.
 func (s *jsonScanner) str(sp strSpan) string {
-	if s.plain(sp) {
-		return string(s.raw(sp))
-	}
-	var b strings.Builder
-	b.Grow(sp.end - sp.start)
-	writeUnquoted(&b, s.raw(sp), sp.flags)
-	return b.String()
+	return string(s.bytes(sp))
 }
 
 // bytes decodes sp, without allocating when it holds no escapes. The
-// result must not be modified.
+// result must not be modified and is only valid until the next use of
+// s.tmp.
 func (s *jsonScanner) bytes(sp strSpan) []byte {
 	if s.plain(sp) {
 		return s.raw(sp)
 	}
-	return []byte(s.str(sp))
+	s.tmp = appendUnquoted(s.tmp[:0], s.raw(sp), sp.flags)
+	return s.tmp
 }
 
-// writeUnquoted writes the decoded form of raw, the validated inside of a
-// JSON string, to b: escapes resolved, lone surrogates and invalid UTF-8
-// bytes replaced by U+FFFD.
-func writeUnquoted(b *strings.Builder, raw []byte, flags uint8) {
+// appendUnquoted appends the decoded form of raw, the validated inside of
+// a JSON string: escapes resolved, lone surrogates and invalid UTF-8 bytes
+// replaced by U+FFFD, as encoding/json's unquote does.
+func appendUnquoted(dst, raw []byte, flags uint8) []byte {
 	high := flags&strHigh != 0
 	for len(raw) > 0 {
 		k := len(raw)
@@ -425,21 +576,21 @@ func writeUnquoted(b *strings.Builder, raw []byte, flags uint8) {
 			}
 		}
 		if k > 0 {
-			writeUTF8(b, raw[:k], high)
+			dst = appendUTF8(dst, raw[:k], high)
 			raw = raw[k:]
 			continue
 		}
 		switch c := raw[1]; c {
 		case 'b':
-			b.WriteByte('\b')
+			dst = append(dst, '\b')
 		case 'f':
-			b.WriteByte('\f')
+			dst = append(dst, '\f')
 		case 'n':
-			b.WriteByte('\n')
+			dst = append(dst, '\n')
 		case 'r':
-			b.WriteByte('\r')
+			dst = append(dst, '\r')
 		case 't':
-			b.WriteByte('\t')
+			dst = append(dst, '\t')
 		case 'u':
 			r := hex4(raw[2:6])
 			raw = raw[6:]
@@ -449,37 +600,38 @@ func writeUnquoted(b *strings.Builder, raw []byte, flags uint8) {
 					r2 = hex4(raw[2:6])
 				}
 				if dec := utf16.DecodeRune(r, r2); dec != unicode.ReplacementChar {
-					b.WriteRune(dec)
+					dst = utf8.AppendRune(dst, dec)
 					raw = raw[6:]
 					continue
 				}
 				r = unicode.ReplacementChar
 			}
-			b.WriteRune(r)
+			dst = utf8.AppendRune(dst, r)
 			continue
 		default: // '"', '\\', '/'
-			b.WriteByte(c)
+			dst = append(dst, c)
 		}
 		raw = raw[2:]
 	}
+	return dst
 }
 
-// writeUTF8 writes p, replacing each byte that does not start a valid
+// appendUTF8 appends p, replacing each byte that does not start a valid
 // UTF-8 sequence by U+FFFD (when high says p may hold such bytes).
-func writeUTF8(b *strings.Builder, p []byte, high bool) {
+func appendUTF8(dst, p []byte, high bool) []byte {
 	if !high || utf8.Valid(p) {
-		b.Write(p)
-		return
+		return append(dst, p...)
 	}
 	for len(p) > 0 {
 		r, n := utf8.DecodeRune(p)
 		if r == utf8.RuneError && n == 1 {
-			b.WriteRune(utf8.RuneError)
+			dst = utf8.AppendRune(dst, utf8.RuneError)
 		} else {
-			b.Write(p[:n])
+			dst = append(dst, p[:n]...)
 		}
 		p = p[n:]
 	}
+	return dst
 }
 
 // hex4 decodes four validated hex digits.
@@ -760,45 +912,51 @@ var (
 )
 
 // contentVal is a content (or ShareGPT value) field as contentString sees
-// it.
+// it. Its text is s.out[start:end].
 type contentVal struct {
 	present, null bool
-	text          string
+	start, end    int
 	err           error // why contentString rejects it
 }
 
 // parseContent parses a content value: a string, a list of text parts
-// (joined with newlines), null, or anything else (an error).
+// (joined with newlines), null, or anything else (an error). The text is
+// appended to s.out.
 func (s *jsonScanner) parseContent() (contentVal, error) {
-	cv := contentVal{present: true}
+	cv := contentVal{present: true, start: len(s.out)}
 	var err error
 	switch s.data[s.pos] {
 	case '"':
-		var sp strSpan
-		if sp, err = s.scanString(); err == nil {
-			cv.text = s.str(sp)
-		}
+		err = s.appendString()
 	case 'n':
 		cv.null = true
 		err = s.literal("null")
 		cv.err = errNotString
 	case '[':
-		cv.text, cv.err, err = s.parseParts()
+		cv.err, err = s.parseParts()
 	default:
 		cv.err = errNotString
 		err = s.skipValue()
 	}
+	cv.end = len(s.out)
 	return cv, err
 }
 
+// contentText returns the text of a content parsed last, releasing its
+// room in s.out.
+func (s *jsonScanner) contentText(cv contentVal) string {
+	t := string(s.out[cv.start:cv.end])
+	s.out = s.out[:cv.start]
+	return t
+}
+
 // parseParts parses an OpenAI content-part list; only text parts are
-// accepted. It returns the joined text or why the list is rejected, and a
-// syntax error.
-func (s *jsonScanner) parseParts() (string, error, error) {
-	s.parts = s.partsBuf[:0]
-	var fail error
+// accepted. It appends the joined text to s.out, or returns why the list
+// is rejected, and a syntax error.
+func (s *jsonScanner) parseParts() (fail, err error) {
+	s.parts = s.parts[:0]
 	typeErr := false
-	_, err := s.array(func(i int) error {
+	_, err = s.array(func(i int) error {
 		switch s.data[s.pos] {
 		case '{':
 		case 'n':
@@ -856,29 +1014,23 @@ func (s *jsonScanner) parseParts() (string, error, error) {
 	})
 	switch {
 	case err != nil:
-		return "", nil, err
+		return nil, err
 	case typeErr:
-		return "", errNotParts, nil
+		return errNotParts, nil
 	case fail != nil:
-		return "", fail, nil
+		return fail, nil
 	}
-	n := len(s.parts)
-	for _, sp := range s.parts {
-		n += sp.end - sp.start
-	}
-	var b strings.Builder
-	b.Grow(n)
 	for i, sp := range s.parts {
 		if i > 0 {
-			b.WriteByte('\n')
+			s.out = append(s.out, '\n')
 		}
 		if s.plain(sp) {
-			b.Write(s.raw(sp))
+			s.out = append(s.out, s.raw(sp)...)
 		} else {
-			writeUnquoted(&b, s.raw(sp), sp.flags)
+			s.out = appendUnquoted(s.out, s.raw(sp), sp.flags)
 		}
 	}
-	return b.String(), nil, nil
+	return nil, nil
 }
 
 func partTypeErr(i int, typ string) error {
@@ -910,6 +1062,8 @@ func (s *jsonScanner) parseTurns(d *Decoder, field string) (msgs []Message, fail
 		return nil, decErr("bad field", "%s: cannot unmarshal %s into a list of turns", field, kindName(c)), nil
 	}
 	var typeErr error
+	base := len(s.out)
+	s.offs = s.offs[:0]
 	n, err := s.array(func(i int) error {
 		switch c := s.data[s.pos]; c {
 		case '{':
@@ -951,7 +1105,7 @@ func (s *jsonScanner) parseTurns(d *Decoder, field string) (msgs []Message, fail
 		if typeErr != nil || fail != nil {
 			return nil
 		}
-		m, f := d.turnMessage(s, &t, field, i)
+		role, body, f := d.turnRole(s, &t, field, i)
 		if f != nil {
 			fail = f
 			return nil
@@ -959,25 +1113,33 @@ func (s *jsonScanner) parseTurns(d *Decoder, field string) (msgs []Message, fail
 		if msgs == nil {
 			msgs = make([]Message, 0, 4)
 		}
-		msgs = append(msgs, m)
+		msgs = append(msgs, Message{Role: role})
+		s.offs = append(s.offs, [2]int{body.start - base, body.end - base})
 		return nil
 	})
 	switch {
 	case err != nil:
-		return nil, nil, err
 	case typeErr != nil:
-		return nil, typeErr, nil
+		fail = typeErr
 	case n == 0:
-		return nil, decErr("empty conversation", "%s is empty", field), nil
-	case fail != nil:
-		return nil, fail, nil
+		fail = decErr("empty conversation", "%s is empty", field)
+	}
+	if err != nil || fail != nil {
+		s.out = s.out[:base]
+		return nil, fail, err
+	}
+	// One string holds every content of the list.
+	all := string(s.out[base:])
+	s.out = s.out[:base]
+	for i, o := range s.offs {
+		msgs[i].Content = all[o[0]:o[1]]
 	}
 	return msgs, nil, nil
 }
 
-// turnMessage maps one parsed turn to a message, as the old per-turn
-// checks did.
-func (d *Decoder) turnMessage(s *jsonScanner, t *turnVal, field string, i int) (Message, error) {
+// turnRole checks one parsed turn as the old per-turn checks did and
+// returns its role and content.
+func (d *Decoder) turnRole(s *jsonScanner, t *turnVal, field string, i int) (string, *contentVal, error) {
 	var tag strSpan
 	var body *contentVal
 	switch {
@@ -986,20 +1148,20 @@ func (d *Decoder) turnMessage(s *jsonScanner, t *turnVal, field string, i int) (
 	case t.hasFrom:
 		tag, body = t.from, &t.value
 	default:
-		return Message{}, decErr("missing field", "%s[%d] has neither role nor from", field, i)
+		return "", nil, decErr("missing field", "%s[%d] has neither role nor from", field, i)
 	}
 	tb := s.bytes(tag)
 	role, ok := d.roleBytes(tb)
 	if !ok {
-		return Message{}, decErr("unknown role", "%s[%d]: %q (map it with the source's roles: setting)", field, i, tb)
+		return "", nil, decErr("unknown role", "%s[%d]: %q (map it with the source's roles: setting)", field, i, tb)
 	}
 	if !body.present || body.null {
-		return Message{}, decErr("missing field", "%s[%d] has no content", field, i)
+		return "", nil, decErr("missing field", "%s[%d] has no content", field, i)
 	}
 	if body.err != nil {
-		return Message{}, decErr("bad field", "%s[%d]: %v", field, i, body.err)
+		return "", nil, decErr("bad field", "%s[%d]: %v", field, i, body.err)
 	}
-	return Message{role, body.text}, nil
+	return role, body, nil
 }
 
 // roleBytes is role for a tag in bytes, without allocating for short ASCII
@@ -1267,7 +1429,7 @@ func (d *Decoder) promptCompletionScan(s *jsonScanner, w *wireScan) ([]Message, 
 			return nil, decErr("bad json", "%v", err)
 		}
 		if cv.err == nil {
-			return []Message{{role, cv.text}}, nil
+			return []Message{{role, s.contentText(cv)}}, nil
 		}
 		if s.data[r.start] != '[' {
 			return nil, decErr("bad field", "%s is neither a string nor a message list", field)
@@ -1297,7 +1459,8 @@ func (d *Decoder) decodeText(raw []byte) ([]Message, string, error) {
 	if field == "" {
 		field = "text"
 	}
-	s := jsonScanner{data: raw}
+	s := getScanner(raw)
+	defer putScanner(s)
 	var cv contentVal
 	found := false
 	kind, err := s.topLevel(func(key strSpan) error {
@@ -1319,7 +1482,7 @@ func (d *Decoder) decodeText(raw []byte) ([]Message, string, error) {
 	case cv.err != nil:
 		return nil, "", decErr("bad field", "%s: %v", field, cv.err)
 	}
-	return finish([]Message{{Role: RoleAssistant, Content: cv.text}}), "", nil
+	return finish([]Message{{Role: RoleAssistant, Content: s.contentText(cv)}}), "", nil
 }
 
 // Keys DetectFormat looks at.

@@ -667,6 +667,30 @@ func TestPlainRun(t *testing.T) {
 	}
 }
 
+func TestCtrlOrHigh(t *testing.T) {
+	for n := 0; n < 40; n++ {
+		for pos := -1; pos < n; pos++ {
+			for _, special := range []byte{0, 0x1f, 0x80, 0xff} {
+				data := bytes.Repeat([]byte{'a'}, n)
+				for _, filler := range []byte{'a', ' ', 0x7f, '!', '@', '`'} {
+					for i := range data {
+						data[i] = filler
+					}
+					if pos >= 0 {
+						data[pos] = special
+					}
+					if got, want := ctrlOrHigh(data), pos >= 0; got != want {
+						t.Errorf("ctrlOrHigh(%q) = %v", data, got)
+					}
+					if got, want := hasCtrl(data), pos >= 0 && special < 0x20; got != want {
+						t.Errorf("hasCtrl(%q) = %v", data, got)
+					}
+				}
+			}
+		}
+	}
+}
+
 func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 	for _, raw := range diffRecords {
 		f.Add([]byte(raw))

@@ -56,10 +56,11 @@ type Column struct {
 
 // Split is one split (train, test) and its shards in order.
 type Split struct {
-	Name   string  `json:"name"`
-	Rows   int64   `json:"rows"`
-	Bytes  int64   `json:"bytes"`
-	Shards []Shard `json:"shards"`
+	Name   string      `json:"name"`
+	Rows   int64       `json:"rows"`
+	Bytes  int64       `json:"bytes"`
+	Shards []Shard     `json:"shards"`
+	Stats  LengthStats `json:"length_stats"`
 }
 
 // Shard is one Parquet file of a split.

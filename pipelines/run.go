@@ -218,6 +218,9 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 			sp.Shards = append(sp.Shards, *rep.Shard)
 			sp.Rows += rep.Shard.Rows
 			sp.Bytes += rep.Shard.Bytes
+			if rep.Stats != nil {
+				sp.Stats.Merge(rep.Stats)
+			}
 		case "dead_letters":
 			deadCounts, sawDead = rep.Counts, true
 		case "rejected":

@@ -27,8 +27,9 @@ type Report struct {
 
 	Input *datasets.Input `json:"input,omitempty"`
 
-	Split string          `json:"split,omitempty"`
-	Shard *datasets.Shard `json:"shard,omitempty"`
+	Split string                `json:"split,omitempty"`
+	Shard *datasets.Shard       `json:"shard,omitempty"`
+	Stats *datasets.LengthStats `json:"stats,omitempty"`
 
 	// Counts by "stage/reason" (rejected) or reason (dead letters).
 	Counts map[string]int64 `json:"counts,omitempty"`

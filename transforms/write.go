@@ -198,6 +198,10 @@ func (f *writeShardFn) write(ctx context.Context, key string, samples []datasets
 	sort.Slice(samples, func(i, j int) bool { return datasets.Less(&samples[i], &samples[j]) })
 	path := joinPath(f.Cfg.Dir, key)
 	var st datasets.ShardStats
+	var lengths datasets.LengthStats
+	for i := range samples {
+		lengths.Add(&samples[i])
+	}
 	err := writeFile(ctx, path, func(w io.Writer) error {
 		sw, err := datasets.NewShardWriter(w, datasets.ShardOptions{Compression: f.Cfg.Compression})
 		if err != nil {
@@ -215,7 +219,7 @@ func (f *writeShardFn) write(ctx context.Context, key string, samples []datasets
 		return Report{}, fmt.Errorf("write shard %s: %w", path, err)
 	}
 	split := strings.SplitN(strings.TrimPrefix(key, "data/"), "-", 2)[0]
-	return Report{Kind: "shard", Split: split,
+	return Report{Kind: "shard", Split: split, Stats: &lengths,
 		Shard: &datasets.Shard{Path: key, Rows: st.Rows, Bytes: st.Bytes, SHA256: st.SHA256}}, nil
 }
 

@@ -103,9 +103,14 @@ func TestDemoRunTwiceByteIdentical(t *testing.T) {
 	if f := m.Funnel; f.Read != 319 || f.DeadLettered != 10 || f.Stages[0].Out != 280 || f.Written != 280 {
 		t.Errorf("demo funnel = %+v", f)
 	}
-	r2 := sieve(t, "run", demo, "--store", store, "--quiet")
+	// The unchanged rerun is recognised; --force rebuilds byte-identically.
+	same := sieve(t, "run", demo, "--store", store)
+	if same.code != 0 || !strings.Contains(same.stdout, "demo@v1 is up to date") {
+		t.Fatalf("rerun: exit %d, stdout %q, stderr %s", same.code, same.stdout, same.stderr)
+	}
+	r2 := sieve(t, "run", demo, "--store", store, "--quiet", "--force")
 	if r2.code != 0 || r2.stdout != "" {
-		t.Fatalf("quiet rerun: exit %d, stdout %q, stderr %s", r2.code, r2.stdout, r2.stderr)
+		t.Fatalf("quiet forced rerun: exit %d, stdout %q, stderr %s", r2.code, r2.stdout, r2.stderr)
 	}
 	a, b := shardBytes(t, filepath.Join(store, "demo", "v1")), shardBytes(t, filepath.Join(store, "demo", "v2"))
 	if len(a) != 3 || len(a) != len(b) {
