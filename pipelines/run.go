@@ -131,6 +131,7 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 	p, s := beam.NewPipelineWithRoot()
 	samples, dead, inputReports := transforms.Read(s, plan.Tasks)
 	var rejected []beam.PCollection
+	var marks []transforms.StageMarks
 	var names []string
 	seen := map[string]int{}
 	for _, st := range r.Stages {
@@ -140,19 +141,20 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 			name = fmt.Sprintf("%s_%d", st.Kind, seen[st.Kind])
 		}
 		names = append(names, name)
-		var dropped beam.PCollection
+		// Whole-dataset stages (dedup) only mark what they drop; the
+		// shard writers apply the marks, so samples are shuffled once.
 		switch cfg := st.Config.(type) {
 		case *recipe.ExactDedup:
-			samples, dropped = transforms.ExactDedupNamed(s, samples, dedup.KeyMode(cfg.Key), name)
+			marks = append(marks, transforms.ExactDedupMarks(s, samples, dedup.KeyMode(cfg.Key), name, marks))
 		default:
 			panic(fmt.Sprintf("pipelines: stage %s has no transform", st.Kind))
 		}
-		rejected = append(rejected, dropped)
 	}
 	out := r.Output
 	cfg := transforms.WriteConfig{Dir: dir, Shards: out.Shards, TestShards: out.TestShards,
 		TestRatio: out.TestRatio, SplitSeed: out.SplitSeed, Compression: out.Compression}
-	shardReports := transforms.WriteShards(s, samples, cfg)
+	shardReports, dropped := transforms.WriteShards(s, samples, cfg, marks)
+	rejected = append(rejected, dropped)
 	deadReport := transforms.WriteDeadLetters(s, dead, dir)
 	rejReport := transforms.WriteRejected(s, rejected, dir)
 	transforms.WriteReport(s, dir, inputReports, shardReports, deadReport, rejReport)

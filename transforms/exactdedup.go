@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -15,42 +14,39 @@ import (
 
 func init() {
 	register.DoFn2x0[datasets.Sample, func(string, string)](&exactKeyFn{})
-	register.Emitter2[string, string]()
 	register.DoFn4x0[context.Context, string, func(*string) bool, func(string)](&pickSurvivorFn{})
 	register.Iter1[string]()
 	register.DoFn5x0[context.Context, datasets.Sample, func(*string) bool, func(datasets.Sample), func(datasets.Rejected)](&applyMarksFn{})
 	register.Emitter1[datasets.Rejected]()
 }
 
-// ExactDedup drops samples whose normalised text (see dedup.ExactKey)
-// equals another's, keeping in every group of equal keys the sample first
-// in datasets.Less order (smallest id). Survivors of groups of two or more
-// get DupCluster set to their own id, dropped samples to the survivor's.
-//
-// Only (key, reference) pairs are shuffled; the decisions reach the
-// samples as a side input of the (usually few) non-trivial groups' marks.
-func ExactDedup(s beam.Scope, in beam.PCollection, mode dedup.KeyMode) (kept, dropped beam.PCollection) {
-	return ExactDedupNamed(s, in, mode, "exact_dedup")
-}
-
-// ExactDedupNamed is ExactDedup reporting its drops under the stage name
-// given (for recipes that run the stage more than once).
-func ExactDedupNamed(s beam.Scope, in beam.PCollection, mode dedup.KeyMode, stage string) (kept, dropped beam.PCollection) {
+// ExactDedupMarks decides exact duplicates: samples whose normalised text
+// (see dedup.ExactKey) is equal form a group, and in every group of two or
+// more the sample first in datasets.Less order (smallest id) is kept and
+// the others are marked dropped. Samples that earlier stages' marks drop
+// take no part. Only (key, reference) pairs are shuffled; the result is a
+// PCollection of marks (see StageMarks).
+func ExactDedupMarks(s beam.Scope, in beam.PCollection, mode dedup.KeyMode, stage string, prior []StageMarks) StageMarks {
 	s = s.Scope("ExactDedup")
-	keyed := beam.ParDo(s, &exactKeyFn{Mode: string(mode)}, in)
+	keyed := withoutDropped(s, beam.ParDo(s, &exactKeyFn{Mode: string(mode)}, in), prior)
 	groups := beam.GroupByKey(s, keyed)
-	marks := beam.ParDo(s, &pickSurvivorFn{}, groups)
-	return beam.ParDo2(s, &applyMarksFn{Stage: stage, Reason: "exact_duplicate", Mode: string(mode)}, in, beam.SideInput{Input: marks})
+	marks := beam.ParDo(s, &pickSurvivorFn{Stage: stage}, groups)
+	return StageMarks{Stage: stage, Reason: "exact_duplicate", Detail: "same normalised " + string(mode) + " as %s", Marks: marks}
 }
 
-// sampleRef identifies one sample within a run and sorts like
-// datasets.Less: id, source, file, zero-padded index, separated by 0
-// bytes (which none of them contains).
-func sampleRef(s *datasets.Sample) string {
-	return fmt.Sprintf("%s\x00%s\x00%s\x00%020d", s.ID, s.Source.Dataset, s.Source.File, s.Source.Index)
+// ExactDedup is the stand-alone form of ExactDedupMarks: it returns the
+// samples kept (survivors of groups of two or more get DupCluster set to
+// their own id) and the samples dropped (DupCluster and Survivor set to
+// the survivor's id).
+func ExactDedup(s beam.Scope, in beam.PCollection, mode dedup.KeyMode) (kept, dropped beam.PCollection) {
+	m := ExactDedupMarks(s, in, mode, "exact_dedup", nil)
+	return ApplyMarks(s, in, m)
 }
 
-func refID(ref string) string { return ref[:strings.IndexByte(ref, 0)] }
+// ApplyMarks splits samples by one stage's marks into kept and dropped.
+func ApplyMarks(s beam.Scope, in beam.PCollection, m StageMarks) (kept, dropped beam.PCollection) {
+	return beam.ParDo2(s.Scope("ApplyMarks"), &applyMarksFn{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}, in, beam.SideInput{Input: m.Marks})
+}
 
 type exactKeyFn struct {
 	Mode string `json:"mode"`
@@ -61,14 +57,14 @@ func (f *exactKeyFn) ProcessElement(s datasets.Sample, emit func(string, string)
 	emit(hex.EncodeToString(k[:]), sampleRef(&s))
 }
 
-// pickSurvivorFn emits, for a key shared by several samples, one mark per
-// sample: "ref\x01" + "K" (kept) or "D" (dropped) + the survivor's id.
-// Keys of one sample emit nothing.
+// pickSurvivorFn marks, for a key shared by several samples, the smallest
+// reference kept and the others dropped. Keys of one sample emit nothing.
 type pickSurvivorFn struct {
+	Stage  string `json:"stage"`
 	groups beam.Counter
 }
 
-func (f *pickSurvivorFn) Setup() { f.groups = beam.NewCounter(Namespace, "exact_dup_groups") }
+func (f *pickSurvivorFn) Setup() { f.groups = beam.NewCounter(Namespace, f.Stage+"_groups") }
 
 func (f *pickSurvivorFn) ProcessElement(ctx context.Context, _ string, refs func(*string) bool, emit func(string)) {
 	var all []string
@@ -88,50 +84,39 @@ func (f *pickSurvivorFn) ProcessElement(ctx context.Context, _ string, refs func
 	f.groups.Inc(ctx, 1)
 	survivor := refID(best)
 	for _, r := range all {
-		if r == best {
-			emit(r + "\x01K" + survivor)
-		} else {
-			emit(r + "\x01D" + survivor)
-		}
+		emit(formatMark(f.Stage, r, r == best, survivor))
 	}
 }
 
-// applyMarksFn passes samples through, dropping those marked with another
-// sample as survivor. The marks are loaded once per DoFn instance (the
-// side input is the same for every element of the global window).
+// applyMarksFn passes samples through, dropping those one stage's marks
+// drop. The marks are loaded once per DoFn instance (the side input is the
+// same for every element of the global window).
 type applyMarksFn struct {
 	Stage  string `json:"stage"`
 	Reason string `json:"reason"`
-	Mode   string `json:"mode"`
+	Detail string `json:"detail"`
 
-	marks   map[string]string
+	marks   markSet
 	dropped beam.Counter
 }
 
-func (f *applyMarksFn) Setup() {
-	f.dropped = beam.NewCounter(Namespace, f.Stage+"_dropped")
-}
+func (f *applyMarksFn) Setup() { f.dropped = beam.NewCounter(Namespace, f.Stage+"_dropped") }
 
 func (f *applyMarksFn) ProcessElement(ctx context.Context, s datasets.Sample, marks func(*string) bool, kept func(datasets.Sample), dropped func(datasets.Rejected)) {
 	if f.marks == nil {
-		f.marks = map[string]string{}
-		var m string
-		for marks(&m) {
-			i := strings.LastIndexByte(m, 1)
-			f.marks[m[:i]] = m[i+1:]
-		}
+		f.marks = loadMarks(marks)
 	}
-	survivor, ok := f.marks[sampleRef(&s)]
+	m, ok := f.marks[f.Stage][sampleRef(&s)]
 	if !ok {
 		kept(s)
 		return
 	}
-	s.DupCluster = survivor[1:]
-	if survivor[0] == 'K' {
+	s.DupCluster = m.survivor
+	if m.kept {
 		kept(s)
 		return
 	}
 	f.dropped.Inc(ctx, 1)
-	dropped(datasets.Rejected{Stage: f.Stage, Reason: f.Reason, Survivor: s.DupCluster,
-		Detail: fmt.Sprintf("same normalised %s as %s", f.Mode, s.DupCluster), Sample: s})
+	dropped(datasets.Rejected{Stage: f.Stage, Reason: f.Reason, Survivor: m.survivor,
+		Detail: fmt.Sprintf(f.Detail, m.survivor), Sample: s})
 }

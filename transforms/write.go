@@ -28,6 +28,15 @@ type WriteConfig struct {
 	TestRatio   float64 `json:"test_ratio"`
 	SplitSeed   string  `json:"split_seed"`
 	Compression string  `json:"compression"`
+	// Stages are the mark stages applied before writing, in recipe order.
+	Stages []MarkStage `json:"stages,omitempty"`
+}
+
+// MarkStage describes how one stage's marks are reported (see StageMarks).
+type MarkStage struct {
+	Stage  string `json:"stage"`
+	Reason string `json:"reason"`
+	Detail string `json:"detail"`
 }
 
 // Names of the files beside data/ in a version directory.
@@ -41,7 +50,7 @@ func init() {
 	register.DoFn2x0[datasets.Sample, func(string, datasets.Sample)](&assignShardFn{})
 	register.Emitter2[string, datasets.Sample]()
 	register.Function2x0(markerSample)
-	register.DoFn4x1[context.Context, string, func(*datasets.Sample) bool, func(string), error](&writeShardFn{})
+	register.DoFn6x1[context.Context, string, func(*datasets.Sample) bool, func(*string) bool, func(string), func(datasets.Rejected), error](&writeShardFn{})
 	register.Iter1[datasets.Sample]()
 	register.DoFn4x1[context.Context, int, func(*string) bool, func(string), error](&writeDeadFn{})
 	register.DoFn4x1[context.Context, int, func(*datasets.Rejected) bool, func(string), error](&writeRejectedFn{})
@@ -93,15 +102,25 @@ func shardKeys(cfg WriteConfig) []string {
 }
 
 // WriteShards splits samples into train and test, assigns each to a shard
-// by a hash of its id, sorts every shard by datasets.Less and writes it as
-// one Parquet file through Beam's filesystem package. Every shard is
-// written, empty ones included. It returns the report lines of the shards.
-func WriteShards(s beam.Scope, samples beam.PCollection, cfg WriteConfig) beam.PCollection {
+// by a hash of its id, applies the marks of whole-dataset stages (the
+// samples they drop go to the rejected output, in recipe order of the
+// stages), sorts every shard by datasets.Less and writes it as one Parquet
+// file through Beam's filesystem package. Every shard is written, empty
+// ones included. It returns the report lines of the shards and the
+// rejected samples.
+func WriteShards(s beam.Scope, samples beam.PCollection, cfg WriteConfig, marks []StageMarks) (reports, rejected beam.PCollection) {
 	s = s.Scope("WriteShards")
 	keyed := beam.ParDo(s, &assignShardFn{Cfg: cfg}, samples)
 	markers := beam.ParDo(s, markerSample, beam.Create(s, anys(shardKeys(cfg))...))
 	groups := beam.GroupByKey(s, beam.Flatten(s, keyed, markers))
-	return beam.ParDo(s, &writeShardFn{Cfg: cfg}, groups)
+	cols := []beam.PCollection{beam.Create(s, "")}
+	cfg.Stages = nil
+	for _, m := range marks {
+		cols = append(cols, m.Marks)
+		cfg.Stages = append(cfg.Stages, MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail})
+	}
+	allMarks := beam.Flatten(s, cols...)
+	return beam.ParDo2(s, &writeShardFn{Cfg: cfg}, groups, beam.SideInput{Input: allMarks})
 }
 
 func anys(ss []string) []any {
@@ -138,6 +157,8 @@ type writeShardFn struct {
 	Cfg  WriteConfig `json:"cfg"`
 	rows beam.Counter
 
+	marks   markSet
+	stages  []string
 	sem     chan struct{}
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -150,11 +171,33 @@ func (f *writeShardFn) Setup() {
 	f.sem = make(chan struct{}, runtime.GOMAXPROCS(0))
 }
 
-func (f *writeShardFn) ProcessElement(ctx context.Context, key string, values func(*datasets.Sample) bool, emit func(string)) error {
+func (f *writeShardFn) ProcessElement(ctx context.Context, key string, values func(*datasets.Sample) bool, marks func(*string) bool,
+	emit func(string), rejected func(datasets.Rejected)) error {
+	if f.marks == nil {
+		f.marks = loadMarks(marks)
+		for _, st := range f.Cfg.Stages {
+			f.stages = append(f.stages, st.Stage)
+		}
+	}
 	var samples []datasets.Sample
 	var v datasets.Sample
 	for values(&v) {
-		if v.ID != "" {
+		if v.ID == "" {
+			continue
+		}
+		ref := sampleRef(&v)
+		if stage, m, dropped := f.marks.dropped(ref, f.stages); dropped {
+			v.DupCluster = m.survivor
+			st := f.stage(stage)
+			rejected(datasets.Rejected{Stage: stage, Reason: st.Reason, Survivor: m.survivor,
+				Detail: fmt.Sprintf(st.Detail, m.survivor), Sample: v})
+		} else {
+			// The survivor of a cluster records its own id as the cluster.
+			for _, st := range f.stages {
+				if m, ok := f.marks[st][ref]; ok && m.kept {
+					v.DupCluster = m.survivor
+				}
+			}
 			samples = append(samples, v)
 		}
 		v = datasets.Sample{}
@@ -176,7 +219,16 @@ func (f *writeShardFn) ProcessElement(ctx context.Context, key string, values fu
 	return nil
 }
 
-func (f *writeShardFn) FinishBundle(ctx context.Context, emit func(string)) error {
+func (f *writeShardFn) stage(name string) MarkStage {
+	for _, st := range f.Cfg.Stages {
+		if st.Stage == name {
+			return st
+		}
+	}
+	return MarkStage{Stage: name, Reason: "dropped", Detail: "dropped (%s)"}
+}
+
+func (f *writeShardFn) FinishBundle(ctx context.Context, _ func(*string) bool, emit func(string), _ func(datasets.Rejected)) error {
 	f.wg.Wait()
 	f.mu.Lock()
 	reports, err := f.reports, f.err

@@ -223,10 +223,17 @@ func TestUniversalRunnerOnPrismJobServer(t *testing.T) {
 	if r := sieve(t, "run", demo, "--store", local, "--quiet"); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
-	a, b := shardBytes(t, filepath.Join(store, "demo", "v1")), shardBytes(t, filepath.Join(local, "demo", "v1"))
+	direct := t.TempDir()
+	if r := sieve(t, "run", demo, "--store", direct, "--quiet", "--runner=direct"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	a, b, c := shardBytes(t, filepath.Join(store, "demo", "v1")), shardBytes(t, filepath.Join(local, "demo", "v1")), shardBytes(t, filepath.Join(direct, "demo", "v1"))
 	for name, data := range a {
 		if !bytes.Equal(data, b[name]) {
-			t.Errorf("%s differs between the universal and the in-process runner", name)
+			t.Errorf("%s differs between the universal and the in-process prism runner", name)
+		}
+		if !bytes.Equal(data, c[name]) {
+			t.Errorf("%s differs between prism and the direct runner", name)
 		}
 	}
 }

@@ -1,0 +1,136 @@
+package transforms
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/sieve-data/sieve/datasets"
+)
+
+// Marks are how stages that decide over the whole dataset (deduplication)
+// report their decisions without moving samples: a PCollection<string> of
+// marks, one per sample the stage has an opinion on,
+//
+//	stage \x02 ref \x01 verdict survivor-id
+//
+// where ref is the sample's reference (see sampleRef), verdict is 'K'
+// (kept, the survivor of a cluster) or 'D' (dropped as a duplicate of
+// survivor-id). Samples without a mark pass. Marks are small, so they
+// travel as side inputs; the samples themselves are shuffled once, to the
+// shard writers, which apply the marks of every stage in recipe order
+// (see WriteShards). This keeps a whole-dataset decision from costing a
+// second shuffle of the data.
+
+const (
+	markStageSep   = "\x02"
+	markVerdictSep = "\x01"
+)
+
+func init() {
+	register.DoFn4x0[string, string, func(*string) bool, func(string, string)](&dropMarkedFn{})
+	register.Emitter2[string, string]()
+}
+
+// StageMarks is one stage's marks and how its drops are reported.
+type StageMarks struct {
+	Stage  string
+	Reason string // e.g. "exact_duplicate"
+	Detail string // printf format with the survivor id, e.g. "same normalised conversation as %s"
+	Marks  beam.PCollection
+}
+
+// sampleRef identifies one sample within a run and sorts like
+// datasets.Less: id, source, file, zero-padded index, separated by 0
+// bytes (which none of them contains).
+func sampleRef(s *datasets.Sample) string {
+	return fmt.Sprintf("%s\x00%s\x00%s\x00%020d", s.ID, s.Source.Dataset, s.Source.File, s.Source.Index)
+}
+
+func refID(ref string) string { return ref[:strings.IndexByte(ref, 0)] }
+
+func formatMark(stage, ref string, kept bool, survivor string) string {
+	v := "D"
+	if kept {
+		v = "K"
+	}
+	return stage + markStageSep + ref + markVerdictSep + v + survivor
+}
+
+// mark is one parsed mark.
+type mark struct {
+	kept     bool
+	survivor string
+}
+
+// markSet indexes marks by stage and ref.
+type markSet map[string]map[string]mark
+
+func (ms markSet) add(m string) error {
+	i := strings.Index(m, markStageSep)
+	j := strings.LastIndex(m, markVerdictSep)
+	if i < 0 || j < i || j+2 > len(m) {
+		return fmt.Errorf("malformed mark %q", m)
+	}
+	stage, ref := m[:i], m[i+1:j]
+	byRef := ms[stage]
+	if byRef == nil {
+		byRef = map[string]mark{}
+		ms[stage] = byRef
+	}
+	byRef[ref] = mark{kept: m[j+1] == 'K', survivor: m[j+2:]}
+	return nil
+}
+
+// dropped tells whether any of the stages dropped ref, and which first.
+func (ms markSet) dropped(ref string, stages []string) (string, mark, bool) {
+	for _, st := range stages {
+		if m, ok := ms[st][ref]; ok && !m.kept {
+			return st, m, true
+		}
+	}
+	return "", mark{}, false
+}
+
+// withoutDropped removes from a (key, ref) stream the refs that earlier
+// stages' marks drop, so a later stage decides among survivors only.
+func withoutDropped(s beam.Scope, keyed beam.PCollection, prior []StageMarks) beam.PCollection {
+	if len(prior) == 0 {
+		return keyed
+	}
+	var cols []beam.PCollection
+	var stages []string
+	for _, p := range prior {
+		cols = append(cols, p.Marks)
+		stages = append(stages, p.Stage)
+	}
+	all := beam.Flatten(s, cols...)
+	return beam.ParDo(s, &dropMarkedFn{Stages: stages}, keyed, beam.SideInput{Input: all})
+}
+
+type dropMarkedFn struct {
+	Stages []string `json:"stages"`
+	marks  markSet
+}
+
+func (f *dropMarkedFn) ProcessElement(key, ref string, marks func(*string) bool, emit func(string, string)) {
+	if f.marks == nil {
+		f.marks = loadMarks(marks)
+	}
+	if _, _, dropped := f.marks.dropped(ref, f.Stages); !dropped {
+		emit(key, ref)
+	}
+}
+
+// loadMarks reads a marks side input into a markSet. Malformed marks
+// cannot occur (sieve writes them all); they are skipped.
+func loadMarks(marks func(*string) bool) markSet {
+	ms := markSet{}
+	var m string
+	for marks(&m) {
+		_ = ms.add(m)
+	}
+	return ms
+}
