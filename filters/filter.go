@@ -500,15 +500,15 @@ func New(cfg Config) ([]Filter, error) {
 		if skip[f.name] {
 			continue
 		}
-		on := ruleSet{}
-		any := false
+		var on ruleSet
+		enabled := false
 		for i, r := range f.rules {
 			if !skip[r] {
 				on.set(i)
-				any = true
+				enabled = true
 			}
 		}
-		if !any {
+		if !enabled {
 			continue
 		}
 		var flt Filter

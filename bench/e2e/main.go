@@ -4,6 +4,7 @@
 //
 //	sieve_e2e_dedup     sieve run recipe_dedup.yaml --quiet  (exact dedup, 4 shards)
 //	sieve_e2e_plain     sieve run recipe_plain.yaml --quiet  (no stages, 4 shards)
+//	sieve_e2e_*_direct  the same on Beam's direct runner (--runner=direct)
 //	duckdb_dedup_write  node bench/duckdb/bench.mjs IN OUT   (the baseline)
 //
 // Usage:
@@ -148,13 +149,13 @@ func run(o options) error {
 	}
 
 	sieveBin, sieveErr := resolveSieve(o.sieve)
-	sieveBench := func(name, recipePath, store string, wantOut int64) *bench {
+	sieveBench := func(name, recipePath, store string, wantOut int64, extraArgs ...string) *bench {
 		return &bench{
 			name:    name,
 			err:     sieveErr,
 			prepare: func() error { return os.RemoveAll(store) },
 			cmd: func() (*exec.Cmd, error) {
-				return exec.Command(sieveBin, "run", recipePath, "--quiet"), nil
+				return exec.Command(sieveBin, append([]string{"run", recipePath, "--quiet", "--force"}, extraArgs...)...), nil
 			},
 			check: func([]byte) (map[string]any, error) {
 				if filepath.Base(sieveBin) == "true" {
@@ -215,6 +216,8 @@ func run(o options) error {
 	benches := []*bench{
 		sieveBench("sieve_e2e_dedup", dedupRecipe, dedupStore, st.Records-st.PlantedDups),
 		sieveBench("sieve_e2e_plain", plainRecipe, plainStore, st.Records),
+		sieveBench("sieve_e2e_dedup_direct", dedupRecipe, dedupStore, st.Records-st.PlantedDups, "--runner=direct"),
+		sieveBench("sieve_e2e_plain_direct", plainRecipe, plainStore, st.Records, "--runner=direct"),
 		duck,
 	}
 	if o.only != "" {
