@@ -80,6 +80,9 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRemoteRunner(plan); err != nil {
+		return nil, err
+	}
 	if !opt.Force {
 		if v, ok, err := store.FindContent(ctx, r.Name, plan.ContentID); err != nil {
 			return nil, err
@@ -121,6 +124,26 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 		return nil, err
 	}
 	return &Result{Store: store, Dir: store.VersionDir(r.Name, version), Manifest: m}, nil
+}
+
+// checkRemoteRunner refuses local paths on runners whose workers run on
+// other machines (Dataflow, Flink, Spark): they could neither read the
+// inputs nor write the shards.
+func checkRemoteRunner(p *Plan) error {
+	switch RunnerName() {
+	case "dataflow", "DataflowRunner", "flink", "spark":
+	default:
+		return nil
+	}
+	if !strings.Contains(p.Store.Root, "://") {
+		return fmt.Errorf("runner %s runs workers on other machines: the store must be remote (--store gs://bucket/prefix), not %s", RunnerName(), p.Store.Root)
+	}
+	for _, in := range p.Inputs {
+		if !strings.Contains(in.File, "://") {
+			return fmt.Errorf("runner %s runs workers on other machines: source %s reads the local file %s; use gs:// paths", RunnerName(), in.Source, in.File)
+		}
+	}
+	return nil
 }
 
 // Build constructs the Beam pipeline of a plan writing into dir. It

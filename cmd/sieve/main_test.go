@@ -146,6 +146,7 @@ func TestBadInputsExitWithOneLine(t *testing.T) {
 		{"bad recipe key", []string{"run", bad}, 2, "bad.yaml:3: sources[0].formt: unknown key"},
 		{"empty glob", []string{"run", missing, "--store", filepath.Join(dir, "store")}, 1, "source a: " + filepath.Join(dir, "nowhere/*.jsonl") + ": no files match"},
 		{"unknown command", []string{"frobnicate"}, 1, "unknown command"},
+		{"dataflow with a local store", []string{"run", demo, "--runner=dataflow", "--store", filepath.Join(dir, "store")}, 1, "the store must be remote"},
 		{"inspect missing", []string{"inspect", "nothing@v3", "--store", dir}, 1, "not a committed version"},
 	}
 	for _, tc := range tests {
