@@ -605,6 +605,8 @@ func deepRecord(n int) string {
 	return `{"x":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `,"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}],"text":"t"}`
 }
 
+// TestDecodeMatchesEncodingJSON runs the hand-written table, and records
+// nested right up to encoding/json's depth limit, through both decoders.
 func TestDecodeMatchesEncodingJSON(t *testing.T) {
 	accepted := 0
 	for _, raw := range diffRecords {
@@ -645,6 +647,7 @@ func TestDecodeMatchesEncodingJSONPrefixes(t *testing.T) {
 	}
 }
 
+// TestPlainRun checks the word-at-a-time search of scanString's slow path.
 func TestPlainRun(t *testing.T) {
 	// Every special byte at every position of a 20-byte run, with and
 	// without high bytes counting as special.
@@ -667,6 +670,8 @@ func TestPlainRun(t *testing.T) {
 	}
 }
 
+// TestCtrlOrHigh checks the word-at-a-time byte class tests at every
+// length and position.
 func TestCtrlOrHigh(t *testing.T) {
 	for n := 0; n < 40; n++ {
 		for pos := -1; pos < n; pos++ {
@@ -691,6 +696,9 @@ func TestCtrlOrHigh(t *testing.T) {
 	}
 }
 
+// FuzzDecodeMatchesEncodingJSON asserts that, for every decoder of
+// diffDecoders and for DetectFormat, the scanner and encoding/json agree on
+// any input: same messages and meta, or failures with the same reason.
 func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 	for _, raw := range diffRecords {
 		f.Add([]byte(raw))

@@ -275,9 +275,10 @@ func (d *Decoder) SampleFromRecord(rec Record, src Source, license string) (Samp
 	if err != nil {
 		return Sample{}, err
 	}
-	s := Sample{ID: ContentID(msgs), Messages: msgs, Source: src, License: license, Meta: meta}
-	if err := s.Validate(); err != nil {
+	s := Sample{Messages: msgs, Source: src, License: license, Meta: meta}
+	if err := s.validateContent(); err != nil {
 		return Sample{}, err
 	}
+	s.ID = ContentID(msgs)
 	return s, nil
 }
