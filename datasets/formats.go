@@ -18,6 +18,9 @@ const (
 	FormatPromptCompletion Format = "prompt_completion" // prompt, completion: strings or message lists (TRL)
 	FormatDolly            Format = "dolly"             // instruction, context, response, category
 	FormatText             Format = "text"              // text
+	// FormatSieve reads sieve's own Parquet shards (a stored version read
+	// as a source), keeping every column but the source.
+	FormatSieve Format = "sieve"
 )
 
 // Formats lists every concrete format, in detection order.
@@ -42,6 +45,8 @@ func ParseFormat(s string) (Format, error) {
 		return FormatDolly, nil
 	case "text", "plain", "plain_text":
 		return FormatText, nil
+	case "sieve":
+		return FormatSieve, nil
 	}
 	names := make([]string, 0, len(Formats)+1)
 	names = append(names, string(FormatAuto))

@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -82,6 +83,9 @@ func ReadSamples(ctx context.Context, file string, opt ReadOptions, emit func(Sa
 	cont, comp, err := DetectContainer(file)
 	if err != nil {
 		return st, err
+	}
+	if opt.Format == FormatSieve {
+		return readSieveShard(ctx, file, opt, st, emit, dead)
 	}
 	rc, err := Open(ctx, file)
 	if err != nil {
@@ -173,6 +177,48 @@ func ReadSamples(ctx context.Context, file string, opt ReadOptions, emit func(Sa
 	st.Dead++
 	return st, dead(DeadLetter{Source: opt.Source, File: file, Index: rg.FirstIndex + st.Records - 1, Stage: "read",
 		Reason: "unreadable file", Detail: fmt.Sprintf("reading stopped after %d records: %v", st.Records-1, readErr)})
+}
+
+// readSieveShard reads one of sieve's own shards: every column is kept
+// (license, scores, topics, meta) except the source, which becomes this
+// read's; rows that fail validation are dead letters like any record.
+func readSieveShard(ctx context.Context, file string, opt ReadOptions, st FileStats,
+	emit func(Sample) error, dead func(DeadLetter) error) (FileStats, error) {
+	data, err := readFile(ctx, file)
+	if err != nil {
+		return st, err
+	}
+	sr, err := OpenShard(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", file, err)
+	}
+	defer sr.Close()
+	for i := int64(0); opt.Limit == 0 || i < opt.Limit; i++ {
+		s, err := sr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return st, fmt.Errorf("%s: row %d: %w", file, i, err)
+		}
+		st.Records++
+		s.Source = Source{Dataset: opt.Source, File: file, Index: i}
+		if s.License == "" {
+			s.License = opt.License
+		}
+		if err := s.Validate(); err != nil {
+			st.Dead++
+			if err := dead(deadLetter(opt.Source, file, Record{Index: i}, err)); err != nil {
+				return st, err
+			}
+			continue
+		}
+		st.Samples++
+		if err := emit(s); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
 }
 
 // decodedBatch is one batch of records decoded by a worker.

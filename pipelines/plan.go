@@ -54,7 +54,7 @@ func NewPlan(ctx context.Context, r *recipe.Recipe, store datasets.Store) (*Plan
 			for _, sh := range v.Shards() {
 				files = append(files, v.ShardPath(sh))
 			}
-			format = datasets.FormatOpenAI // shards hold messages lists
+			format = datasets.FormatSieve
 		} else {
 			var err error
 			files, err = datasets.Glob(ctx, r.ResolvePath(src.Path))
