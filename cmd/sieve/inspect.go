@@ -19,6 +19,7 @@ func newInspectCmd(stdout io.Writer) *cobra.Command {
 	var n int
 	var store string
 	var asJSON bool
+	var rejected string
 	cmd := &cobra.Command{
 		Use:   "inspect PATH|NAME[@VERSION]",
 		Short: "Show the schema, counts and a few samples of a shard or a dataset version",
@@ -27,9 +28,14 @@ directory, or a dataset in the store named NAME[@VERSION] (VERSION is vN or
 latest, the default).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if rejected != "" {
+				return inspectRejected(cmd.Context(), stdout, args[0], store, rejected, n, asJSON)
+			}
 			return inspect(cmd.Context(), stdout, args[0], store, n, asJSON)
 		},
 	}
+	cmd.Flags().StringVar(&rejected, "rejected", "", "show rejected samples instead: all (--rejected), or those of a stage, a reason or STAGE/REASON")
+	cmd.Flags().Lookup("rejected").NoOptDefVal = "*"
 	cmd.Flags().IntVarP(&n, "samples", "n", 3, "number of samples to show")
 	cmd.Flags().StringVar(&store, "store", "store", "version store root, for NAME[@VERSION]")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the samples as JSON lines")
@@ -81,6 +87,87 @@ func inspect(ctx context.Context, w io.Writer, target, store string, n int, asJS
 			if sh.Rows > 0 {
 				return inspectShard(ctx, w, filepath.Join(dir, sh.Path), n, asJSON, !asJSON)
 			}
+		}
+	}
+	return nil
+}
+
+// versionDir resolves PATH or NAME[@VERSION] to a version directory.
+func versionDir(ctx context.Context, target, store string) (string, error) {
+	if fi, err := os.Stat(target); err == nil && fi.IsDir() {
+		return target, nil
+	}
+	ref, err := datasets.ParseRef(target)
+	if err != nil {
+		return "", err
+	}
+	st := datasets.Store{Root: store}
+	ref, err = st.Resolve(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return st.VersionDir(ref.Name, ref.Version), nil
+}
+
+// inspectRejected lists a version's rejected samples, counted by stage
+// and reason, with examples of those the selector picks.
+func inspectRejected(ctx context.Context, w io.Writer, target, store, sel string, n int, asJSON bool) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	dir, err := versionDir(ctx, target, store)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(filepath.Join(dir, "rejected.jsonl"))
+	if err != nil {
+		return fmt.Errorf("inspect: %s has no rejected.jsonl", dir)
+	}
+	defer f.Close()
+	counts := map[string]int{}
+	var keys []string
+	shown := 0
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	dec := json.NewDecoder(f)
+	for {
+		var r datasets.Rejected
+		if err := dec.Decode(&r); err == io.EOF {
+			break
+		} else if err != nil {
+			return fmt.Errorf("rejected.jsonl: %w", err)
+		}
+		key := r.Stage + "/" + r.Reason
+		if counts[key] == 0 {
+			keys = append(keys, key)
+		}
+		counts[key]++
+		if sel != "*" && sel != r.Stage && sel != r.Reason && sel != key {
+			continue
+		}
+		if shown >= n {
+			continue
+		}
+		shown++
+		if asJSON {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+			continue
+		}
+		s := r.Sample
+		fmt.Fprintf(w, "── %s  %s  %s\n   %s\n", key, s.ID, filepath.Base(s.Source.File)+fmt.Sprintf("#%d", s.Source.Index), r.Detail)
+		for _, msg := range s.Messages {
+			fmt.Fprintf(w, "  [%s] %s\n", msg.Role, clip(msg.Content, 200))
+		}
+	}
+	if !asJSON {
+		fmt.Fprintln(w)
+		for _, k := range keys {
+			fmt.Fprintf(w, "%8d  %s\n", counts[k], k)
+		}
+		if sel != "*" && shown == 0 {
+			return fmt.Errorf("inspect: no rejected sample matches %q", sel)
 		}
 	}
 	return nil

@@ -121,6 +121,10 @@ func TestDemoRunTwiceByteIdentical(t *testing.T) {
 			t.Errorf("%s differs between runs", name)
 		}
 	}
+	rej := sieve(t, "inspect", "demo@v1", "--store", store, "--rejected=exact_duplicate", "-n", "2")
+	if rej.code != 0 || strings.Count(rej.stdout, "── exact_dedup/exact_duplicate") != 2 || !strings.Contains(rej.stdout, "29  exact_dedup/exact_duplicate") {
+		t.Errorf("inspect --rejected: exit %d\n%s%s", rej.code, rej.stdout, rej.stderr)
+	}
 	// inspect reads it back.
 	ins := sieve(t, "inspect", "demo@latest", "--store", store, "-n", "1")
 	if ins.code != 0 || !strings.Contains(ins.stdout, "demo@v2") || !strings.Contains(ins.stdout, "required group messages (LIST)") || !strings.Contains(ins.stdout, "[assistant]") {
