@@ -1,7 +1,25 @@
-// Package dedup holds sieve's deduplication algorithms as plain Go: the
-// normalised exact-match key here, MinHash signatures and LSH banding
-// elsewhere in the package. The Beam composites that run them at scale
-// live in package transforms.
+// Package dedup holds sieve's deduplication algorithms as plain Go; the
+// Beam composites that run them at scale live in package transforms.
+//
+//   - Exact dedup: ExactKey, a hash of the normalised conversation.
+//   - Fuzzy dedup, step by step: TextConfig normalises a text and cuts it
+//     into hashed shingles (word or character n-grams); a Hasher turns
+//     the shingle set into a MinHash signature of NumPerm 64-bit values
+//     (FastHasher, sieve's own, or EkzhuHasher, ekzhu/minhash-lsh's);
+//     OptimalBands picks bands × rows for a Jaccard threshold and
+//     BandKeys gives one 64-bit LSH bucket key per band; documents that
+//     share a bucket key are candidate pairs, verified by CompactJaccard
+//     (exact, on CompactSet shingle sets) or EstimateJaccard (on the
+//     signatures); Components, or the LargeStar and SmallStar rounds that
+//     compute the same components in a distributed way, group the
+//     verified pairs into duplicate clusters.
+//   - Incremental and cross-dataset dedup: Index, a saved and loaded set
+//     of signatures under their real ids, queried with the same band
+//     keys.
+//
+// Signatures, band keys and index files depend on the TextConfig
+// (normalisation, shingling, NumPerm, Seed, Hasher) and are comparable
+// only between equal configurations.
 package dedup
 
 import (
