@@ -2,6 +2,7 @@ package pipelines
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -153,9 +154,17 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 	r := plan.Recipe
 	p, s := beam.NewPipelineWithRoot()
 	samples, dead, inputReports := transforms.Read(s, plan.Tasks)
+	// Per-sample stages before the first whole-dataset stage run right
+	// after reading. Whole-dataset stages (dedup) only mark what they drop,
+	// deciding over small keys; the shard writers apply the marks and every
+	// per-sample stage after the first of them, in recipe order (the tail),
+	// so samples are shuffled once.
 	var rejected []beam.PCollection
 	var marks []transforms.StageMarks
+	var tail []transforms.TailStep
+	var tailSpecs []transforms.StepSpec
 	var names []string
+	var checks []beam.PCollection
 	seen := map[string]int{}
 	for _, st := range r.Stages {
 		seen[st.Kind]++
@@ -164,25 +173,64 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 			name = fmt.Sprintf("%s_%d", st.Kind, seen[st.Kind])
 		}
 		names = append(names, name)
-		// Whole-dataset stages (dedup) only mark what they drop; the
-		// shard writers apply the marks, so samples are shuffled once.
 		switch cfg := st.Config.(type) {
 		case *recipe.ExactDedup:
-			marks = append(marks, transforms.ExactDedupMarks(s, samples, dedup.KeyMode(cfg.Key), name, marks))
+			m := transforms.ExactDedupMarks(s, samples, dedup.KeyMode(cfg.Key), name, marks, tailSpecs)
+			marks = append(marks, m)
+			tail = append(tail, transforms.TailStep{Marks: &transforms.MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}})
+		case *recipe.FuzzyDedup:
+			fc := transforms.FuzzyConfig{Text: cfg.Text, Mode: dedup.KeyMode(cfg.Key), Threshold: cfg.Threshold,
+				Bands: cfg.Bands, Rows: cfg.Rows, Verify: cfg.Verify, Edges: cfg.Edges, MaxBucketPairs: 2000,
+				Keep: cfg.Keep, Rounds: cfg.Rounds}
+			m, check := transforms.FuzzyDedupMarks(s, samples, fc, name, marks, tailSpecs)
+			checks = append(checks, check)
+			marks = append(marks, m)
+			tail = append(tail, transforms.TailStep{Marks: &transforms.MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}})
 		default:
-			panic(fmt.Sprintf("pipelines: stage %s has no transform", st.Kind))
+			spec, ok, err := stepSpec(name, st)
+			if err != nil {
+				panic(err) // configs were validated with the recipe
+			}
+			if !ok {
+				panic(fmt.Sprintf("pipelines: stage %s has no transform", st.Kind))
+			}
+			if len(marks) == 0 {
+				var dropped beam.PCollection
+				samples, dropped = transforms.ApplySteps(s, samples, []transforms.StepSpec{spec})
+				rejected = append(rejected, dropped)
+				continue
+			}
+			tail = append(tail, transforms.TailStep{Step: &spec})
+			tailSpecs = append(tailSpecs, spec)
 		}
 	}
 	out := r.Output
 	cfg := transforms.WriteConfig{Dir: dir, Shards: out.Shards, TestShards: out.TestShards,
-		TestRatio: out.TestRatio, SplitSeed: out.SplitSeed, Compression: out.Compression}
+		TestRatio: out.TestRatio, SplitSeed: out.SplitSeed, Compression: out.Compression, Tail: tail}
 	shardReports, dropped := transforms.WriteShards(s, samples, cfg, marks)
 	rejected = append(rejected, dropped)
 	deadReport := transforms.WriteDeadLetters(s, dead, dir)
 	rejReport := transforms.WriteRejected(s, rejected, dir)
-	transforms.WriteReport(s, dir, inputReports, shardReports, deadReport, rejReport)
+	transforms.WriteReport(s, dir, append([]beam.PCollection{inputReports, shardReports, deadReport, rejReport}, checks...)...)
 	return p, names
 }
+
+// stepSpec turns a per-sample stage of the recipe into a step spec.
+func stepSpec(name string, st recipe.Stage) (transforms.StepSpec, bool, error) {
+	kind, ok := stepKinds[st.Kind]
+	if !ok {
+		return transforms.StepSpec{}, false, nil
+	}
+	cfg, err := json.Marshal(st.Config)
+	if err != nil {
+		return transforms.StepSpec{}, true, err
+	}
+	return transforms.StepSpec{Stage: name, Kind: kind, Config: cfg}, true, nil
+}
+
+// stepKinds maps recipe stage kinds that are per-sample steps to their
+// transforms step kinds.
+var stepKinds = map[string]string{}
 
 // assemble reads the run's report and builds the manifest, checking that
 // the funnel adds up.
@@ -222,6 +270,7 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 	splits := map[string]*datasets.Split{}
 	var deadCounts, rejCounts map[string]int64
 	var sawDead, sawRej bool
+	unconverged := map[string]int{}
 	for _, rep := range reports {
 		switch rep.Kind {
 		case "input":
@@ -250,7 +299,12 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 			deadCounts, sawDead = rep.Counts, true
 		case "rejected":
 			rejCounts, sawRej = rep.Counts, true
+		case "unconverged":
+			unconverged[rep.Path]++
 		}
+	}
+	for stage, n := range unconverged {
+		return nil, fmt.Errorf("stage %s: duplicate clusters did not converge (%d nodes unsettled after the last round); raise its rounds: setting", stage, n)
 	}
 	if !sawDead || !sawRej {
 		return nil, fmt.Errorf("run report is incomplete (dead letters: %v, rejected: %v)", sawDead, sawRej)

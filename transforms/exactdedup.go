@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	register.DoFn2x0[datasets.Sample, func(string, string)](&exactKeyFn{})
+	register.DoFn3x1[context.Context, datasets.Sample, func(string, string), error](&exactKeyFn{})
 	register.DoFn4x0[context.Context, string, func(*string) bool, func(string)](&pickSurvivorFn{})
 	register.Iter1[string]()
 	register.DoFn5x0[context.Context, datasets.Sample, func(*string) bool, func(datasets.Sample), func(datasets.Rejected)](&applyMarksFn{})
@@ -26,9 +26,13 @@ func init() {
 // the others are marked dropped. Samples that earlier stages' marks drop
 // take no part. Only (key, reference) pairs are shuffled; the result is a
 // PCollection of marks (see StageMarks).
-func ExactDedupMarks(s beam.Scope, in beam.PCollection, mode dedup.KeyMode, stage string, prior []StageMarks) StageMarks {
+//
+// pre are the per-sample steps that come before this stage in the writers'
+// tail (see WriteConfig.Tail): the keys are computed on what they keep,
+// as they rewrite it, so the stage decides on what it will really see.
+func ExactDedupMarks(s beam.Scope, in beam.PCollection, mode dedup.KeyMode, stage string, prior []StageMarks, pre []StepSpec) StageMarks {
 	s = s.Scope("ExactDedup")
-	keyed := withoutDropped(s, beam.ParDo(s, &exactKeyFn{Mode: string(mode)}, in), prior)
+	keyed := withoutDropped(s, beam.ParDo(s, &exactKeyFn{Mode: string(mode), Pre: pre}, in), prior)
 	groups := beam.GroupByKey(s, keyed)
 	marks := beam.ParDo(s, &pickSurvivorFn{Stage: stage}, groups)
 	return StageMarks{Stage: stage, Reason: "exact_duplicate", Detail: "same normalised " + string(mode) + " as %s", Marks: marks}
@@ -39,7 +43,7 @@ func ExactDedupMarks(s beam.Scope, in beam.PCollection, mode dedup.KeyMode, stag
 // their own id) and the samples dropped (DupCluster and Survivor set to
 // the survivor's id).
 func ExactDedup(s beam.Scope, in beam.PCollection, mode dedup.KeyMode) (kept, dropped beam.PCollection) {
-	m := ExactDedupMarks(s, in, mode, "exact_dedup", nil)
+	m := ExactDedupMarks(s, in, mode, "exact_dedup", nil, nil)
 	return ApplyMarks(s, in, m)
 }
 
@@ -49,12 +53,22 @@ func ApplyMarks(s beam.Scope, in beam.PCollection, m StageMarks) (kept, dropped 
 }
 
 type exactKeyFn struct {
-	Mode string `json:"mode"`
+	Mode   string     `json:"mode"`
+	Pre    []StepSpec `json:"pre,omitempty"`
+	runner stepRunner
 }
 
-func (f *exactKeyFn) ProcessElement(s datasets.Sample, emit func(string, string)) {
+func (f *exactKeyFn) ProcessElement(ctx context.Context, s datasets.Sample, emit func(string, string)) error {
+	steps, err := f.runner.get(f.Pre)
+	if err != nil {
+		return err
+	}
+	if runSteps(ctx, steps, &s) != nil {
+		return nil
+	}
 	k := dedup.ExactKey(s.Messages, dedup.KeyMode(f.Mode))
 	emit(hex.EncodeToString(k[:]), sampleRef(&s))
+	return nil
 }
 
 // pickSurvivorFn marks, for a key shared by several samples, the smallest
@@ -106,7 +120,7 @@ func (f *applyMarksFn) ProcessElement(ctx context.Context, s datasets.Sample, ma
 	if f.marks == nil {
 		f.marks = loadMarks(marks)
 	}
-	m, ok := f.marks[f.Stage][sampleRef(&s)]
+	m, ok := f.marks[f.Stage][sampleOrigin(&s)]
 	if !ok {
 		kept(s)
 		return

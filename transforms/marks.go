@@ -51,12 +51,22 @@ func sampleRef(s *datasets.Sample) string {
 
 func refID(ref string) string { return ref[:strings.IndexByte(ref, 0)] }
 
+// refOrigin is the part of a reference that names where the sample was
+// read (source, file, index): unique within a run and, unlike the id,
+// unchanged by steps that rewrite content (PII redaction). Marks name
+// samples by origin.
+func refOrigin(ref string) string { return ref[strings.IndexByte(ref, 0)+1:] }
+
+func sampleOrigin(s *datasets.Sample) string {
+	return fmt.Sprintf("%s\x00%s\x00%020d", s.Source.Dataset, s.Source.File, s.Source.Index)
+}
+
 func formatMark(stage, ref string, kept bool, survivor string) string {
 	v := "D"
 	if kept {
 		v = "K"
 	}
-	return stage + markStageSep + ref + markVerdictSep + v + survivor
+	return stage + markStageSep + refOrigin(ref) + markVerdictSep + v + survivor
 }
 
 // mark is one parsed mark.
@@ -74,7 +84,7 @@ func (ms markSet) add(m string) error {
 	if i < 0 || j < i || j+2 > len(m) {
 		return fmt.Errorf("malformed mark %q", m)
 	}
-	stage, ref := m[:i], m[i+1:j]
+	stage, ref := m[:i], m[i+len(markStageSep):j]
 	byRef := ms[stage]
 	if byRef == nil {
 		byRef = map[string]mark{}
@@ -84,10 +94,11 @@ func (ms markSet) add(m string) error {
 	return nil
 }
 
-// dropped tells whether any of the stages dropped ref, and which first.
-func (ms markSet) dropped(ref string, stages []string) (string, mark, bool) {
+// dropped tells whether any of the stages dropped the sample of an
+// origin, and which first.
+func (ms markSet) dropped(origin string, stages []string) (string, mark, bool) {
 	for _, st := range stages {
-		if m, ok := ms[st][ref]; ok && !m.kept {
+		if m, ok := ms[st][origin]; ok && !m.kept {
 			return st, m, true
 		}
 	}
@@ -119,7 +130,7 @@ func (f *dropMarkedFn) ProcessElement(key, ref string, marks func(*string) bool,
 	if f.marks == nil {
 		f.marks = loadMarks(marks)
 	}
-	if _, _, dropped := f.marks.dropped(ref, f.Stages); !dropped {
+	if _, _, dropped := f.marks.dropped(refOrigin(ref), f.Stages); !dropped {
 		emit(key, ref)
 	}
 }

@@ -28,8 +28,16 @@ type WriteConfig struct {
 	TestRatio   float64 `json:"test_ratio"`
 	SplitSeed   string  `json:"split_seed"`
 	Compression string  `json:"compression"`
-	// Stages are the mark stages applied before writing, in recipe order.
-	Stages []MarkStage `json:"stages,omitempty"`
+	// Tail is what the writers apply before writing, in recipe order:
+	// the marks of whole-dataset stages and the per-sample steps that
+	// follow the first of them.
+	Tail []TailStep `json:"tail,omitempty"`
+}
+
+// TailStep is one entry of WriteConfig.Tail: marks or a step.
+type TailStep struct {
+	Marks *MarkStage `json:"marks,omitempty"`
+	Step  *StepSpec  `json:"step,omitempty"`
 }
 
 // MarkStage describes how one stage's marks are reported (see StageMarks).
@@ -102,22 +110,24 @@ func shardKeys(cfg WriteConfig) []string {
 }
 
 // WriteShards splits samples into train and test, assigns each to a shard
-// by a hash of its id, applies the marks of whole-dataset stages (the
-// samples they drop go to the rejected output, in recipe order of the
-// stages), sorts every shard by datasets.Less and writes it as one Parquet
-// file through Beam's filesystem package. Every shard is written, empty
-// ones included. It returns the report lines of the shards and the
-// rejected samples.
+// by a hash of its id, applies cfg.Tail (the marks of whole-dataset
+// stages, side inputs here, and the per-sample steps after them; what
+// they drop goes to the rejected output), sorts every shard by
+// datasets.Less and writes it as one Parquet file through Beam's
+// filesystem package. Every shard is written, empty ones included. It
+// returns the report lines of the shards and the rejected samples.
+//
+// A sample's shard and split follow from the id it has when it reaches
+// the writers; a tail step that rewrites content (PII redaction) keeps
+// it in the shard of its original id.
 func WriteShards(s beam.Scope, samples beam.PCollection, cfg WriteConfig, marks []StageMarks) (reports, rejected beam.PCollection) {
 	s = s.Scope("WriteShards")
 	keyed := beam.ParDo(s, &assignShardFn{Cfg: cfg}, samples)
 	markers := beam.ParDo(s, markerSample, beam.Create(s, anys(shardKeys(cfg))...))
 	groups := beam.GroupByKey(s, beam.Flatten(s, keyed, markers))
 	cols := []beam.PCollection{beam.Create(s, "")}
-	cfg.Stages = nil
 	for _, m := range marks {
 		cols = append(cols, m.Marks)
-		cfg.Stages = append(cfg.Stages, MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail})
 	}
 	allMarks := beam.Flatten(s, cols...)
 	return beam.ParDo2(s, &writeShardFn{Cfg: cfg}, groups, beam.SideInput{Input: allMarks})
@@ -158,7 +168,7 @@ type writeShardFn struct {
 	rows beam.Counter
 
 	marks   markSet
-	stages  []string
+	runner  stepRunner
 	sem     chan struct{}
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -175,9 +185,10 @@ func (f *writeShardFn) ProcessElement(ctx context.Context, key string, values fu
 	emit func(string), rejected func(datasets.Rejected)) error {
 	if f.marks == nil {
 		f.marks = loadMarks(marks)
-		for _, st := range f.Cfg.Stages {
-			f.stages = append(f.stages, st.Stage)
-		}
+	}
+	tail, err := f.tailSteps()
+	if err != nil {
+		return err
 	}
 	var samples []datasets.Sample
 	var v datasets.Sample
@@ -185,19 +196,9 @@ func (f *writeShardFn) ProcessElement(ctx context.Context, key string, values fu
 		if v.ID == "" {
 			continue
 		}
-		ref := sampleRef(&v)
-		if stage, m, dropped := f.marks.dropped(ref, f.stages); dropped {
-			v.DupCluster = m.survivor
-			st := f.stage(stage)
-			rejected(datasets.Rejected{Stage: stage, Reason: st.Reason, Survivor: m.survivor,
-				Detail: fmt.Sprintf(st.Detail, m.survivor), Sample: v})
+		if rej := f.applyTail(ctx, tail, &v); rej != nil {
+			rejected(*rej)
 		} else {
-			// The survivor of a cluster records its own id as the cluster.
-			for _, st := range f.stages {
-				if m, ok := f.marks[st][ref]; ok && m.kept {
-					v.DupCluster = m.survivor
-				}
-			}
 			samples = append(samples, v)
 		}
 		v = datasets.Sample{}
@@ -219,13 +220,42 @@ func (f *writeShardFn) ProcessElement(ctx context.Context, key string, values fu
 	return nil
 }
 
-func (f *writeShardFn) stage(name string) MarkStage {
-	for _, st := range f.Cfg.Stages {
-		if st.Stage == name {
-			return st
+// tailSteps builds the per-sample steps of the tail once.
+func (f *writeShardFn) tailSteps() ([]Step, error) {
+	var specs []StepSpec
+	for _, t := range f.Cfg.Tail {
+		if t.Step != nil {
+			specs = append(specs, *t.Step)
 		}
 	}
-	return MarkStage{Stage: name, Reason: "dropped", Detail: "dropped (%s)"}
+	return f.runner.get(specs)
+}
+
+// applyTail runs the tail in recipe order: marks stages drop what they
+// marked (and set DupCluster on survivors), per-sample steps run on what
+// is left. It returns the first rejection.
+func (f *writeShardFn) applyTail(ctx context.Context, steps []Step, v *datasets.Sample) *datasets.Rejected {
+	origin := sampleOrigin(v)
+	k := 0
+	for _, t := range f.Cfg.Tail {
+		if t.Step != nil {
+			if rej := steps[k].Apply(ctx, v); rej != nil {
+				return rej
+			}
+			k++
+			continue
+		}
+		m, ok := f.marks[t.Marks.Stage][origin]
+		if !ok {
+			continue
+		}
+		v.DupCluster = m.survivor
+		if !m.kept {
+			return &datasets.Rejected{Stage: t.Marks.Stage, Reason: t.Marks.Reason, Survivor: m.survivor,
+				Detail: fmt.Sprintf(t.Marks.Detail, m.survivor), Sample: *v}
+		}
+	}
+	return nil
 }
 
 func (f *writeShardFn) FinishBundle(ctx context.Context, _ func(*string) bool, emit func(string), _ func(datasets.Rejected)) error {

@@ -182,9 +182,83 @@ func (c *ExactDedup) validate() error {
 	return nil
 }
 
-// stageKinds maps stage names to constructors of their settings.
+// FuzzyDedup removes near duplicates with MinHash-LSH; see
+// transforms.FuzzyDedupMarks and docs/dedup.md.
+type FuzzyDedup struct {
+	// Key is "conversation" or "prompt", as for exact_dedup.
+	Key string `yaml:"key" json:"key"`
+	// Threshold is the Jaccard similarity of shingle sets from which two
+	// samples are duplicates (default 0.7).
+	Threshold float64 `yaml:"threshold" json:"threshold"`
+	// Bands and Rows of the LSH index; both 0 (the default) chooses them
+	// from the threshold, weighting misses 0.95 and false candidates 0.05.
+	Bands int `yaml:"bands" json:"bands,omitempty"`
+	Rows  int `yaml:"rows" json:"rows,omitempty"`
+	// Verify candidates: exact (default), estimate or none.
+	Verify string `yaml:"verify" json:"verify"`
+	// Edges of a bucket: all (default) or star.
+	Edges string `yaml:"edges" json:"edges"`
+	// Keep each cluster's smallest_id (default), longest or quality.
+	Keep string `yaml:"keep" json:"keep"`
+	// Rounds of large-star/small-star (default 10); a run whose clusters
+	// have not converged by then fails rather than commit.
+	Rounds int `yaml:"rounds" json:"rounds"`
+	// Text says how texts become shingles and signatures.
+	Text dedup.TextConfig `yaml:"text" json:"text"`
+}
+
+func newFuzzyDedup() StageConfig {
+	return &FuzzyDedup{Threshold: 0.7, Verify: "exact", Edges: "all", Keep: "smallest_id", Rounds: 10, Text: dedup.DefaultTextConfig()}
+}
+
+func (c *FuzzyDedup) defaults() {
+	if c.Key == "" {
+		c.Key = string(dedup.KeyConversation)
+	}
+	if c.Bands == 0 && c.Rows == 0 {
+		c.Bands, c.Rows = dedup.OptimalBands(c.Threshold, c.Text.Perms(), dedup.DefaultFPWeight, dedup.DefaultFNWeight)
+	}
+}
+
+func (c *FuzzyDedup) validate() error {
+	if _, err := dedup.ParseKeyMode(c.Key); err != nil {
+		return keyErr("key", "%v", err)
+	}
+	if c.Threshold <= 0 || c.Threshold > 1 {
+		return keyErr("threshold", "must be in (0, 1], got %g", c.Threshold)
+	}
+	if err := c.Text.Validate(); err != nil {
+		return keyErr("text", "%v", err)
+	}
+	if !(c.Bands == 0 && c.Rows == 0) && (c.Bands <= 0 || c.Rows <= 0 || c.Bands*c.Rows > c.Text.Perms()) {
+		return keyErr("bands", "bands × rows must be positive and at most num_perm (%d), got %d × %d", c.Text.Perms(), c.Bands, c.Rows)
+	}
+	switch c.Verify {
+	case "exact", "estimate", "none":
+	default:
+		return keyErr("verify", "want exact, estimate or none, got %q", c.Verify)
+	}
+	switch c.Edges {
+	case "all", "star":
+	default:
+		return keyErr("edges", "want all or star, got %q", c.Edges)
+	}
+	switch c.Keep {
+	case "smallest_id", "longest", "quality":
+	default:
+		return keyErr("keep", "want smallest_id, longest or quality, got %q", c.Keep)
+	}
+	if c.Rounds < 1 || c.Rounds > 64 {
+		return keyErr("rounds", "must be between 1 and 64, got %d", c.Rounds)
+	}
+	return nil
+}
+
+// stageKinds maps stage names to constructors of their settings (with
+// their defaults filled in, so absent keys keep them).
 var stageKinds = map[string]func() StageConfig{
 	"exact_dedup": func() StageConfig { return &ExactDedup{} },
+	"fuzzy_dedup": newFuzzyDedup,
 }
 
 // StageKinds lists the stage kinds this build knows.

@@ -1,0 +1,377 @@
+package transforms
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/sieve-data/sieve/datasets"
+	"github.com/sieve-data/sieve/dedup"
+)
+
+// FuzzyConfig configures near-duplicate removal with MinHash-LSH.
+type FuzzyConfig struct {
+	Text      dedup.TextConfig `json:"text"`
+	Mode      dedup.KeyMode    `json:"mode"`
+	Threshold float64          `json:"threshold"`
+	Bands     int              `json:"bands"`
+	Rows      int              `json:"rows"`
+	// Verify is "exact" (Jaccard of the shingle sets, the default),
+	// "estimate" (from the signatures) or "none" (every bucket-mate is a
+	// duplicate).
+	Verify string `json:"verify"`
+	// Edges is "all" (every pair of a bucket) or "star" (every member to
+	// the bucket's first); buckets larger than MaxBucketPairs use star.
+	Edges          string `json:"edges"`
+	MaxBucketPairs int    `json:"max_bucket_pairs"`
+	// Keep picks each cluster's survivor: "smallest_id", "longest" or
+	// "quality" (highest Quality, then smallest id).
+	Keep string `json:"keep"`
+	// Rounds bounds the large-star/small-star round pairs.
+	Rounds int `json:"rounds"`
+}
+
+func init() {
+	register.DoFn4x1[context.Context, datasets.Sample, func(string, string), func(string, []byte), error](&signFn{})
+	register.Emitter2[string, []byte]()
+	register.DoFn3x0[string, func(*string) bool, func(string, string)](&bucketEdgesFn{})
+	register.Function3x0(distinctEdgeFn)
+	register.Function3x0(edgeFromKeyFn)
+	register.DoFn4x0[string, func(*string) bool, func(*[]byte) bool, func(string, string)](&attachSetFn{})
+	register.Iter1[[]byte]()
+	register.DoFn5x0[context.Context, string, func(*string) bool, func(*[]byte) bool, func(string, string)](&verifyEdgeFn{})
+	register.Function3x0(bothWays)
+	register.Function3x0(largeStarFn)
+	register.Function3x0(towardSmaller)
+	register.Function3x0(smallStarFn)
+	register.Function3x0(convergenceKeys)
+	register.DoFn4x0[context.Context, string, func(*string) bool, func(string)](&nodeCheckFn{})
+	register.DoFn4x0[context.Context, string, func(*string) bool, func(string)](&fuzzyMarksFn{})
+}
+
+// FuzzyDedupMarks finds clusters of near-duplicates and marks all but one
+// survivor per cluster dropped (see StageMarks). Per sample it computes a
+// MinHash signature of the normalised shingles and emits one (band key,
+// node) pair per LSH band; buckets become candidate edges, which are
+// verified (by default by the exact Jaccard of the shingle sets, joined to
+// the edges by node), and the exact connected components of the verified
+// graph are found by large-star/small-star rounds (Kiveris et al. 2014),
+// each a GroupByKey, unrolled cfg.Rounds times with a convergence count. A
+// cluster's survivor is the node first in the keep policy's order. Only
+// ids, band keys and (compressed) shingle sets are shuffled.
+//
+// It returns the marks and a PCollection<string> of report lines: the
+// number of nodes not converged after the last round (a run commits only
+// when it is zero).
+func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage string, prior []StageMarks, pre []StepSpec) (StageMarks, beam.PCollection) {
+	s = s.Scope("FuzzyDedup")
+	bandPairs, sets := beam.ParDo2(s, &signFn{Cfg: cfg, Pre: pre}, in)
+	bandPairs = withoutDropped(s, bandPairs, prior)
+	buckets := beam.GroupByKey(s, bandPairs)
+	cand := beam.ParDo(s, &bucketEdgesFn{Edges: cfg.Edges, Max: cfg.MaxBucketPairs}, buckets)
+	// Distinct candidate edges "a\x03b", a < b.
+	cand = beam.ParDo(s, edgeFromKeyFn, beam.GroupByKey(s, beam.ParDo(s, distinctEdgeFn, cand)))
+	edges := cand
+	if cfg.Verify != "none" {
+		byA := beam.CoGroupByKey(s, cand, sets)
+		withA := beam.ParDo(s, &attachSetFn{}, byA)
+		byB := beam.CoGroupByKey(s, withA, sets)
+		edges = beam.ParDo(s, &verifyEdgeFn{Threshold: cfg.Threshold}, byB)
+	}
+	// Large-star / small-star rounds on (child, parent) edges.
+	for i := 0; i < cfg.Rounds; i++ {
+		rs := s.Scope(fmt.Sprintf("Round%d", i+1))
+		large := beam.ParDo(rs, largeStarFn, beam.GroupByKey(rs, beam.ParDo(rs, bothWays, edges)))
+		edges = beam.ParDo(rs, smallStarFn, beam.GroupByKey(rs, beam.ParDo(rs, towardSmaller, large)))
+	}
+	check := beam.ParDo(s, &nodeCheckFn{Stage: stage}, beam.GroupByKey(s, beam.ParDo(s, convergenceKeys, edges)))
+	marks := beam.ParDo(s, &fuzzyMarksFn{Stage: stage}, beam.GroupByKey(s, edges))
+	return StageMarks{Stage: stage, Reason: "near_duplicate", Detail: "near duplicate (Jaccard ≥ " + strconv.FormatFloat(cfg.Threshold, 'g', -1, 64) + ") of %s", Marks: marks}, check
+}
+
+// node keys sort in keep-policy order: a fixed-width policy prefix, then
+// the sample reference (which sorts by id).
+func nodeKey(keep string, s *datasets.Sample, ref string) string {
+	switch keep {
+	case "longest":
+		n := 0
+		for _, m := range s.Messages {
+			n += len(m.Content)
+		}
+		return fmt.Sprintf("%012d\x05%s", 999999999999-n, ref)
+	case "quality":
+		q := 0.0
+		if s.Quality != nil {
+			q = *s.Quality
+		}
+		return fmt.Sprintf("%012d\x05%s", int64((1-q)*1e9), ref)
+	}
+	return "\x05" + ref
+}
+
+func nodeRef(node string) string { return node[strings.IndexByte(node, 5)+1:] }
+
+type signFn struct {
+	Cfg    FuzzyConfig `json:"cfg"`
+	Pre    []StepSpec  `json:"pre,omitempty"`
+	runner stepRunner
+	signer *dedup.Signer
+	hasher dedup.Hasher
+	keys   []uint64
+}
+
+// ProcessElement emits (band key, node) per band and (node, set).
+// Samples without a single shingle take no part (their signatures would
+// all collide).
+func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, band func(string, string), set func(string, []byte)) error {
+	steps, err := f.runner.get(f.Pre)
+	if err != nil {
+		return err
+	}
+	if runSteps(ctx, steps, &s) != nil {
+		return nil
+	}
+	if f.signer == nil {
+		f.signer = f.Cfg.Text.NewSigner()
+		f.hasher = f.Cfg.Text.NewHasher()
+	}
+	sh := f.signer.Shingles(dedup.SampleText(s.Messages, f.Cfg.Mode))
+	if len(sh) == 0 {
+		return nil
+	}
+	sig := f.hasher.Signature(sh)
+	node := nodeKey(f.Cfg.Keep, &s, sampleRef(&s))
+	f.keys = dedup.AppendBandKeys(f.keys[:0], sig, f.Cfg.Bands, f.Cfg.Rows)
+	for _, k := range f.keys {
+		band(strconv.FormatUint(k, 36), node)
+	}
+	if f.Cfg.Verify == "exact" {
+		set(node, encodeSet(dedup.CompactSet(sh)))
+	} else if f.Cfg.Verify == "estimate" {
+		set(node, encodeSig(sig))
+	}
+	return nil
+}
+
+func encodeSet(v []uint32) []byte {
+	b := make([]byte, 0, len(v)*4+1)
+	b = append(b, 's')
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint32(b, x)
+	}
+	return b
+}
+
+func encodeSig(v []uint64) []byte {
+	b := make([]byte, 0, len(v)*8+1)
+	b = append(b, 'g')
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint64(b, x)
+	}
+	return b
+}
+
+func similarity(a, b []byte) float64 {
+	if len(a) == 0 || len(b) == 0 || a[0] != b[0] {
+		return 0
+	}
+	if a[0] == 's' {
+		return dedup.CompactJaccard(decodeU32(a[1:]), decodeU32(b[1:]))
+	}
+	return dedup.EstimateJaccard(decodeU64(a[1:]), decodeU64(b[1:]))
+}
+
+func decodeU32(b []byte) []uint32 {
+	out := make([]uint32, len(b)/4)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return out
+}
+
+func decodeU64(b []byte) []uint64 {
+	out := make([]uint64, len(b)/8)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint64(b[8*i:])
+	}
+	return out
+}
+
+// bucketEdgesFn turns one LSH bucket into candidate edges (a, b), a < b.
+type bucketEdgesFn struct {
+	Edges string `json:"edges"`
+	Max   int    `json:"max"`
+}
+
+func (f *bucketEdgesFn) ProcessElement(_ string, nodes func(*string) bool, emit func(string, string)) {
+	var all []string
+	var n string
+	for nodes(&n) {
+		all = append(all, n)
+	}
+	if len(all) < 2 {
+		return
+	}
+	sort.Strings(all)
+	all = uniq(all)
+	pairs := len(all) * (len(all) - 1) / 2
+	if f.Edges == "star" || (f.Max > 0 && pairs > f.Max) {
+		for _, b := range all[1:] {
+			emit(all[0], b)
+		}
+		return
+	}
+	for i, a := range all {
+		for _, b := range all[i+1:] {
+			emit(a, b)
+		}
+	}
+}
+
+func uniq(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func distinctEdgeFn(a, b string, emit func(string, string)) { emit(a+"\x03"+b, "") }
+
+func edgeFromKeyFn(k string, _ func(*string) bool, emit func(string, string)) {
+	i := strings.IndexByte(k, 3)
+	emit(k[:i], k[i+1:])
+}
+
+// attachSetFn joins each edge (a, b) with a's set: emits (b, a + set).
+type attachSetFn struct{}
+
+func (f *attachSetFn) ProcessElement(a string, bs func(*string) bool, sets func(*[]byte) bool, emit func(string, string)) {
+	var set []byte
+	if !sets(&set) {
+		return
+	}
+	var b string
+	for bs(&b) {
+		emit(b, a+"\x03"+string(set))
+	}
+}
+
+// verifyEdgeFn joins with b's set and keeps edges similar enough, as
+// (child, parent) = (larger, smaller).
+type verifyEdgeFn struct {
+	Threshold float64 `json:"threshold"`
+	kept      beam.Counter
+}
+
+func (f *verifyEdgeFn) Setup() { f.kept = beam.NewCounter(Namespace, "fuzzy_verified_edges") }
+
+func (f *verifyEdgeFn) ProcessElement(ctx context.Context, b string, as func(*string) bool, sets func(*[]byte) bool, emit func(string, string)) {
+	var setB []byte
+	if !sets(&setB) {
+		return
+	}
+	var v string
+	for as(&v) {
+		i := strings.IndexByte(v, 3)
+		a, setA := v[:i], []byte(v[i+1:])
+		if similarity(setA, setB) >= f.Threshold {
+			f.kept.Inc(ctx, 1)
+			emit(b, a)
+		}
+	}
+}
+
+func bothWays(c, p string, emit func(string, string)) {
+	emit(c, p)
+	emit(p, c)
+}
+
+func largeStarFn(u string, nbrs func(*string) bool, emit func(string, string)) {
+	for _, e := range dedup.LargeStar(u, collect(nbrs)) {
+		emit(e[0], e[1])
+	}
+}
+
+func towardSmaller(c, p string, emit func(string, string)) {
+	if c > p {
+		emit(c, p)
+	} else if p > c {
+		emit(p, c)
+	}
+}
+
+func smallStarFn(u string, nbrs func(*string) bool, emit func(string, string)) {
+	for _, e := range dedup.SmallStar(u, collect(nbrs)) {
+		emit(e[0], e[1])
+	}
+}
+
+func collect(it func(*string) bool) []string {
+	var out []string
+	var v string
+	for it(&v) {
+		out = append(out, v)
+	}
+	return out
+}
+
+// convergenceKeys keys each edge (c, p) as (c, "c"+p) and (p, "p").
+func convergenceKeys(c, p string, emit func(string, string)) {
+	emit(c, "c"+p)
+	emit(p, "p")
+}
+
+// nodeCheckFn counts nodes that are not settled after the last round and
+// reports them (see dedup.NodeConverged).
+type nodeCheckFn struct {
+	Stage string `json:"stage"`
+}
+
+func (f *nodeCheckFn) ProcessElement(ctx context.Context, _ string, vals func(*string) bool, emit func(string)) {
+	var parents []string
+	isParent := false
+	var v string
+	for vals(&v) {
+		if v == "p" {
+			isParent = true
+		} else {
+			parents = append(parents, v[1:])
+		}
+	}
+	if !dedup.NodeConverged(parents, isParent) {
+		emit(fmt.Sprintf(`{"kind":"unconverged","path":%q}`, f.Stage))
+	}
+}
+
+// fuzzyMarksFn groups converged (child, parent) edges by child: the
+// parent is the cluster's survivor.
+type fuzzyMarksFn struct {
+	Stage string `json:"stage"`
+}
+
+func (f *fuzzyMarksFn) ProcessElement(ctx context.Context, child string, parents func(*string) bool, emit func(string)) {
+	var p string
+	best := ""
+	for parents(&p) {
+		if best == "" || p < best {
+			best = p
+		}
+	}
+	if best == "" {
+		return
+	}
+	survivor := nodeRef(best)
+	emit(formatMark(f.Stage, nodeRef(child), false, refID(survivor)))
+	// The survivor's own mark: emitted once per child, deduplicated by the
+	// writers' mark set (same key, same value).
+	emit(formatMark(f.Stage, survivor, true, refID(survivor)))
+}
