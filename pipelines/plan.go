@@ -28,6 +28,7 @@ type Plan struct {
 	Tasks   []transforms.ReadTask
 	Inputs  []datasets.Input // one per file, Records etc. still zero
 	Parents []*datasets.Version
+	against map[*recipe.FuzzyDedup]transforms.AgainstConfig
 	// ContentID hashes what determines the output's bytes: sieve's
 	// version, the recipe (less the store root), every input file's path
 	// and SHA-256, and the parents' content ids.
@@ -100,6 +101,21 @@ func NewPlan(ctx context.Context, r *recipe.Recipe, store datasets.Store) (*Plan
 		}
 		if len(limited) > 0 {
 			p.Tasks = append(p.Tasks, transforms.ReadTask{Options: opt, Files: limited})
+		}
+	}
+	// Versions a fuzzy_dedup stage dedups against are inputs too.
+	for _, st := range r.Stages {
+		f, ok := st.Config.(*recipe.FuzzyDedup)
+		if !ok {
+			continue
+		}
+		for _, a := range f.Against {
+			ref, _ := datasets.ParseRef(a)
+			v, err := store.OpenVersion(ctx, ref)
+			if err != nil {
+				return nil, fmt.Errorf("stage %s: against %s: %w", st.Kind, a, err)
+			}
+			p.Parents = append(p.Parents, v)
 		}
 	}
 	cid, err := p.contentID()

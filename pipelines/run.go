@@ -99,6 +99,18 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 		slog.Info("removed stale staging directories", "dataset", r.Name, "count", n)
 	}
 	staging := store.NewStaging(r.Name)
+	against := map[*recipe.FuzzyDedup]transforms.AgainstConfig{}
+	for _, st := range r.Stages {
+		if f, ok := st.Config.(*recipe.FuzzyDedup); ok && len(f.Against) > 0 {
+			paths, refs, err := againstIndexes(ctx, store, staging, f, plan.Parents)
+			if err != nil {
+				store.Discard(staging)
+				return nil, err
+			}
+			against[f] = transforms.AgainstConfig{Indexes: paths, Refs: refs, Threshold: f.Threshold, Mode: dedup.KeyMode(f.Key)}
+		}
+	}
+	plan.against = against
 	p, stageNames := Build(plan, staging)
 
 	status("running on " + RunnerName())
@@ -118,6 +130,13 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 	}
 	if res != nil {
 		checkCounters(res, m)
+	}
+	if f := lastFuzzy(r); f != nil {
+		status("indexing for later dedup")
+		if err := writeVersionIndex(ctx, staging, m, f); err != nil {
+			store.Discard(staging)
+			return nil, err
+		}
 	}
 	version, err := store.Commit(ctx, staging, m)
 	if err != nil {
@@ -179,6 +198,18 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 			marks = append(marks, m)
 			tail = append(tail, transforms.TailStep{Marks: &transforms.MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}})
 		case *recipe.FuzzyDedup:
+			if ac, ok := plan.against[cfg]; ok {
+				raw, _ := json.Marshal(ac)
+				spec := transforms.StepSpec{Stage: name, Kind: "fuzzy_against", Config: raw}
+				if len(marks) == 0 {
+					var dropped beam.PCollection
+					samples, dropped = transforms.ApplySteps(s, samples, []transforms.StepSpec{spec})
+					rejected = append(rejected, dropped)
+				} else {
+					tail = append(tail, transforms.TailStep{Step: &spec})
+					tailSpecs = append(tailSpecs, spec)
+				}
+			}
 			fc := transforms.FuzzyConfig{Text: cfg.Text, Mode: dedup.KeyMode(cfg.Key), Threshold: cfg.Threshold,
 				Bands: cfg.Bands, Rows: cfg.Rows, Verify: cfg.Verify, Edges: cfg.Edges, MaxBucketPairs: 2000,
 				Keep: cfg.Keep, Rounds: cfg.Rounds}

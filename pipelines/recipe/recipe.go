@@ -205,6 +205,10 @@ type FuzzyDedup struct {
 	Rounds int `yaml:"rounds" json:"rounds"`
 	// Text says how texts become shingles and signatures.
 	Text dedup.TextConfig `yaml:"text" json:"text"`
+	// Against lists stored versions (NAME[@VERSION]) to dedup against
+	// without re-processing them: samples near-duplicating one of theirs
+	// are dropped, looked up in the version's saved MinHash index.
+	Against []string `yaml:"against" json:"against,omitempty"`
 }
 
 func newFuzzyDedup() StageConfig {
@@ -247,6 +251,11 @@ func (c *FuzzyDedup) validate() error {
 	case "smallest_id", "longest", "quality":
 	default:
 		return keyErr("keep", "want smallest_id, longest or quality, got %q", c.Keep)
+	}
+	for i, a := range c.Against {
+		if _, err := datasets.ParseRef(a); err != nil {
+			return keyErr(fmt.Sprintf("against[%d]", i), "%v", err)
+		}
 	}
 	if c.Rounds < 1 || c.Rounds > 64 {
 		return keyErr("rounds", "must be between 1 and 64, got %d", c.Rounds)

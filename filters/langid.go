@@ -1,0 +1,337 @@
+package filters
+
+import (
+	"embed"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/sieve-data/sieve/datasets"
+)
+
+// The language identifier is a naive-Bayes classifier over character
+// trigrams of lower-cased words (a space marks each word's start and end),
+// the method of Cavnar & Trenkle (1994) and of langid.py's byte n-gram
+// model in its simplest form. Its profiles are trained, on first use, from
+// sentences written for sieve in langdata/ (about 4 KB each for the
+// supported languages, 1–2 KB each for eleven more that are reported as
+// "other" and keep look-alikes such as Catalan or Danish from landing on a
+// supported language). Text mostly outside the Latin script is "other"
+// without consulting the profiles.
+
+//go:embed langdata/*.txt
+var langData embed.FS
+
+// supportedLangs are the languages DetectLanguage names; every other
+// profile, and every non-Latin script, is reported as "other".
+var supportedLangs = []string{"en", "de", "fr", "es", "it", "pt", "nl"}
+
+// LangOther is what DetectLanguage returns for a language it does not
+// support.
+const LangOther = "other"
+
+// Languages returns the language codes DetectLanguage can return and
+// LanguageConfig accepts: en, de, fr, es, it, pt, nl and "other".
+func Languages() []string {
+	return append(slices.Clone(supportedLangs), LangOther)
+}
+
+const (
+	// langMaxGrams caps the trigrams scored per text: accuracy saturates
+	// long before, and the cost stays bounded for long responses.
+	langMaxGrams = 192
+	// langEvidence is the number of trigrams of independent evidence the
+	// confidence assumes at most: naive Bayes multiplies correlated
+	// trigram probabilities and is overconfident on long texts otherwise.
+	langEvidence = 12.0
+	langAlpha    = 0.5
+)
+
+type langModel struct {
+	names  []string // profile codes; supported first
+	index  map[uint64]int32
+	rows   []float32 // len(index) × len(names) log-probabilities
+	unseen []float32 // per language
+}
+
+var (
+	langOnce sync.Once
+	langM    *langModel
+)
+
+func theLangModel() *langModel {
+	langOnce.Do(func() { langM = trainLangModel() })
+	return langM
+}
+
+func trainLangModel() *langModel {
+	entries, err := langData.ReadDir("langdata")
+	if err != nil {
+		panic("filters: " + err.Error())
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, strings.TrimSuffix(e.Name(), ".txt"))
+	}
+	// Supported languages first, in supportedLangs order.
+	slices.SortStableFunc(names, func(a, b string) int {
+		ia, ib := slices.Index(supportedLangs, a), slices.Index(supportedLangs, b)
+		if ia < 0 {
+			ia = len(supportedLangs)
+		}
+		if ib < 0 {
+			ib = len(supportedLangs)
+		}
+		if ia != ib {
+			return ia - ib
+		}
+		return strings.Compare(a, b)
+	})
+	counts := make([]map[uint64]int, len(names))
+	totals := make([]int, len(names))
+	vocab := map[uint64]int32{}
+	for li, name := range names {
+		b, err := langData.ReadFile("langdata/" + name + ".txt")
+		if err != nil {
+			panic("filters: " + err.Error())
+		}
+		counts[li] = map[uint64]int{}
+		for _, k := range appendTrigrams(nil, string(b), -1) {
+			counts[li][k]++
+			totals[li]++
+			if _, ok := vocab[k]; !ok {
+				vocab[k] = int32(len(vocab))
+			}
+		}
+	}
+	L := len(names)
+	m := &langModel{names: names, index: vocab, rows: make([]float32, len(vocab)*L), unseen: make([]float32, L)}
+	V := float64(len(vocab)) + 1
+	for li := range names {
+		den := float64(totals[li]) + langAlpha*V
+		m.unseen[li] = float32(math.Log(langAlpha / den))
+		for k, row := range vocab {
+			m.rows[int(row)*L+li] = float32(math.Log((float64(counts[li][k]) + langAlpha) / den))
+		}
+	}
+	return m
+}
+
+// appendTrigrams appends the keys of the character trigrams of the
+// lower-cased words of s (letters only; a space pads each word), until
+// dst holds max keys (no limit if max < 0).
+func appendTrigrams(dst []uint64, s string, max int) []uint64 {
+	dst, _, _ = appendTrigramsCount(dst, s, max)
+	return dst
+}
+
+// appendTrigramsCount is appendTrigrams that also counts the letters it
+// read and how many of them are in the Latin script.
+func appendTrigramsCount(dst []uint64, s string, max int) (out []uint64, letters, latin int) {
+	var a, b rune = 0, ' '
+	inWord := false
+	for i := 0; i < len(s); {
+		if max >= 0 && len(dst) >= max {
+			return dst, letters, latin
+		}
+		r, size := rune(s[i]), 1
+		if r >= utf8.RuneSelf {
+			r, size = utf8.DecodeRuneInString(s[i:])
+		}
+		i += size
+		var letter bool
+		if r < utf8.RuneSelf {
+			if 'A' <= r && r <= 'Z' {
+				r += 'a' - 'A'
+			}
+			letter = 'a' <= r && r <= 'z'
+			if letter {
+				letters++
+				latin++
+			}
+		} else {
+			letter = unicode.IsLetter(r)
+			if letter {
+				letters++
+				if unicode.Is(unicode.Latin, r) {
+					latin++
+				}
+			}
+			r = unicode.ToLower(r)
+		}
+		switch {
+		case letter:
+			if !inWord {
+				a, b = 0, ' '
+				inWord = true
+			}
+		case inWord:
+			inWord = false
+			r = ' '
+		default:
+			continue
+		}
+		if a != 0 {
+			dst = append(dst, uint64(a)<<42|uint64(b)<<21|uint64(r))
+		}
+		a, b = b, r
+	}
+	if inWord && a != 0 && (max < 0 || len(dst) < max) {
+		dst = append(dst, uint64(a)<<42|uint64(b)<<21|' ')
+	}
+	return dst, letters, latin
+}
+
+// DetectLanguage returns the language of text, one of Languages(), and a
+// confidence in [0, 1]. Text with no letters is "other" with confidence 0.
+func DetectLanguage(text string) (lang string, confidence float64) {
+	lang, confidence, _ = detectLanguage(text)
+	return lang, confidence
+}
+
+// detectLanguage also returns the number of letters seen.
+func detectLanguage(text string) (string, float64, int) {
+	var keyBuf [langMaxGrams]uint64
+	keys, letters, latin := appendTrigramsCount(keyBuf[:0], text, langMaxGrams)
+	if letters == 0 {
+		return LangOther, 0, 0
+	}
+	if frac := float64(latin) / float64(letters); frac < 0.5 {
+		return LangOther, 1 - frac, letters
+	}
+	m := theLangModel()
+	L := len(m.names)
+	n := len(keys)
+	if n == 0 {
+		return LangOther, 0, letters
+	}
+	var accBuf [32]float32
+	acc := accBuf[:L]
+	if L > len(accBuf) {
+		acc = make([]float32, L)
+	}
+	for _, k := range keys {
+		p := m.unseen
+		if row, ok := m.index[k]; ok {
+			p = m.rows[int(row)*L : int(row)*L+L]
+		}
+		for i, v := range p[:L] {
+			acc[i] += v
+		}
+	}
+	var llBuf [32]float64
+	ll := llBuf[:L]
+	if L > len(llBuf) {
+		ll = make([]float64, L)
+	}
+	for i, v := range acc {
+		ll[i] = float64(v)
+	}
+	// Posterior with the evidence capped at langEvidence trigrams.
+	scale := math.Min(1, langEvidence/float64(n))
+	best := 0
+	for i := range ll {
+		if ll[i] > ll[best] {
+			best = i
+		}
+	}
+	var z float64
+	for i := range ll {
+		z += math.Exp((ll[i] - ll[best]) * scale)
+	}
+	// The supported languages' probabilities; extra profiles pool into
+	// "other".
+	name := m.names[best]
+	if !slices.Contains(supportedLangs, name) {
+		var pOther float64
+		for i := len(supportedLangs); i < L; i++ {
+			pOther += math.Exp((ll[i]-ll[best])*scale) / z
+		}
+		return LangOther, pOther, letters
+	}
+	return name, 1 / z, letters
+}
+
+// languageFilter drops samples whose text is, with enough confidence, in
+// a language outside the targets.
+type languageFilter struct {
+	targets       []string
+	minConfidence float64
+	minLetters    int
+	scope         string
+}
+
+func newLanguageFilter(c LanguageConfig) (*languageFilter, error) {
+	theLangModel() // train now rather than inside the first Check
+	return &languageFilter{targets: c.Languages, minConfidence: c.MinConfidence, minLetters: c.MinLetters, scope: c.Scope}, nil
+}
+
+func (f *languageFilter) Name() string { return FilterLanguage }
+
+func (f *languageFilter) Check(s *datasets.Sample) Verdict {
+	sc := getScratch()
+	defer putScratch(sc)
+	b := sc.buf2[:0]
+	for _, m := range s.Messages {
+		var use bool
+		switch f.scope {
+		case "response":
+			use = m.Role == datasets.RoleAssistant
+		case "prompt":
+			use = m.Role == datasets.RoleUser
+		default:
+			use = m.Role != datasets.RoleSystem
+		}
+		if !use {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, "\n\n"...)
+		}
+		b = appendProse(b, m.Content)
+		if len(b) > 4*langMaxGrams {
+			break // enough text
+		}
+	}
+	sc.buf2 = b
+	text := bstr(b)
+	if strings.IndexByte(text, '`') >= 0 {
+		sc.buf = appendNoInlineCode(sc.buf[:0], text)
+		text = bstr(sc.buf)
+	}
+	lang, conf, letters := detectLanguage(text)
+	const rule = "language.non_target"
+	if f.minLetters > 0 && letters < f.minLetters {
+		return Verdict{Keep: true, Detail: "too little text to judge"}
+	}
+	detail := lang
+	if slices.Contains(f.targets, lang) {
+		return Verdict{Keep: true, Rule: rule, Value: conf, Threshold: f.minConfidence, Detail: detail}
+	}
+	if conf < f.minConfidence {
+		return Verdict{Keep: true, Rule: rule, Value: conf, Threshold: f.minConfidence, Detail: detail + " (unsure)"}
+	}
+	return drop(rule, "non-target language", conf, f.minConfidence, detail)
+}
+
+// appendNoInlineCode appends s with its `code spans` replaced by a
+// space: identifiers say nothing about the language of the prose.
+func appendNoInlineCode(dst []byte, s string) []byte {
+	for {
+		i := strings.IndexByte(s, '`')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(s[i+1:], '`')
+		if j < 0 {
+			break
+		}
+		dst = append(dst, s[:i]...)
+		dst = append(dst, ' ')
+		s = s[i+1+j+1:]
+	}
+	return append(dst, s...)
+}
