@@ -90,6 +90,9 @@ type StageFunnel struct {
 	In      int64   `json:"in"`
 	Out     int64   `json:"out"`
 	Dropped []Count `json:"dropped"`
+	// Modified counts what a stage changed without dropping, e.g. PII
+	// redactions by kind (from the runner's counters).
+	Modified []Count `json:"modified,omitempty"`
 }
 
 // Funnel accounts for every record read: Read = Written + the sum of all
@@ -150,6 +153,9 @@ func (f *Funnel) WriteTable(w io.Writer) error {
 	for _, s := range f.Stages {
 		if len(s.Dropped) == 0 {
 			fmt.Fprintf(tw, "%s\t(none)\t-0\t\t\n", s.Stage)
+		}
+		for _, c := range s.Modified {
+			fmt.Fprintf(tw, "%s\t%s\t~%d\t(modified)\t\n", s.Stage, c.Reason, c.Count)
 		}
 		for _, c := range s.Dropped {
 			fmt.Fprintf(tw, "%s\t%s\t-%d\t%s\t\n", s.Stage, c.Reason, c.Count, pct(c.Count))

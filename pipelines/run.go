@@ -130,6 +130,7 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 	}
 	if res != nil {
 		checkCounters(res, m)
+		addModified(res, m)
 	}
 	if f := lastFuzzy(r); f != nil {
 		status("indexing for later dedup")
@@ -218,7 +219,7 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 			marks = append(marks, m)
 			tail = append(tail, transforms.TailStep{Marks: &transforms.MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}})
 		default:
-			spec, ok, err := stepSpec(name, st)
+			spec, ok, err := stepSpec(name, st, r.ResolvePath)
 			if err != nil {
 				panic(err) // configs were validated with the recipe
 			}
@@ -247,12 +248,23 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 }
 
 // stepSpec turns a per-sample stage of the recipe into a step spec.
-func stepSpec(name string, st recipe.Stage) (transforms.StepSpec, bool, error) {
+func stepSpec(name string, st recipe.Stage, resolve func(string) string) (transforms.StepSpec, bool, error) {
 	kind, ok := stepKinds[st.Kind]
 	if !ok {
 		return transforms.StepSpec{}, false, nil
 	}
-	cfg, err := json.Marshal(st.Config)
+	var cfg []byte
+	var err error
+	if d, ok := st.Config.(*recipe.Decontaminate); ok {
+		c := d.DecontamConfig
+		c.Files = append([]string(nil), c.Files...)
+		for i, f := range c.Files {
+			c.Files[i] = resolve(f)
+		}
+		cfg, err = json.Marshal(c)
+	} else {
+		cfg, err = json.Marshal(st.Config)
+	}
 	if err != nil {
 		return transforms.StepSpec{}, true, err
 	}
@@ -261,7 +273,7 @@ func stepSpec(name string, st recipe.Stage) (transforms.StepSpec, bool, error) {
 
 // stepKinds maps recipe stage kinds that are per-sample steps to their
 // transforms step kinds.
-var stepKinds = map[string]string{}
+var stepKinds = map[string]string{"filter": "filter", "pii": "pii", "decontaminate": "decontaminate"}
 
 // assemble reads the run's report and builds the manifest, checking that
 // the funnel adds up.
@@ -408,6 +420,29 @@ func checkCounters(res beam.PipelineResult, m *datasets.Manifest) {
 		if w, ok := want[c.Key.Name]; ok && c.Committed != w {
 			slog.Warn("Beam counter disagrees with the files written", "counter", c.Key.Name, "counter_value", c.Committed, "files", w)
 		}
+	}
+}
+
+// addModified copies the stages' "modified/STAGE/WHAT" counters (PII
+// redactions) into the funnel.
+func addModified(res beam.PipelineResult, m *datasets.Manifest) {
+	for _, c := range res.Metrics().AllMetrics().Counters() {
+		if c.Key.Namespace != transforms.Namespace || !strings.HasPrefix(c.Key.Name, "modified/") || c.Committed == 0 {
+			continue
+		}
+		parts := strings.SplitN(strings.TrimPrefix(c.Key.Name, "modified/"), "/", 2)
+		if len(parts) != 2 {
+			continue
+		}
+		for i := range m.Funnel.Stages {
+			if m.Funnel.Stages[i].Stage == parts[0] {
+				m.Funnel.Stages[i].Modified = append(m.Funnel.Stages[i].Modified, datasets.Count{Reason: parts[1], Count: c.Committed})
+			}
+		}
+	}
+	for i := range m.Funnel.Stages {
+		mod := m.Funnel.Stages[i].Modified
+		sort.Slice(mod, func(a, b int) bool { return mod[a].Reason < mod[b].Reason })
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sieve-data/sieve/datasets"
 	"github.com/sieve-data/sieve/dedup"
+	"github.com/sieve-data/sieve/filters"
 )
 
 // Recipe is one job: sources in, stages, one dataset version out.
@@ -263,11 +264,71 @@ func (c *FuzzyDedup) validate() error {
 	return nil
 }
 
+// Filter runs the rule-based quality filters of package filters (length,
+// Gopher quality and repetition, SFT rules, language); see docs/filters.md.
+type Filter struct {
+	filters.Config `yaml:"-" json:"-"`
+}
+
+// Filter's YAML and JSON forms are filters.Config's own.
+func (c *Filter) target() any { return &c.Config }
+func (c *Filter) defaults()   {}
+func (c *Filter) validate() error {
+	return c.Config.Validate()
+}
+
+// MarshalJSON writes the filter settings.
+func (c *Filter) MarshalJSON() ([]byte, error) { return json.Marshal(c.Config) }
+
+// PII scrubs personal data and secrets (redacting by default).
+type PII struct {
+	filters.PIIConfig `yaml:"-" json:"-"`
+}
+
+func (c *PII) target() any     { return &c.PIIConfig }
+func (c *PII) defaults()       {}
+func (c *PII) validate() error { return c.PIIConfig.Validate() }
+
+// MarshalJSON writes the PII settings.
+func (c *PII) MarshalJSON() ([]byte, error) { return json.Marshal(c.PIIConfig) }
+
+// Decontaminate drops samples sharing word n-grams with benchmark items.
+type Decontaminate struct {
+	filters.DecontamConfig `yaml:"-" json:"-"`
+}
+
+func (c *Decontaminate) target() any { return &c.DecontamConfig }
+func (c *Decontaminate) defaults()   {}
+func (c *Decontaminate) validate() error {
+	if len(c.Files) == 0 {
+		return keyErr("files", "at least one benchmark file is required")
+	}
+	return c.DecontamConfig.Validate()
+}
+
+// MarshalJSON writes the decontamination settings.
+func (c *Decontaminate) MarshalJSON() ([]byte, error) { return json.Marshal(c.DecontamConfig) }
+
 // stageKinds maps stage names to constructors of their settings (with
 // their defaults filled in, so absent keys keep them).
 var stageKinds = map[string]func() StageConfig{
 	"exact_dedup": func() StageConfig { return &ExactDedup{} },
 	"fuzzy_dedup": newFuzzyDedup,
+	"filter": func() StageConfig {
+		c := &Filter{}
+		c.Config.Defaults()
+		return c
+	},
+	"pii": func() StageConfig {
+		c := &PII{}
+		c.PIIConfig.Defaults()
+		return c
+	},
+	"decontaminate": func() StageConfig {
+		c := &Decontaminate{}
+		c.DecontamConfig.Defaults()
+		return c
+	},
 }
 
 // StageKinds lists the stage kinds this build knows.
@@ -293,7 +354,11 @@ func (s *Stage) decodeYAML(file string, n *yaml.Node, path string) error {
 		return &Error{File: file, Line: k.Line, Key: path, Msg: fmt.Sprintf("unknown stage %q (known: %s)", k.Value, strings.Join(sortedKinds(), ", "))}
 	}
 	cfg := mk()
-	if err := decodeStrict(file, v, cfg, join(path, k.Value)); err != nil {
+	var target any = cfg
+	if t, ok := cfg.(interface{ target() any }); ok {
+		target = t.target() // wrappers of another package's settings
+	}
+	if err := decodeStrict(file, v, target, join(path, k.Value)); err != nil {
 		return err
 	}
 	cfg.defaults()
