@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -179,6 +180,20 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 	if r := sieve(t, "version"); r.code != 0 || !strings.Contains(r.stdout, "Apache Beam Go SDK v2.77.0") {
 		t.Errorf("version: %+v", r)
+	}
+}
+
+func TestDryRunReportsRulesWithoutWriting(t *testing.T) {
+	dir := t.TempDir()
+	recipe := filepath.Join(dir, "r.yaml")
+	abs, _ := filepath.Abs("../../datasets/samples/alpaca.jsonl")
+	os.WriteFile(recipe, []byte("name: d\nsources: [{name: a, path: "+abs+"}]\nstages:\n  - exact_dedup\n  - filter\n"), 0o644)
+	r := sieve(t, "run", recipe, "--store", filepath.Join(dir, "store"), "--dry-run")
+	if r.code != 0 || !regexp.MustCompile(`exact_dedup\s+exact_duplicate\s+7\s`).MatchString(r.stdout) || !strings.Contains(r.stdout, "closest to the threshold") {
+		t.Errorf("dry run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "store")); !os.IsNotExist(err) {
+		t.Error("dry run wrote a store")
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/spf13/cobra"
 
+	"github.com/sieve-data/sieve/datasets"
 	"github.com/sieve-data/sieve/pipelines"
 	"github.com/sieve-data/sieve/pipelines/recipe"
 )
@@ -33,6 +34,8 @@ Flags:
   --verbose        log pipeline progress (log/slog, INFO level)
   --json           print the committed manifest as JSON instead of the funnel table
   --force          rebuild even when a version with the same content id exists
+  --dry-run        report what each filter rule would drop (with examples near the
+                   thresholds) on the inputs, without running the pipeline or writing
 
 Beam flags pass through to the runner, for example:
   --runner=prism                          in-process prism (the default)
@@ -49,6 +52,7 @@ type runFlags struct {
 	verbose bool
 	json    bool
 	force   bool
+	dryRun  bool
 	// Profiles for developers (hidden from help).
 	cpuprofile, memprofile string
 }
@@ -88,6 +92,7 @@ func parseRunFlags(args []string) (runFlags, []string, error) {
 	fs.BoolVar(&rf.verbose, "verbose", false, "")
 	fs.BoolVar(&rf.json, "json", false, "")
 	fs.BoolVar(&rf.force, "force", false, "")
+	fs.BoolVar(&rf.dryRun, "dry-run", false, "")
 	fs.StringVar(&rf.cpuprofile, "cpuprofile", "", "")
 	fs.StringVar(&rf.memprofile, "memprofile", "", "")
 	flag.CommandLine.VisitAll(func(f *flag.Flag) {
@@ -133,6 +138,9 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if rf.dryRun {
+		return pipelines.DryRun(ctx, r, datasets.Store{Root: pipelines.StoreRoot(r, pipelines.Options{Store: rf.store})}, stdout, 3)
+	}
 
 	if rf.cpuprofile != "" {
 		f, err := os.Create(rf.cpuprofile)
