@@ -24,10 +24,12 @@ type Manifest struct {
 	Sieve     string          `json:"sieve_version"`
 	Runner    string          `json:"runner"`
 	Recipe    json.RawMessage `json:"recipe"`
-	Inputs    []Input         `json:"inputs"`
-	Schema    []Column        `json:"schema"`
-	Splits    []Split         `json:"splits"`
-	Funnel    Funnel          `json:"funnel"`
+	// Skipped lists stages of the recipe that did not run, and why.
+	Skipped []string `json:"skipped,omitempty"`
+	Inputs  []Input  `json:"inputs"`
+	Schema  []Column `json:"schema"`
+	Splits  []Split  `json:"splits"`
+	Funnel  Funnel   `json:"funnel"`
 	// DeadLetters and Rejected are paths relative to the version
 	// directory of the JSONL files holding dead letters and rejected
 	// samples.

@@ -29,6 +29,11 @@ type Plan struct {
 	Inputs  []datasets.Input // one per file, Records etc. still zero
 	Parents []*datasets.Version
 	against map[*recipe.FuzzyDedup]transforms.AgainstConfig
+	// Skipped marks stages (by index) that cannot run here: LLM stages
+	// whose endpoint's API key is not in the environment. SkipReasons
+	// says why, one line each.
+	Skipped     map[int]bool
+	SkipReasons []string
 	// ContentID hashes what determines the output's bytes: sieve's
 	// version, the recipe (less the store root), every input file's path
 	// and SHA-256, and the parents' content ids.
@@ -103,6 +108,15 @@ func NewPlan(ctx context.Context, r *recipe.Recipe, store datasets.Store) (*Plan
 			p.Tasks = append(p.Tasks, transforms.ReadTask{Options: opt, Files: limited})
 		}
 	}
+	p.Skipped = map[int]bool{}
+	for i, st := range r.Stages {
+		if j, ok := st.Config.(*recipe.Judge); ok && !j.Heuristic && j.Endpoint != nil {
+			if err := j.Endpoint.CheckKey(); err != nil {
+				p.Skipped[i] = true
+				p.SkipReasons = append(p.SkipReasons, fmt.Sprintf("stage %s (stages[%d]) skipped: it needs %s; set the variable to enable it", st.Kind, i, j.Endpoint.Describe()))
+			}
+		}
+	}
 	// Versions a fuzzy_dedup stage dedups against are inputs too.
 	for _, st := range r.Stages {
 		f, ok := st.Config.(*recipe.FuzzyDedup)
@@ -142,7 +156,8 @@ func (p *Plan) contentID() (string, error) {
 		Recipe  json.RawMessage
 		Inputs  []input
 		Parents []parent
-	}{Sieve: Version, Recipe: recipeJSON}
+		Skipped []string
+	}{Sieve: Version, Recipe: recipeJSON, Skipped: p.SkipReasons}
 	for _, in := range p.Inputs {
 		doc.Inputs = append(doc.Inputs, input{in.Source, in.File, in.SHA256})
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -30,6 +32,9 @@ type Options struct {
 	// Force rebuilds a version even when one with the same content id
 	// exists (the new version's shards are byte-identical to it).
 	Force bool
+	// Notice, when set, receives one-line notices for the user (a stage
+	// skipped for want of an API key).
+	Notice func(string)
 	// Status, when set, is called with a short line whenever the run
 	// moves on to a new phase ("listing inputs", "running on prism", …).
 	Status func(string)
@@ -83,6 +88,11 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 	}
 	if err := checkRemoteRunner(plan); err != nil {
 		return nil, err
+	}
+	for _, why := range plan.SkipReasons {
+		if opt.Notice != nil {
+			opt.Notice(why)
+		}
 	}
 	if !opt.Force {
 		if v, ok, err := store.FindContent(ctx, r.Name, plan.ContentID); err != nil {
@@ -186,7 +196,10 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 	var names []string
 	var checks []beam.PCollection
 	seen := map[string]int{}
-	for _, st := range r.Stages {
+	for i, st := range r.Stages {
+		if plan.Skipped[i] {
+			continue
+		}
 		seen[st.Kind]++
 		name := st.Kind
 		if seen[st.Kind] > 1 {
@@ -255,7 +268,23 @@ func stepSpec(name string, st recipe.Stage, resolve func(string) string) (transf
 	}
 	var cfg []byte
 	var err error
-	if d, ok := st.Config.(*recipe.Decontaminate); ok {
+	if j, ok := st.Config.(*recipe.Judge); ok {
+		cache := j.Cache
+		if cache == "" {
+			base, err := os.UserCacheDir()
+			if err != nil {
+				base = os.TempDir()
+			}
+			cache = filepath.Join(base, "sieve", "llm")
+		} else {
+			cache = resolve(cache)
+		}
+		jc := transforms.JudgeConfig{Heuristic: j.Heuristic, Rubric: j.Rubric, Options: j.Options, Threshold: j.Threshold, CacheDir: cache}
+		if j.Endpoint != nil {
+			jc.Endpoint = *j.Endpoint
+		}
+		cfg, err = json.Marshal(jc)
+	} else if d, ok := st.Config.(*recipe.Decontaminate); ok {
 		c := d.DecontamConfig
 		c.Files = append([]string(nil), c.Files...)
 		for i, f := range c.Files {
@@ -273,7 +302,7 @@ func stepSpec(name string, st recipe.Stage, resolve func(string) string) (transf
 
 // stepKinds maps recipe stage kinds that are per-sample steps to their
 // transforms step kinds.
-var stepKinds = map[string]string{"filter": "filter", "pii": "pii", "decontaminate": "decontaminate"}
+var stepKinds = map[string]string{"filter": "filter", "pii": "pii", "decontaminate": "decontaminate", "judge": "judge"}
 
 // assemble reads the run's report and builds the manifest, checking that
 // the funnel adds up.
@@ -294,6 +323,7 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 		Format:      datasets.ManifestFormat,
 		Name:        plan.Recipe.Name,
 		ContentID:   plan.ContentID,
+		Skipped:     plan.SkipReasons,
 		CreatedAt:   time.Now().UTC().Format(time.RFC3339),
 		Sieve:       Version,
 		Runner:      RunnerName(),

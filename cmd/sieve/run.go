@@ -157,7 +157,8 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 		defer writeHeapProfile(rf.memprofile)
 	}
 	prog := newProgress(stderr, !rf.quiet && !rf.verbose && isTerminal(stderr))
-	res, err := pipelines.Run(ctx, r, pipelines.Options{Store: rf.store, Force: rf.force, Status: prog.status})
+	res, err := pipelines.Run(ctx, r, pipelines.Options{Store: rf.store, Force: rf.force, Status: prog.status,
+		Notice: func(s string) { fmt.Fprintln(stderr, "sieve: "+s) }})
 	prog.done()
 	if err != nil {
 		return err

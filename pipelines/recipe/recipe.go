@@ -21,6 +21,8 @@ import (
 	"github.com/sieve-data/sieve/datasets"
 	"github.com/sieve-data/sieve/dedup"
 	"github.com/sieve-data/sieve/filters"
+	"github.com/sieve-data/sieve/judges"
+	"github.com/sieve-data/sieve/llm"
 )
 
 // Recipe is one job: sources in, stages, one dataset version out.
@@ -309,6 +311,47 @@ func (c *Decontaminate) validate() error {
 // MarshalJSON writes the decontamination settings.
 func (c *Decontaminate) MarshalJSON() ([]byte, error) { return json.Marshal(c.DecontamConfig) }
 
+// Judge scores samples with an LLM judge on a rubric (or the heuristic
+// judge) and drops those below the threshold.
+type Judge struct {
+	// Heuristic uses the model-free heuristic judge.
+	Heuristic bool `yaml:"heuristic" json:"heuristic,omitempty"`
+	// Endpoint is an OpenAI-compatible API; its key comes from the
+	// environment variable it names (never from the recipe).
+	Endpoint *llm.Endpoint `yaml:"endpoint" json:"endpoint,omitempty"`
+	// Rubric is a built-in rubric (helpfulness, correctness, complexity,
+	// alpagasus) or a YAML file.
+	Rubric    string                 `yaml:"rubric" json:"rubric"`
+	Options   judges.LLMOptions      `yaml:"options" json:"options"`
+	Threshold judges.ThresholdConfig `yaml:"threshold" json:"threshold"`
+	// Cache is the response cache directory (default .sieve-cache/llm
+	// beside the store).
+	Cache string `yaml:"cache" json:"cache,omitempty"`
+}
+
+func (c *Judge) defaults() {
+	if c.Rubric == "" {
+		c.Rubric = "helpfulness"
+	}
+}
+
+func (c *Judge) validate() error {
+	if !c.Heuristic && c.Endpoint == nil {
+		return keyErr("endpoint", "an LLM judge needs an endpoint (base_url, model, api_key_env), or set heuristic: true")
+	}
+	if c.Endpoint != nil {
+		if err := c.Endpoint.Validate(); err != nil {
+			return keyErr("endpoint", "%v", err)
+		}
+	}
+	if !c.Heuristic {
+		if _, err := judges.LoadRubric(c.Rubric); err != nil {
+			return keyErr("rubric", "%v", err)
+		}
+	}
+	return nil
+}
+
 // stageKinds maps stage names to constructors of their settings (with
 // their defaults filled in, so absent keys keep them).
 var stageKinds = map[string]func() StageConfig{
@@ -324,6 +367,7 @@ var stageKinds = map[string]func() StageConfig{
 		c.PIIConfig.Defaults()
 		return c
 	},
+	"judge": func() StageConfig { return &Judge{} },
 	"decontaminate": func() StageConfig {
 		c := &Decontaminate{}
 		c.DecontamConfig.Defaults()

@@ -1,0 +1,90 @@
+package transforms
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/sieve-data/sieve/datasets"
+	"github.com/sieve-data/sieve/judges"
+	"github.com/sieve-data/sieve/llm"
+)
+
+// JudgeConfig is the judge step: an LLM judge scoring each sample on a
+// rubric through an OpenAI-compatible endpoint (or the heuristic judge,
+// which needs none), annotating the sample (JudgeScore, Judge) and
+// dropping those below the threshold.
+type JudgeConfig struct {
+	Heuristic bool                   `json:"heuristic,omitempty"`
+	Endpoint  llm.Endpoint           `json:"endpoint"`
+	Rubric    string                 `json:"rubric"`
+	Options   judges.LLMOptions      `json:"options"`
+	Threshold judges.ThresholdConfig `json:"threshold"`
+	// CacheDir holds the content-addressed response cache, so a killed
+	// run resumes without paying twice.
+	CacheDir string `json:"cache_dir"`
+}
+
+func init() {
+	RegisterStep("judge", func(spec StepSpec) (Step, error) {
+		var cfg JudgeConfig
+		if err := json.Unmarshal(spec.Config, &cfg); err != nil {
+			return nil, err
+		}
+		st := &judgeStep{stage: spec.Stage, cfg: cfg,
+			scored: beam.NewCounter(Namespace, "modified/"+spec.Stage+"/judge.scored"),
+			failed: beam.NewCounter(Namespace, "modified/"+spec.Stage+"/judge.unparsed")}
+		if cfg.Heuristic {
+			st.judge = &judges.HeuristicJudge{}
+			return st, nil
+		}
+		client, err := llm.Shared(cfg.Endpoint, llm.Options{CacheDir: cfg.CacheDir})
+		if err != nil {
+			return nil, err
+		}
+		rubric, err := judges.LoadRubric(cfg.Rubric)
+		if err != nil {
+			return nil, err
+		}
+		j, err := judges.NewLLMJudge(client, rubric, cfg.Options)
+		if err != nil {
+			return nil, err
+		}
+		st.judge = j
+		return st, nil
+	})
+}
+
+type judgeStep struct {
+	stage          string
+	cfg            JudgeConfig
+	judge          judges.Judge
+	scored, failed beam.Counter
+	stop           error
+}
+
+func (j *judgeStep) Apply(ctx context.Context, s *datasets.Sample) *datasets.Rejected {
+	if j.stop != nil {
+		return &datasets.Rejected{Stage: j.stage, Reason: "judge.stopped", Detail: j.stop.Error(), Sample: *s}
+	}
+	v, err := j.judge.Score(ctx, *s)
+	if err != nil && judges.StopsStage(err) {
+		// A spent budget or a fatal endpoint error stops judging; the rest
+		// is accounted for, not silently passed.
+		j.stop = err
+		return &datasets.Rejected{Stage: j.stage, Reason: "judge.stopped", Detail: err.Error(), Sample: *s}
+	}
+	if err != nil {
+		j.failed.Inc(ctx, 1)
+	} else {
+		j.scored.Inc(ctx, 1)
+	}
+	judges.Annotate(s, v)
+	d := judges.Decide(j.cfg.Threshold, v)
+	if d.Keep {
+		return nil
+	}
+	return &datasets.Rejected{Stage: j.stage, Reason: d.Reason, Detail: fmt.Sprintf("%s (%s)", d.Detail, v.Judge), Sample: *s}
+}
