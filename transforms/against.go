@@ -42,7 +42,6 @@ func init() {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
 			st.indexes = append(st.indexes, ix)
-			st.signers = append(st.signers, ix.Params().Text.NewSigner())
 			st.hashers = append(st.hashers, ix.Params().Text.NewHasher())
 		}
 		return st, nil
@@ -53,14 +52,15 @@ type againstStep struct {
 	stage   string
 	cfg     AgainstConfig
 	indexes []*dedup.Index
-	signers []*dedup.Signer
 	hashers []dedup.Hasher
 }
 
 func (a *againstStep) Apply(_ context.Context, s *datasets.Sample) *datasets.Rejected {
 	text := dedup.SampleText(s.Messages, a.cfg.Mode)
 	for i, ix := range a.indexes {
-		sh := a.signers[i].Shingles(text)
+		// Signers reuse buffers: one per call keeps Apply safe for
+		// concurrent use.
+		sh := ix.Params().Text.NewSigner().Shingles(text)
 		if len(sh) == 0 {
 			continue
 		}

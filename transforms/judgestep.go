@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
@@ -62,18 +63,35 @@ type judgeStep struct {
 	cfg            JudgeConfig
 	judge          judges.Judge
 	scored, failed beam.Counter
+	mu             sync.Mutex
 	stop           error
 }
 
+// Concurrency is the endpoint's limit of requests in flight.
+func (j *judgeStep) Concurrency() int {
+	if j.cfg.Heuristic {
+		return 1
+	}
+	if j.cfg.Endpoint.MaxConcurrency > 0 {
+		return j.cfg.Endpoint.MaxConcurrency
+	}
+	return llm.DefaultMaxConcurrency
+}
+
 func (j *judgeStep) Apply(ctx context.Context, s *datasets.Sample) *datasets.Rejected {
-	if j.stop != nil {
-		return &datasets.Rejected{Stage: j.stage, Reason: "judge.stopped", Detail: j.stop.Error(), Sample: *s}
+	j.mu.Lock()
+	stop := j.stop
+	j.mu.Unlock()
+	if stop != nil {
+		return &datasets.Rejected{Stage: j.stage, Reason: "judge.stopped", Detail: stop.Error(), Sample: *s}
 	}
 	v, err := j.judge.Score(ctx, *s)
 	if err != nil && judges.StopsStage(err) {
 		// A spent budget or a fatal endpoint error stops judging; the rest
 		// is accounted for, not silently passed.
+		j.mu.Lock()
 		j.stop = err
+		j.mu.Unlock()
 		return &datasets.Rejected{Stage: j.stage, Reason: "judge.stopped", Detail: err.Error(), Sample: *s}
 	}
 	if err != nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -109,26 +111,93 @@ func init() {
 	register.DoFn4x1[context.Context, datasets.Sample, func(datasets.Sample), func(datasets.Rejected), error](&applyStepsFn{})
 }
 
+// Concurrent is implemented by steps that wait on I/O (an LLM judge) and
+// want that many samples in flight; other steps run on GOMAXPROCS
+// goroutines.
+type Concurrent interface {
+	Concurrency() int
+}
+
+// workersFor is how many samples to process at once for steps.
+func workersFor(steps []Step) int {
+	n := runtime.GOMAXPROCS(0)
+	for _, st := range steps {
+		if c, ok := st.(Concurrent); ok && c.Concurrency() > n {
+			n = c.Concurrency()
+		}
+	}
+	return n
+}
+
+// forEach calls fn(i) for i in [0, n) on up to workers goroutines.
+func forEach(n, workers int, fn func(i int)) {
+	if workers <= 1 || n <= 1 {
+		for i := 0; i < n; i++ {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(workers, n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // ApplySteps runs per-sample steps over samples, returning the kept
 // (possibly rewritten) samples and the rejected ones.
 func ApplySteps(s beam.Scope, in beam.PCollection, specs []StepSpec) (kept, dropped beam.PCollection) {
 	return beam.ParDo2(s.Scope("Steps"), &applyStepsFn{Specs: specs}, in)
 }
 
+// applyStepsFn buffers samples in batches and runs the steps on a batch
+// concurrently (steps are safe for concurrent use), emitting from the
+// bundle's goroutine.
 type applyStepsFn struct {
 	Specs  []StepSpec `json:"specs"`
 	runner stepRunner
+	batch  []datasets.Sample
 }
 
+const stepBatch = 512
+
 func (f *applyStepsFn) ProcessElement(ctx context.Context, s datasets.Sample, kept func(datasets.Sample), dropped func(datasets.Rejected)) error {
+	f.batch = append(f.batch, s)
+	if len(f.batch) >= stepBatch {
+		return f.flush(ctx, kept, dropped)
+	}
+	return nil
+}
+
+func (f *applyStepsFn) FinishBundle(ctx context.Context, kept func(datasets.Sample), dropped func(datasets.Rejected)) error {
+	return f.flush(ctx, kept, dropped)
+}
+
+func (f *applyStepsFn) flush(ctx context.Context, kept func(datasets.Sample), dropped func(datasets.Rejected)) error {
 	steps, err := f.runner.get(f.Specs)
 	if err != nil {
 		return err
 	}
-	if rej := runSteps(ctx, steps, &s); rej != nil {
-		dropped(*rej)
-		return nil
+	rejs := make([]*datasets.Rejected, len(f.batch))
+	forEach(len(f.batch), workersFor(steps), func(i int) { rejs[i] = runSteps(ctx, steps, &f.batch[i]) })
+	for i := range f.batch {
+		if rejs[i] != nil {
+			dropped(*rejs[i])
+		} else {
+			kept(f.batch[i])
+		}
 	}
-	kept(s)
+	f.batch = f.batch[:0]
 	return nil
 }

@@ -190,18 +190,27 @@ func (f *writeShardFn) ProcessElement(ctx context.Context, key string, values fu
 	if err != nil {
 		return err
 	}
-	var samples []datasets.Sample
+	var all []datasets.Sample
 	var v datasets.Sample
 	for values(&v) {
-		if v.ID == "" {
-			continue
-		}
-		if rej := f.applyTail(ctx, tail, &v); rej != nil {
-			rejected(*rej)
-		} else {
-			samples = append(samples, v)
+		if v.ID != "" {
+			all = append(all, v)
 		}
 		v = datasets.Sample{}
+	}
+	rejs := make([]*datasets.Rejected, len(all))
+	workers := 1
+	if len(tail) > 0 {
+		workers = workersFor(tail)
+	}
+	forEach(len(all), workers, func(i int) { rejs[i] = f.applyTail(ctx, tail, &all[i]) })
+	samples := all[:0]
+	for i := range all {
+		if rejs[i] != nil {
+			rejected(*rejs[i])
+		} else {
+			samples = append(samples, all[i])
+		}
 	}
 	f.sem <- struct{}{}
 	f.wg.Add(1)
