@@ -36,6 +36,18 @@ type Manifest struct {
 	DeadLetters string `json:"dead_letters"`
 	Rejected    string `json:"rejected"`
 	Totals      Totals `json:"totals"`
+	// Mix is the target and achieved share of each source when the
+	// recipe mixes sources by weight or caps them.
+	Mix []MixEntry `json:"mix,omitempty"`
+}
+
+// MixEntry is one source's part of the mix.
+type MixEntry struct {
+	Source    string  `json:"source"`
+	Weight    float64 `json:"weight,omitempty"`
+	Available int64   `json:"available"`
+	Target    int64   `json:"target"`
+	Achieved  int64   `json:"achieved"`
 }
 
 // Input is one file read.

@@ -249,6 +249,21 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 			tailSpecs = append(tailSpecs, spec)
 		}
 	}
+	// Mixing by weight or cap comes after every stage.
+	var mixCfg transforms.MixConfig
+	for _, src := range r.Sources {
+		mixCfg.Sources = append(mixCfg.Sources, transforms.MixSource{Source: src.Name, Weight: src.Weight, MaxSamples: src.MaxSamples})
+		if src.Weight > 0 || src.MaxSamples > 0 {
+			mixCfg.Seed = r.Output.MixSeed
+		}
+	}
+	if mixCfg.Seed != "" {
+		names = append(names, "mix")
+		m, targets := transforms.MixMarks(s, samples, mixCfg, "mix", marks, tailSpecs)
+		checks = append(checks, targets)
+		marks = append(marks, m)
+		tail = append(tail, transforms.TailStep{Marks: &transforms.MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}})
+	}
 	out := r.Output
 	cfg := transforms.WriteConfig{Dir: dir, Shards: out.Shards, TestShards: out.TestShards,
 		TestRatio: out.TestRatio, SplitSeed: out.SplitSeed, Compression: out.Compression, Tail: tail}
@@ -344,6 +359,7 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 	var deadCounts, rejCounts map[string]int64
 	var sawDead, sawRej bool
 	unconverged := map[string]int{}
+	achieved := map[string]int64{}
 	for _, rep := range reports {
 		switch rep.Kind {
 		case "input":
@@ -374,6 +390,18 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 			rejCounts, sawRej = rep.Counts, true
 		case "unconverged":
 			unconverged[rep.Path]++
+		case "mix":
+			m.Mix = append(m.Mix, datasets.MixEntry{Source: rep.Mix.Source, Weight: rep.Mix.Weight, Available: rep.Mix.Available, Target: rep.Mix.Target})
+		}
+		for src, n := range rep.Sources {
+			achieved[src] += n
+		}
+	}
+	sort.Slice(m.Mix, func(i, j int) bool { return m.Mix[i].Source < m.Mix[j].Source })
+	for i := range m.Mix {
+		m.Mix[i].Achieved = achieved[m.Mix[i].Source]
+		if m.Mix[i].Achieved != m.Mix[i].Target {
+			return nil, fmt.Errorf("mix: source %s has %d samples written, target %d", m.Mix[i].Source, m.Mix[i].Achieved, m.Mix[i].Target)
 		}
 	}
 	for stage, n := range unconverged {

@@ -30,6 +30,9 @@ type Report struct {
 	Split string                `json:"split,omitempty"`
 	Shard *datasets.Shard       `json:"shard,omitempty"`
 	Stats *datasets.LengthStats `json:"stats,omitempty"`
+	// Sources counts a shard's rows by source.
+	Sources map[string]int64 `json:"sources,omitempty"`
+	Mix     *MixTarget       `json:"mix,omitempty"`
 
 	// Counts by "stage/reason" (rejected) or reason (dead letters).
 	Counts map[string]int64 `json:"counts,omitempty"`

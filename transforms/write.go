@@ -290,8 +290,10 @@ func (f *writeShardFn) write(ctx context.Context, key string, samples []datasets
 	path := joinPath(f.Cfg.Dir, key)
 	var st datasets.ShardStats
 	var lengths datasets.LengthStats
+	sources := map[string]int64{}
 	for i := range samples {
 		lengths.Add(&samples[i])
+		sources[samples[i].Source.Dataset]++
 	}
 	err := writeFile(ctx, path, func(w io.Writer) error {
 		sw, err := datasets.NewShardWriter(w, datasets.ShardOptions{Compression: f.Cfg.Compression})
@@ -310,7 +312,7 @@ func (f *writeShardFn) write(ctx context.Context, key string, samples []datasets
 		return Report{}, fmt.Errorf("write shard %s: %w", path, err)
 	}
 	split := strings.SplitN(strings.TrimPrefix(key, "data/"), "-", 2)[0]
-	return Report{Kind: "shard", Split: split, Stats: &lengths,
+	return Report{Kind: "shard", Split: split, Stats: &lengths, Sources: sources,
 		Shard: &datasets.Shard{Path: key, Rows: st.Rows, Bytes: st.Bytes, SHA256: st.SHA256}}, nil
 }
 

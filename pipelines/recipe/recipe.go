@@ -56,6 +56,12 @@ type Source struct {
 	// Roles maps extra role tags of this source (e.g. ShareGPT's "bing")
 	// to system, user or assistant.
 	Roles map[string]string `yaml:"roles" json:"roles,omitempty"`
+	// Weight is the source's proportion of the output, applied after
+	// every stage (deterministically, by a seeded hash of sample ids);
+	// give it to every source or to none.
+	Weight float64 `yaml:"weight" json:"weight,omitempty"`
+	// MaxSamples caps how many of the source's samples the output keeps.
+	MaxSamples int64 `yaml:"max_samples" json:"max_samples,omitempty"`
 	// TextField names the text field of plain-text records ("text").
 	TextField string `yaml:"text_field" json:"text_field,omitempty"`
 }
@@ -75,6 +81,9 @@ type Output struct {
 	// and SplitSeed, that go to the test split.
 	TestRatio float64 `yaml:"test_ratio" json:"test_ratio,omitempty"`
 	SplitSeed string  `yaml:"split_seed" json:"split_seed,omitempty"`
+	// MixSeed seeds the choice of samples when sources are mixed by
+	// weight or capped by max_samples.
+	MixSeed string `yaml:"mix_seed" json:"mix_seed,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -88,6 +97,15 @@ func (r *Recipe) validate() error {
 	}
 	if len(r.Sources) == 0 {
 		return keyErr("sources", "at least one source is required")
+	}
+	weighted := 0
+	for _, s := range r.Sources {
+		if s.Weight > 0 {
+			weighted++
+		}
+	}
+	if weighted > 0 && weighted < len(r.Sources) {
+		return keyErr("sources", "weight: give every source a weight, or none (%d of %d have one)", weighted, len(r.Sources))
 	}
 	seen := map[string]int{}
 	for i, s := range r.Sources {
@@ -121,6 +139,12 @@ func (s *Source) validate() error {
 	}
 	if s.Limit < 0 {
 		return keyErr("limit", "must be ≥ 0, got %d", s.Limit)
+	}
+	if s.Weight < 0 {
+		return keyErr("weight", "must be ≥ 0, got %g", s.Weight)
+	}
+	if s.MaxSamples < 0 {
+		return keyErr("max_samples", "must be ≥ 0, got %d", s.MaxSamples)
 	}
 	for tag, role := range s.Roles {
 		switch role {
@@ -497,6 +521,9 @@ func (r *Recipe) applyDefaults() {
 	}
 	if o.SplitSeed == "" {
 		o.SplitSeed = "sieve"
+	}
+	if o.MixSeed == "" {
+		o.MixSeed = "sieve"
 	}
 }
 
