@@ -33,6 +33,9 @@ type Recipe struct {
 	Sources     []Source `yaml:"sources"`
 	Stages      []Stage  `yaml:"stages"`
 	Output      Output   `yaml:"output"`
+	// AllowLicenses, when set, lists the only licenses a source may
+	// declare; a source with another (or none) is refused.
+	AllowLicenses []string `yaml:"allow_licenses"`
 
 	// File is the recipe's path and Dir the directory relative paths in
 	// it are resolved against. Set by Load.
@@ -97,6 +100,21 @@ func (r *Recipe) validate() error {
 	}
 	if len(r.Sources) == 0 {
 		return keyErr("sources", "at least one source is required")
+	}
+	if len(r.AllowLicenses) > 0 {
+		for i, s := range r.Sources {
+			ok := false
+			for _, l := range r.AllowLicenses {
+				ok = ok || strings.EqualFold(l, s.License)
+			}
+			if !ok {
+				lic := s.License
+				if lic == "" {
+					lic = "(none)"
+				}
+				return keyErr(fmt.Sprintf("sources[%d].license", i), "source %s has license %s, not in allow_licenses %v", s.Name, lic, r.AllowLicenses)
+			}
+		}
 	}
 	weighted := 0
 	for _, s := range r.Sources {
@@ -547,17 +565,18 @@ func (s Stage) MarshalJSON() ([]byte, error) {
 // paths, say what was read.
 func (r *Recipe) Canonical() ([]byte, error) {
 	type canon struct {
-		Name        string   `json:"name"`
-		Description string   `json:"description,omitempty"`
-		Sources     []Source `json:"sources"`
-		Stages      []Stage  `json:"stages"`
-		Output      Output   `json:"output"`
+		Name          string   `json:"name"`
+		Description   string   `json:"description,omitempty"`
+		AllowLicenses []string `json:"allow_licenses,omitempty"`
+		Sources       []Source `json:"sources"`
+		Stages        []Stage  `json:"stages"`
+		Output        Output   `json:"output"`
 	}
 	stages := r.Stages
 	if stages == nil {
 		stages = []Stage{}
 	}
-	return json.Marshal(canon{r.Name, r.Description, r.Sources, stages, r.Output})
+	return json.Marshal(canon{r.Name, r.Description, r.AllowLicenses, r.Sources, stages, r.Output})
 }
 
 // ContentCanonical is Canonical without what does not change the

@@ -84,6 +84,8 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"no sources", "name: x\n", "r.yaml:1: sources: at least one source is required"},
 		{"bad name", "name: ../x\nsources: [{name: a, path: p}]\n", `r.yaml:1: name: "../x"`},
 		{"empty", "", "r.yaml: empty recipe"},
+		{"license not allowed", "name: x\nallow_licenses: [mit, apache-2.0]\nsources:\n  - {name: a, path: p, license: mit}\n  - {name: b, path: q, license: cc-by-nc-4.0}\n", `r.yaml:5: sources[1].license: source b has license cc-by-nc-4.0, not in allow_licenses [mit apache-2.0]`},
+		{"weights partial", "name: x\nsources:\n  - {name: a, path: p, weight: 1}\n  - {name: b, path: q}\n", "r.yaml:2: sources: weight: give every source a weight, or none"},
 		{"syntax", "name: [x\n", "r.yaml: "},
 	}
 	for _, tc := range tests {
