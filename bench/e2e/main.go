@@ -224,8 +224,14 @@ func run(o options) error {
 		sieveBench("sieve_e2e_plain", plainRecipe, plainStore, st.Records),
 		sieveBench("sieve_e2e_dedup_direct", dedupRecipe, dedupStore, st.Records-st.PlantedDups, "--runner=direct"),
 		sieveBench("sieve_e2e_plain_direct", plainRecipe, plainStore, st.Records, "--runner=direct"),
-		sieveBench("sieve_e2e_fuzzy_direct", fuzzyRecipePath, fuzzyStore, -1, "--runner=direct"),
 		duck,
+	}
+	// Fuzzy dedup runs only when asked for (-only sieve_e2e_fuzzy_direct):
+	// on chatgen's templated text its candidate edges grow much faster
+	// than the input (see docs/dedup.md).
+	fuzzy := sieveBench("sieve_e2e_fuzzy_direct", fuzzyRecipePath, fuzzyStore, -1, "--runner=direct")
+	if strings.Contains(o.only, fuzzy.name) {
+		benches = append(benches, fuzzy)
 	}
 	if o.only != "" {
 		keep := map[string]bool{}
