@@ -41,6 +41,10 @@ type ReadOptions struct {
 	// Limit stops after this many records (0: no limit). Records, not
 	// samples: dead letters count towards it.
 	Limit int64
+	// Alias, when set, names the file in samples and dead letters
+	// instead of its path (a Hub file read from the local cache is named
+	// by its commit-pinned hf:// URL, the same on every machine).
+	Alias string `json:"alias,omitempty"`
 	// Workers > 1 decodes records on that many goroutines (the callbacks
 	// still run on the caller's goroutine, in no particular order). Used
 	// only when the format is known.
@@ -79,15 +83,19 @@ const maxDetect = 100
 // dead letter for the break, with reason "unreadable file"; only errors of
 // the callbacks or of opening the file are returned.
 func ReadSamples(ctx context.Context, file string, opt ReadOptions, emit func(Sample) error, dead func(DeadLetter) error) (FileStats, error) {
+	path := file
+	if opt.Alias != "" {
+		file = opt.Alias
+	}
 	st := FileStats{File: file, Format: opt.Format}
-	cont, comp, err := DetectContainer(file)
+	cont, comp, err := DetectContainer(path)
 	if err != nil {
 		return st, err
 	}
 	if opt.Format == FormatSieve {
 		return readSieveShard(ctx, file, opt, st, emit, dead)
 	}
-	rc, err := Open(ctx, file)
+	rc, err := Open(ctx, path)
 	if err != nil {
 		return st, err
 	}

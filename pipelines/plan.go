@@ -48,7 +48,7 @@ var SplitBytes int64 = 16 << 20
 func NewPlan(ctx context.Context, r *recipe.Recipe, store datasets.Store) (*Plan, error) {
 	p := &Plan{Recipe: r, Store: store}
 	for _, src := range r.Sources {
-		var files []string
+		var files, aliases []string
 		format, _ := datasets.ParseFormat(src.Format)
 		if src.Dataset != "" {
 			ref, _ := datasets.ParseRef(src.Dataset)
@@ -61,6 +61,12 @@ func NewPlan(ctx context.Context, r *recipe.Recipe, store datasets.Store) (*Plan
 				files = append(files, v.ShardPath(sh))
 			}
 			format = datasets.FormatSieve
+		} else if isHub(src.Path) {
+			var err error
+			files, aliases, err = hubFiles(ctx, src)
+			if err != nil {
+				return nil, fmt.Errorf("source %s: %w", src.Name, err)
+			}
 		} else {
 			var err error
 			files, err = datasets.Glob(ctx, r.ResolvePath(src.Path))
@@ -68,14 +74,20 @@ func NewPlan(ctx context.Context, r *recipe.Recipe, store datasets.Store) (*Plan
 				return nil, fmt.Errorf("source %s: %w", src.Name, err)
 			}
 		}
+		alias := func(i int) string {
+			if i < len(aliases) {
+				return aliases[i]
+			}
+			return files[i]
+		}
 		opt := datasets.ReadOptions{Source: src.Name, Format: format, Roles: src.Roles,
 			TextField: src.TextField, License: src.License, Limit: src.Limit}
 		split := SplitBytes
 		if src.Limit > 0 {
 			split = 0 // a limit counts records in file order: one reader
 		}
-		var limited []string
-		for _, f := range files {
+		var limited, limitedAliases []string
+		for i, f := range files {
 			if _, _, err := datasets.DetectContainer(f); err != nil {
 				return nil, fmt.Errorf("source %s: %w", src.Name, err)
 			}
@@ -83,9 +95,10 @@ func NewPlan(ctx context.Context, r *recipe.Recipe, store datasets.Store) (*Plan
 			if err != nil {
 				return nil, fmt.Errorf("source %s: %w", src.Name, err)
 			}
-			p.Inputs = append(p.Inputs, datasets.Input{Source: src.Name, File: f, Bytes: info.Bytes, SHA256: info.SHA256})
+			p.Inputs = append(p.Inputs, datasets.Input{Source: src.Name, File: alias(i), Bytes: info.Bytes, SHA256: info.SHA256})
 			if src.Limit > 0 {
 				limited = append(limited, f)
+				limitedAliases = append(limitedAliases, alias(i))
 				continue
 			}
 			fopt := opt
@@ -96,16 +109,16 @@ func NewPlan(ctx context.Context, r *recipe.Recipe, store datasets.Store) (*Plan
 				}
 			}
 			if len(info.Splits) == 0 {
-				p.Tasks = append(p.Tasks, transforms.ReadTask{Options: fopt, Files: []string{f}})
+				p.Tasks = append(p.Tasks, transforms.ReadTask{Options: fopt, Files: []string{f}, Aliases: []string{alias(i)}})
 			}
 			for _, rg := range info.Splits {
 				ropt := fopt
 				ropt.Range = rg
-				p.Tasks = append(p.Tasks, transforms.ReadTask{Options: ropt, Files: []string{f}})
+				p.Tasks = append(p.Tasks, transforms.ReadTask{Options: ropt, Files: []string{f}, Aliases: []string{alias(i)}})
 			}
 		}
 		if len(limited) > 0 {
-			p.Tasks = append(p.Tasks, transforms.ReadTask{Options: opt, Files: limited})
+			p.Tasks = append(p.Tasks, transforms.ReadTask{Options: opt, Files: limited, Aliases: limitedAliases})
 		}
 	}
 	p.Skipped = map[int]bool{}

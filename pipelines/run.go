@@ -169,9 +169,11 @@ func checkRemoteRunner(p *Plan) error {
 	if !strings.Contains(p.Store.Root, "://") {
 		return fmt.Errorf("runner %s runs workers on other machines: the store must be remote (--store gs://bucket/prefix), not %s", RunnerName(), p.Store.Root)
 	}
-	for _, in := range p.Inputs {
-		if !strings.Contains(in.File, "://") {
-			return fmt.Errorf("runner %s runs workers on other machines: source %s reads the local file %s; use gs:// paths", RunnerName(), in.Source, in.File)
+	for _, t := range p.Tasks {
+		for _, f := range t.Files {
+			if !strings.Contains(f, "://") {
+				return fmt.Errorf("runner %s runs workers on other machines: source %s reads the local file %s; use gs:// paths (Hub sources are downloaded locally: copy them to gs:// first)", RunnerName(), t.Options.Source, f)
+			}
 		}
 	}
 	return nil

@@ -18,6 +18,8 @@ import (
 type ReadTask struct {
 	Options datasets.ReadOptions `json:"options"`
 	Files   []string             `json:"files"`
+	// Aliases, when set, name Files in samples and reports (one each).
+	Aliases []string `json:"aliases,omitempty"`
 }
 
 // Report is one line of a run's report: what a reader or writer did. The
@@ -83,9 +85,12 @@ func (f *readFn) ProcessElement(ctx context.Context, task string, emit func(data
 		return fmt.Errorf("read task: %w", err)
 	}
 	limit := t.Options.Limit
-	for _, file := range t.Files {
+	for i, file := range t.Files {
 		opt := t.Options
 		opt.Workers = runtime.GOMAXPROCS(0)
+		if i < len(t.Aliases) {
+			opt.Alias = t.Aliases[i]
+		}
 		if t.Options.Limit > 0 {
 			if limit <= 0 {
 				break
@@ -108,7 +113,7 @@ func (f *readFn) ProcessElement(ctx context.Context, task string, emit func(data
 		limit -= st.Records
 		f.records.Inc(ctx, st.Records)
 		f.deadCount.Inc(ctx, st.Dead)
-		in := datasets.Input{Source: t.Options.Source, File: file, Format: string(st.Format),
+		in := datasets.Input{Source: t.Options.Source, File: st.File, Format: string(st.Format),
 			Records: st.Records, Samples: st.Samples, Dead: st.Dead}
 		b, err := json.Marshal(Report{Kind: "input", Input: &in})
 		if err != nil {

@@ -59,6 +59,10 @@ type Source struct {
 	// Roles maps extra role tags of this source (e.g. ShareGPT's "bing")
 	// to system, user or assistant.
 	Roles map[string]string `yaml:"roles" json:"roles,omitempty"`
+	// Config and Split select a Hugging Face dataset's Parquet files when
+	// Path is hf://datasets/OWNER/NAME[@REVISION] without a file glob.
+	Config string `yaml:"config" json:"config,omitempty"`
+	Split  string `yaml:"split" json:"split,omitempty"`
 	// Weight is the source's proportion of the output, applied after
 	// every stage (deterministically, by a seeded hash of sample ids);
 	// give it to every source or to none.
