@@ -1,0 +1,340 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+)
+
+// Model runs a Llama model forward and backward on batches of up to
+// MaxB×MaxT tokens. All activations and gradient scratch live in buffers
+// allocated once by New; Forward and Backward allocate nothing but the
+// goroutines that split the work.
+//
+// A Model is not safe for concurrent use.
+type Model struct {
+	Config Config
+	P      *Params // weights, read by Forward and Backward
+	G      *Params // gradients, same layout as P; Backward adds into G
+
+	MaxB, MaxT int
+
+	// Set by Forward.
+	batch     *Batch
+	n         int     // tokens B·T
+	loss      float32 // mean loss over counted tokens
+	count     int     // counted tokens
+	forwarded bool
+
+	invFreq  []float32 // [hd/2]
+	cos, sin []float32 // [n, hd/2]
+	pos      []int     // [n] positions when the batch gives none
+	lo       []int32   // [n] first token (column) of each token's segment
+
+	acts   []layerActs // per layer
+	xf     []float32   // [n, D] output of the last layer
+	rf     []float32   // [n] final RMSNorm 1/rms
+	hf     []float32   // [n, D] final RMSNorm output
+	logits []float32   // [n, V]
+	dlog   []float32   // [n, V] (softmax − onehot)/count
+
+	// Backward scratch.
+	dx, dh     []float32 // [n, D]
+	dq, dy     []float32 // [n, H·hd]
+	dk, dv     []float32 // [n, KV·hd]
+	da, du     []float32 // [n, F]
+	dp         [][]float32
+	dwPartial  [][]float32 // per worker [D], for RMSNorm weight gradients
+	lossPart   []float64   // per worker
+	scr        scratch     // transposed operands for linearBackward
+	workers    int
+	threadsMax int
+}
+
+// layerActs are the activations of one decoder layer that Backward
+// needs. n tokens, D hidden, F intermediate.
+type layerActs struct {
+	x       []float32 // [n, D] input (residual stream)
+	r1      []float32 // [n] input_layernorm 1/rms
+	h1      []float32 // [n, D] input_layernorm output
+	q       []float32 // [n, H·hd] rotated queries
+	k, v    []float32 // [n, KV·hd] rotated keys, values
+	p       []float32 // [B, H, T, T] attention probabilities
+	y       []float32 // [n, H·hd] attention output before o_proj
+	xm      []float32 // [n, D] residual after attention
+	r2      []float32 // [n] post_attention_layernorm 1/rms
+	h2      []float32 // [n, D] post_attention_layernorm output
+	g, u, a []float32 // [n, F] gate, up, silu(gate)∘up
+}
+
+// New returns a Model for weights p with a workspace for batches of up to
+// maxB rows of maxT tokens (a batch may have fewer rows, or shorter rows
+// as long as B·T ≤ maxB·maxT). Its gradients start at zero.
+func New(p *Params, maxB, maxT int) (*Model, error) {
+	c := p.Config
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if maxB <= 0 || maxT <= 0 {
+		return nil, fmt.Errorf("model: workspace %d×%d is empty", maxB, maxT)
+	}
+	g, err := NewParams(c)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Config: c, P: p, G: g, MaxB: maxB, MaxT: maxT}
+	n := maxB * maxT
+	D, F, V, hd := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.Hd()
+	qd, kvd := c.NumAttentionHeads*hd, c.KVHeads()*hd
+	f := func(k int) []float32 { return make([]float32, k) }
+	m.invFreq = ropeInvFreq(hd, c.RopeTheta)
+	m.cos, m.sin = f(n*hd/2), f(n*hd/2)
+	m.pos = make([]int, n)
+	m.lo = make([]int32, n)
+	m.acts = make([]layerActs, c.NumHiddenLayers)
+	for i := range m.acts {
+		m.acts[i] = layerActs{
+			x: f(n * D), r1: f(n), h1: f(n * D),
+			q: f(n * qd), k: f(n * kvd), v: f(n * kvd),
+			p: f(n * c.NumAttentionHeads * maxT), y: f(n * qd),
+			xm: f(n * D), r2: f(n), h2: f(n * D),
+			g: f(n * F), u: f(n * F), a: f(n * F),
+		}
+	}
+	m.xf, m.rf, m.hf = f(n*D), f(n), f(n*D)
+	m.logits, m.dlog = f(n*V), f(n*V)
+	m.dx, m.dh = f(n*D), f(n*D)
+	m.dq, m.dy = f(n*qd), f(n*qd)
+	m.dk, m.dv = f(n*kvd), f(n*kvd)
+	m.da, m.du = f(n*F), f(n*F)
+	m.workers = max(1, runtime.GOMAXPROCS(0))
+	m.scr.workers = m.workers
+	m.dp = make([][]float32, m.workers)
+	m.dwPartial = make([][]float32, m.workers)
+	for w := range m.dp {
+		m.dp[w] = f(attnBlock * maxT)
+		m.dwPartial[w] = f(D)
+	}
+	m.lossPart = make([]float64, m.workers)
+	return m, nil
+}
+
+// Logits returns the logits of the last Forward, [B·T, V] row-major
+// (a view into the workspace, overwritten by the next Forward).
+func (m *Model) Logits() []float32 { return m.logits[:m.n*m.Config.VocabSize] }
+
+// Loss returns the loss of the last Forward and the number of tokens it
+// counted.
+func (m *Model) Loss() (float32, int) { return m.loss, m.count }
+
+// ZeroGrad sets the gradients to zero.
+func (m *Model) ZeroGrad() { m.G.Zero() }
+
+// parallel runs fn over [0, n) split among the model's workers.
+func (m *Model) parallel(n int, fn func(w, lo, hi int)) { parallelFor(m.workers, n, fn) }
+
+// parallelFor splits [0, n) into at most workers contiguous chunks and
+// runs fn(worker, lo, hi) on each, in parallel.
+func parallelFor(workers, n int, fn func(w, lo, hi int)) {
+	k := min(workers, n)
+	if k <= 1 {
+		if n > 0 {
+			fn(0, 0, n)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < k; w++ {
+		lo, hi := w*n/k, (w+1)*n/k
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(w, lo, hi)
+		}()
+	}
+	wg.Wait()
+}
+
+// Forward runs the model on x and returns the mean cross-entropy loss
+// over the counted tokens (0 when none counts). It keeps what Backward
+// needs; the logits are in Logits.
+func (m *Model) Forward(x *Batch) (float32, error) {
+	c := m.Config
+	m.forwarded = false
+	if err := x.check(c, m.MaxB, m.MaxT); err != nil {
+		return 0, err
+	}
+	m.batch, m.n, m.forwarded = x, x.B*x.T, true
+	n, T := m.n, x.T
+	D, F, V, hd := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.Hd()
+	H, KV := c.NumAttentionHeads, c.KVHeads()
+	qd, kvd := H*hd, KV*hd
+	eps := float32(c.RMSNormEps)
+
+	// Segments and positions.
+	pos := x.Pos
+	if pos == nil {
+		pos = m.pos[:n]
+	}
+	segmentStarts(m.lo[:n], m.pos[:n], x)
+	m.parallel(n, func(_, lo, hi int) { ropeTables(m.cos, m.sin, m.invFreq, pos, lo, hi) })
+
+	ad := attnDims{T: T, H: H, KV: KV, hd: hd, scale: float32(1 / math.Sqrt(float64(hd)))}
+	xin := m.xf
+	if len(m.acts) > 0 {
+		xin = m.acts[0].x
+	}
+	embeddingForward(xin, m.P.Embed, x.IDs, D)
+	for li := range m.acts {
+		a, w := &m.acts[li], &m.P.Layers[li]
+		out := m.xf
+		if li+1 < len(m.acts) {
+			out = m.acts[li+1].x
+		}
+		// Attention block: xm = x + o_proj(attn(rope(q), rope(k), v)).
+		m.parallel(n, func(_, lo, hi int) { rmsnormForward(a.h1, a.r1, a.x, w.InputNorm, lo, hi, D, eps) })
+		linearForward(a.q, a.h1, w.Q, n, D, qd)
+		linearForward(a.k, a.h1, w.K, n, D, kvd)
+		linearForward(a.v, a.h1, w.V, n, D, kvd)
+		m.parallel(n, func(_, lo, hi int) {
+			ropeForward(a.q, m.cos, m.sin, lo, hi, H, hd)
+			ropeForward(a.k, m.cos, m.sin, lo, hi, KV, hd)
+		})
+		m.parallel(x.B*KV, func(_, lo, hi int) {
+			for j := lo; j < hi; j++ {
+				b, g := j/KV, j%KV
+				r := b * T
+				attentionForward(ad, a.y[r*qd:], a.p[b*H*T*T:], a.q[r*qd:], a.k[r*kvd:], a.v[r*kvd:], m.lo[r:r+T], g)
+			}
+		})
+		copy(a.xm[:n*D], a.x[:n*D])
+		linearForwardAdd(a.xm, a.y, w.O, n, qd, D)
+		// MLP block: out = xm + down(silu(gate(h2))∘up(h2)).
+		m.parallel(n, func(_, lo, hi int) { rmsnormForward(a.h2, a.r2, a.xm, w.PostNorm, lo, hi, D, eps) })
+		linearForward(a.g, a.h2, w.Gate, n, D, F)
+		linearForward(a.u, a.h2, w.Up, n, D, F)
+		m.parallel(n, func(_, lo, hi int) { swigluForward(a.a[lo*F:hi*F], a.g[lo*F:hi*F], a.u[lo*F:hi*F]) })
+		copy(out[:n*D], a.xm[:n*D])
+		linearForwardAdd(out, a.a, w.Down, n, F, D)
+	}
+	// Final norm, head, loss.
+	m.parallel(n, func(_, lo, hi int) { rmsnormForward(m.hf, m.rf, m.xf, m.P.Norm, lo, hi, D, eps) })
+	linearForward(m.logits, m.hf, m.P.LMHead, n, D, V)
+	m.count = 0
+	for i := 0; i < n; i++ {
+		if x.counted(i) {
+			m.count++
+		}
+	}
+	var invCount float32
+	if m.count > 0 {
+		invCount = 1 / float32(m.count)
+	}
+	clear(m.lossPart)
+	m.parallel(n, func(w, lo, hi int) {
+		m.lossPart[w] = crossEntropyForward(m.dlog, m.logits, x, lo, hi, V, invCount)
+	})
+	var total float64
+	for _, v := range m.lossPart {
+		total += v
+	}
+	m.loss = 0
+	if m.count > 0 {
+		m.loss = float32(total / float64(m.count))
+	}
+	return m.loss, nil
+}
+
+// Backward adds the gradient of the last Forward's loss into m.G.
+func (m *Model) Backward() error { return m.BackwardScaled(1) }
+
+// BackwardScaled adds the gradient of scale × loss into m.G (for
+// gradient accumulation over micro-batches, scale = counted tokens of
+// this micro-batch / counted tokens of all of them).
+func (m *Model) BackwardScaled(scale float32) error {
+	if !m.forwarded {
+		return fmt.Errorf("model: Backward without Forward")
+	}
+	c, x := m.Config, m.batch
+	n, T := m.n, x.T
+	D, F, V, hd := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.Hd()
+	H, KV := c.NumAttentionHeads, c.KVHeads()
+	qd, kvd := H*hd, KV*hd
+	ad := attnDims{T: T, H: H, KV: KV, hd: hd, scale: float32(1 / math.Sqrt(float64(hd)))}
+
+	// Head and final norm: dhf = scale·dlogits·W_lm, dW_lm += scale·dlogitsᵀ·hf.
+	linearBackward(m.dh, m.G.LMHead, m.dlog, m.hf, m.P.LMHead, n, D, V, scale, 0, &m.scr)
+	m.rmsnormBackward(m.dx, m.G.Norm, m.dh, m.xf, m.rf, m.P.Norm, n, D, false)
+
+	for li := len(m.acts) - 1; li >= 0; li-- {
+		a, w, gw := &m.acts[li], &m.P.Layers[li], &m.G.Layers[li]
+		// MLP block. m.dx holds d(out) = d(xm) through the residual.
+		linearBackward(m.da, gw.Down, m.dx, a.a, w.Down, n, F, D, 1, 0, &m.scr)
+		m.parallel(n, func(_, lo, hi int) {
+			swigluBackward(m.da[lo*F:hi*F], m.du[lo*F:hi*F], a.g[lo*F:hi*F], a.u[lo*F:hi*F])
+		})
+		linearBackward(m.dh, gw.Gate, m.da, a.h2, w.Gate, n, D, F, 1, 0, &m.scr)
+		linearBackward(m.dh, gw.Up, m.du, a.h2, w.Up, n, D, F, 1, 1, &m.scr)
+		m.rmsnormBackward(m.dx, gw.PostNorm, m.dh, a.xm, a.r2, w.PostNorm, n, D, true)
+
+		// Attention block. m.dx holds d(xm) = d(x) through the residual.
+		linearBackward(m.dy, gw.O, m.dx, a.y, w.O, n, qd, D, 1, 0, &m.scr)
+		clear(m.dk[:n*kvd])
+		clear(m.dv[:n*kvd])
+		m.parallel(x.B*KV, func(wk, lo, hi int) {
+			for j := lo; j < hi; j++ {
+				b, g := j/KV, j%KV
+				r := b * T
+				attentionBackward(ad, m.dq[r*qd:], m.dk[r*kvd:], m.dv[r*kvd:], m.dy[r*qd:],
+					a.p[b*H*T*T:], a.q[r*qd:], a.k[r*kvd:], a.v[r*kvd:], m.dp[wk], m.lo[r:r+T], g)
+			}
+		})
+		m.parallel(n, func(_, lo, hi int) {
+			ropeBackward(m.dq, m.cos, m.sin, lo, hi, H, hd)
+			ropeBackward(m.dk, m.cos, m.sin, lo, hi, KV, hd)
+		})
+		linearBackward(m.dh, gw.Q, m.dq, a.h1, w.Q, n, D, qd, 1, 0, &m.scr)
+		linearBackward(m.dh, gw.K, m.dk, a.h1, w.K, n, D, kvd, 1, 1, &m.scr)
+		linearBackward(m.dh, gw.V, m.dv, a.h1, w.V, n, D, kvd, 1, 1, &m.scr)
+		m.rmsnormBackward(m.dx, gw.InputNorm, m.dh, a.x, a.r1, w.InputNorm, n, D, true)
+	}
+	embeddingBackward(m.G.Embed, m.dx, x.IDs, D)
+	return nil
+}
+
+// rmsnormBackward runs rmsnormBackward over n rows in parallel, reducing
+// the weight gradient through per-worker partial sums.
+func (m *Model) rmsnormBackward(dx, dw, dy, x, r, w []float32, n, d int, add bool) {
+	m.parallel(n, func(wk, lo, hi int) {
+		part := m.dwPartial[wk]
+		clear(part)
+		rmsnormBackward(dx, nil, dy, x, r, w, lo, hi, d, add)
+		rmsnormWeightGrad(part, dy, x, r, lo, hi, d)
+	})
+	for wk := 0; wk < min(m.workers, n); wk++ {
+		for j, v := range m.dwPartial[wk] {
+			dw[j] += v
+		}
+	}
+}
+
+// segmentStarts sets lo[i] to the column where token i's segment starts
+// (its run of equal Seg values in the row) and, when x has no positions,
+// pos[i] to the index of token i in its segment.
+func segmentStarts(lo []int32, pos []int, x *Batch) {
+	T := x.T
+	for b := 0; b < x.B; b++ {
+		start := 0
+		for t := 0; t < T; t++ {
+			i := b*T + t
+			if t > 0 && x.Seg != nil && x.Seg[i] != x.Seg[i-1] {
+				start = t
+			}
+			lo[i] = int32(start)
+			if x.Pos == nil {
+				pos[i] = t - start
+			}
+		}
+	}
+}
