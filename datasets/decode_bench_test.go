@@ -17,7 +17,7 @@ func BenchmarkDecodeOpenAI(b *testing.B) {
 		}
 		lines = bytes.Split(bytes.TrimSpace(data), []byte("\n"))
 	} else {
-		rec := []byte(`{"messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"` + string(bytes.Repeat([]byte("How do plants know which way is up? "), 10)) + `"},{"role":"assistant","content":"` + string(bytes.Repeat([]byte("Plants sense gravity with specialised cells.\n"), 25)) + `"}]}`)
+		rec := []byte(`{"messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"` + string(bytes.Repeat([]byte("How do plants know which way is up? "), 10)) + `"},{"role":"assistant","content":"` + string(bytes.Repeat([]byte("Plants sense gravity with specialised cells.\\n"), 25)) + `"}]}`)
 		lines = [][]byte{rec}
 	}
 	var total int64
