@@ -1315,7 +1315,7 @@ func (d *Decoder) scanWire(s *jsonScanner, w *wireScan) error {
 	case FormatOpenAI:
 		eager[wMessages-wConversations] = "messages"
 	case FormatShareGPT:
-		eager[wConversations-wConversations] = "conversations"
+		eager[0] = "conversations" // wConversations - wConversations
 		eager[wMessages-wConversations] = "conversations"
 	}
 	kind, err := s.topLevel(func(key strSpan) error {

@@ -459,6 +459,7 @@ func (c *Client) openaiRequest(req Request) openai.ChatCompletionRequest {
 		if k := c.ep.kind(); k == KindOpenAI || k == KindAzure {
 			o.MaxCompletionTokens = req.MaxTokens
 		} else {
+			//lint:ignore SA1019 servers other than OpenAI's and Azure's expect max_tokens
 			o.MaxTokens = req.MaxTokens
 		}
 	}

@@ -40,16 +40,15 @@ type Model struct {
 	dlog   []float32   // [n, V] (softmax − onehot)/count
 
 	// Backward scratch.
-	dx, dh     []float32 // [n, D]
-	dq, dy     []float32 // [n, H·hd]
-	dk, dv     []float32 // [n, KV·hd]
-	da, du     []float32 // [n, F]
-	dp         [][]float32
-	dwPartial  [][]float32 // per worker [D], for RMSNorm weight gradients
-	lossPart   []float64   // per worker
-	scr        scratch     // transposed operands for linearBackward
-	workers    int
-	threadsMax int
+	dx, dh    []float32 // [n, D]
+	dq, dy    []float32 // [n, H·hd]
+	dk, dv    []float32 // [n, KV·hd]
+	da, du    []float32 // [n, F]
+	dp        [][]float32
+	dwPartial [][]float32 // per worker [D], for RMSNorm weight gradients
+	lossPart  []float64   // per worker
+	scr       scratch     // transposed operands for linearBackward
+	workers   int
 }
 
 // layerActs are the activations of one decoder layer that Backward

@@ -17,14 +17,6 @@ func to64(x []float32) []float64 {
 	return y
 }
 
-func to32(x []float64) []float32 {
-	y := make([]float32, len(x))
-	for i, v := range x {
-		y[i] = float32(v)
-	}
-	return y
-}
-
 // refLinear: y[n,out] = x[n,in]·W[out,in]ᵀ
 func refLinear(x, w []float64, n, in, out int) []float64 {
 	y := make([]float64, n*out)

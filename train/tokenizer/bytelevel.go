@@ -1,7 +1,5 @@
 package tokenizer
 
-import "strings"
-
 // The byte-level alphabet of GPT-2: every byte is shown as one printable
 // rune so that vocabulary entries are readable strings. Printable Latin-1
 // bytes ('!'..'~', '¡'..'¬', '®'..'ÿ') stand for themselves; the other 68
@@ -23,16 +21,6 @@ func init() {
 		}
 		runeToByte[byteToRune[b]] = byte(b)
 	}
-}
-
-// byteLevelEncode maps raw bytes to their byte-level string.
-func byteLevelEncode(s string) string {
-	var sb strings.Builder
-	sb.Grow(2 * len(s))
-	for i := 0; i < len(s); i++ {
-		sb.WriteRune(byteToRune[s[i]])
-	}
-	return sb.String()
 }
 
 // byteLevelDecode maps a byte-level string back to raw bytes. ok is false
