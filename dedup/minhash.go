@@ -635,7 +635,11 @@ func SortedSet(a []uint64) []uint64 {
 
 // SortedJaccard is ExactJaccard for arguments that are already sorted
 // and free of repetitions (as SortedSet returns them).
-func SortedJaccard(a, b []uint64) float64 {
+func SortedJaccard(a, b []uint64) float64 { return sortedJaccard(a, b) }
+
+// sortedJaccard is the Jaccard similarity of two sorted, distinct sets by
+// one merge pass. Two empty sets give 1.
+func sortedJaccard[T uint32 | uint64](a, b []T) float64 {
 	if len(a) == 0 && len(b) == 0 {
 		return 1
 	}
@@ -672,22 +676,4 @@ func CompactSet(shingles []uint64) []uint32 {
 
 // CompactJaccard is the exact Jaccard similarity of two sets as
 // CompactSet returns them (sorted, distinct). Two empty sets give 1.
-func CompactJaccard(a, b []uint32) float64 {
-	if len(a) == 0 && len(b) == 0 {
-		return 1
-	}
-	inter := 0
-	for i, j := 0, 0; i < len(a) && j < len(b); {
-		switch {
-		case a[i] < b[j]:
-			i++
-		case a[i] > b[j]:
-			j++
-		default:
-			inter++
-			i++
-			j++
-		}
-	}
-	return float64(inter) / float64(len(a)+len(b)-inter)
-}
+func CompactJaccard(a, b []uint32) float64 { return sortedJaccard(a, b) }
