@@ -36,6 +36,7 @@ test: bench/duckdb/node_modules $(LLAMA3)
 bench: $(BIN) bench/duckdb/node_modules
 	$(GO) run ./bench/e2e -sieve ./$(BIN) -n $(BENCH_N) -reps $(BENCH_REPS) -workdir $${TMPDIR:-/tmp}/sieve-bench
 	$(GO) run ./bench/e2e -sieve ./$(BIN) -n $(FUZZY_N) -reps 1 -only sieve_e2e_fuzzy_direct -workdir $${TMPDIR:-/tmp}/sieve-bench-fuzzy
+	$(GO) run ./bench/e2e -sieve ./$(BIN) -n 100000 -reps 1 -corpus words -only sieve_e2e_fuzzy_direct -workdir $${TMPDIR:-/tmp}/sieve-bench-fuzzy-words
 	$(GO) run ./bench/dedupbench
 	$(GO) run ./bench/filters -n $(FILTERS_N)
 	$(GO) run ./bench/judge

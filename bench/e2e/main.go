@@ -62,6 +62,7 @@ type options struct {
 	n       int
 	dup     float64
 	seed    uint64
+	corpus  string
 	workdir string
 	reps    int
 	node    string
@@ -77,6 +78,7 @@ func main() {
 	flag.IntVar(&o.n, "n", 200000, "number of input samples")
 	flag.Float64Var(&o.dup, "dup", 0.05, "fraction of planted exact duplicates")
 	flag.Uint64Var(&o.seed, "seed", 1, "generator seed")
+	flag.StringVar(&o.corpus, "corpus", "chat", "input corpus: chat (chatgen's realistic, templated chat records) or words (Zipf words, near-duplicates planted; for fuzzy dedup at scale)")
 	flag.StringVar(&o.workdir, "workdir", "", "work folder for input, recipes, outputs and logs (default: a new temporary folder)")
 	flag.IntVar(&o.reps, "reps", 3, "runs per benchmark; medians are reported")
 	flag.StringVar(&o.node, "node", "node", "node executable")
@@ -130,7 +132,12 @@ func run(o options) error {
 
 	// Input.
 	input := filepath.Join(wd, "input.jsonl")
-	st, err := generate(input, chatgen.Config{N: o.n, Dup: o.dup, Seed: o.seed})
+	var st chatgen.Stats
+	if o.corpus == "words" {
+		st, err = generateWords(input, o.n, o.dup, o.seed)
+	} else {
+		st, err = generate(input, chatgen.Config{N: o.n, Dup: o.dup, Seed: o.seed})
+	}
 	if err != nil {
 		return fmt.Errorf("generating input: %w", err)
 	}
