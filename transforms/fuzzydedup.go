@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,7 +39,8 @@ type FuzzyConfig struct {
 }
 
 func init() {
-	register.DoFn4x1[context.Context, datasets.Sample, func(string, string), func(string, []byte), error](&signFn{})
+	register.DoFn5x1[context.Context, datasets.Sample, func(string, string), func(string, []byte), func(string, string), error](&signFn{})
+	register.DoFn4x0[string, func(*string) bool, func(*string) bool, func(string)](&joinOriginFn{})
 	register.Emitter2[string, []byte]()
 	register.DoFn3x0[string, func(*string) bool, func(string, string)](&bucketEdgesFn{})
 	register.Function3x0(distinctEdgeFn)
@@ -52,7 +54,7 @@ func init() {
 	register.Function3x0(smallStarFn)
 	register.Function3x0(convergenceKeys)
 	register.DoFn4x0[context.Context, string, func(*string) bool, func(string)](&nodeCheckFn{})
-	register.DoFn4x0[context.Context, string, func(*string) bool, func(string)](&fuzzyMarksFn{})
+	register.DoFn4x0[context.Context, string, func(*string) bool, func(string, string)](&fuzzyMarksFn{})
 }
 
 // FuzzyDedupMarks finds clusters of near-duplicates and marks all but one
@@ -71,8 +73,11 @@ func init() {
 // when it is zero).
 func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage string, prior []StageMarks, pre []StepSpec) (StageMarks, beam.PCollection) {
 	s = s.Scope("FuzzyDedup")
-	bandPairs, sets := beam.ParDo2(s, &signFn{Cfg: cfg, Pre: pre}, in)
-	bandPairs = withoutDropped(s, bandPairs, prior)
+	bandPairs, sets, origins := beam.ParDo3(s, &signFn{Cfg: cfg, Pre: pre}, in)
+	// Drop what earlier stages dropped: by origin, so the filter runs on
+	// (node, origin) pairs and the surviving nodes gate the band pairs.
+	origins = withoutDroppedOrigins(s, origins, prior)
+	bandPairs = keepNodes(s, bandPairs, origins, len(prior) > 0)
 	buckets := beam.GroupByKey(s, bandPairs)
 	cand := beam.ParDo(s, &bucketEdgesFn{Edges: cfg.Edges, Max: cfg.MaxBucketPairs}, buckets)
 	// Distinct candidate edges "a\x03b", a < b.
@@ -91,7 +96,8 @@ func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage s
 		edges = beam.ParDo(rs, smallStarFn, beam.GroupByKey(rs, beam.ParDo(rs, towardSmaller, large)))
 	}
 	check := beam.ParDo(s, &nodeCheckFn{Stage: stage}, beam.GroupByKey(s, beam.ParDo(s, convergenceKeys, edges)))
-	marks := beam.ParDo(s, &fuzzyMarksFn{Stage: stage}, beam.GroupByKey(s, edges))
+	verdicts := beam.ParDo(s, &fuzzyMarksFn{Stage: stage}, beam.GroupByKey(s, edges))
+	marks := beam.ParDo(s, &joinOriginFn{Stage: stage}, beam.CoGroupByKey(s, verdicts, origins))
 	return StageMarks{Stage: stage, Reason: "near_duplicate", Detail: "near duplicate (Jaccard ≥ " + strconv.FormatFloat(cfg.Threshold, 'g', -1, 64) + ") of %s", Marks: marks}, check
 }
 
@@ -115,7 +121,22 @@ func nodeKey(keep string, s *datasets.Sample, ref string) string {
 	return "\x05" + ref
 }
 
-func nodeRef(node string) string { return node[strings.IndexByte(node, 5)+1:] }
+// nodeID is the sample id inside a node key.
+func nodeID(node string) string {
+	rest := node[strings.IndexByte(node, 5)+1:]
+	return rest[:strings.IndexByte(rest, 0)]
+}
+
+// shortRef stands for a sample in the shuffles of fuzzy dedup: its id and
+// a 64-bit hash of its origin (source, file, index), about 50 bytes
+// instead of a full reference; nodes are joined back to their origins
+// only for the marks. It sorts by id first, like datasets.Less, breaking
+// ties between byte-identical samples by the origin hash.
+func shortRef(s *datasets.Sample) string {
+	h := fnv.New64a()
+	h.Write([]byte(sampleOrigin(s)))
+	return fmt.Sprintf("%s\x00%016x", s.ID, h.Sum64())
+}
 
 type signFn struct {
 	Cfg    FuzzyConfig `json:"cfg"`
@@ -129,7 +150,7 @@ type signFn struct {
 // ProcessElement emits (band key, node) per band and (node, set).
 // Samples without a single shingle take no part (their signatures would
 // all collide).
-func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, band func(string, string), set func(string, []byte)) error {
+func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, band func(string, string), set func(string, []byte), origin func(string, string)) error {
 	steps, err := f.runner.get(f.Pre)
 	if err != nil {
 		return err
@@ -146,7 +167,8 @@ func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, band fun
 		return nil
 	}
 	sig := f.hasher.Signature(sh)
-	node := nodeKey(f.Cfg.Keep, &s, sampleRef(&s))
+	node := nodeKey(f.Cfg.Keep, &s, shortRef(&s))
+	origin(node, sampleOrigin(&s))
 	f.keys = dedup.AppendBandKeys(f.keys[:0], sig, f.Cfg.Bands, f.Cfg.Rows)
 	for _, k := range f.keys {
 		band(strconv.FormatUint(k, 36), node)
@@ -358,7 +380,7 @@ type fuzzyMarksFn struct {
 	Stage string `json:"stage"`
 }
 
-func (f *fuzzyMarksFn) ProcessElement(ctx context.Context, child string, parents func(*string) bool, emit func(string)) {
+func (f *fuzzyMarksFn) ProcessElement(ctx context.Context, child string, parents func(*string) bool, emit func(string, string)) {
 	var p string
 	best := ""
 	for parents(&p) {
@@ -369,9 +391,21 @@ func (f *fuzzyMarksFn) ProcessElement(ctx context.Context, child string, parents
 	if best == "" {
 		return
 	}
-	survivor := nodeRef(best)
-	emit(formatMark(f.Stage, nodeRef(child), false, refID(survivor)))
-	// The survivor's own mark: emitted once per child, deduplicated by the
-	// writers' mark set (same key, same value).
-	emit(formatMark(f.Stage, survivor, true, refID(survivor)))
+	survivor := nodeID(best)
+	emit(child, "D"+survivor)
+	// The survivor's own verdict: once per child; joinOriginFn keeps one.
+	emit(best, "K"+survivor)
+}
+
+// joinOriginFn turns (node, verdicts) and (node, origin) into a mark.
+type joinOriginFn struct {
+	Stage string `json:"stage"`
+}
+
+func (f *joinOriginFn) ProcessElement(_ string, verdicts func(*string) bool, origins func(*string) bool, emit func(string)) {
+	var v, o string
+	if !verdicts(&v) || !origins(&o) {
+		return
+	}
+	emit(f.Stage + markStageSep + o + markVerdictSep + v)
 }

@@ -31,6 +31,9 @@ const (
 
 func init() {
 	register.DoFn4x0[string, string, func(*string) bool, func(string, string)](&dropMarkedFn{})
+	register.DoFn4x0[string, string, func(*string) bool, func(string, string)](&dropMarkedOriginFn{})
+	register.Function3x0(swapKV)
+	register.Function4x0(keepIfOriginFn)
 	register.Emitter2[string, string]()
 }
 
@@ -103,6 +106,60 @@ func (ms markSet) dropped(origin string, stages []string) (string, mark, bool) {
 		}
 	}
 	return "", mark{}, false
+}
+
+// withoutDroppedOrigins removes from a (node, origin) stream the samples
+// that earlier stages' marks drop.
+func withoutDroppedOrigins(s beam.Scope, origins beam.PCollection, prior []StageMarks) beam.PCollection {
+	if len(prior) == 0 {
+		return origins
+	}
+	var cols []beam.PCollection
+	var stages []string
+	for _, p := range prior {
+		cols = append(cols, p.Marks)
+		stages = append(stages, p.Stage)
+	}
+	return beam.ParDo(s, &dropMarkedOriginFn{Stages: stages}, origins, beam.SideInput{Input: beam.Flatten(s, cols...)})
+}
+
+type dropMarkedOriginFn struct {
+	Stages []string `json:"stages"`
+	marks  markSet
+}
+
+func (f *dropMarkedOriginFn) ProcessElement(node, origin string, marks func(*string) bool, emit func(string, string)) {
+	if f.marks == nil {
+		f.marks = loadMarks(marks)
+	}
+	if _, _, dropped := f.marks.dropped(origin, f.Stages); !dropped {
+		emit(node, origin)
+	}
+}
+
+// keepNodes keeps the (band key, node) pairs whose node is in the
+// surviving (node, origin) stream; without earlier stages nothing was
+// dropped and the pairs pass as they are.
+func keepNodes(s beam.Scope, pairs, origins beam.PCollection, filter bool) beam.PCollection {
+	if !filter {
+		return pairs
+	}
+	byNode := beam.ParDo(s, swapKV, pairs) // (node, band key)
+	joined := beam.CoGroupByKey(s, byNode, origins)
+	return beam.ParDo(s, keepIfOriginFn, joined)
+}
+
+func swapKV(k, v string, emit func(string, string)) { emit(v, k) }
+
+func keepIfOriginFn(node string, keys func(*string) bool, origins func(*string) bool, emit func(string, string)) {
+	var o string
+	if !origins(&o) {
+		return
+	}
+	var k string
+	for keys(&k) {
+		emit(k, node)
+	}
 }
 
 // withoutDropped removes from a (key, ref) stream the refs that earlier
