@@ -180,10 +180,15 @@ func ReadSamples(ctx context.Context, file string, opt ReadOptions, emit func(Sa
 	case isCallbackErr(readErr):
 		return st, errors.Unwrap(readErr)
 	}
-	// The container broke: account for it as one dead letter.
+	return unreadable(st, opt, file, readErr, dead)
+}
+
+// unreadable accounts for a container that broke part way as one dead
+// letter after the records read so far.
+func unreadable(st FileStats, opt ReadOptions, file string, readErr error, dead func(DeadLetter) error) (FileStats, error) {
 	st.Records++
 	st.Dead++
-	return st, dead(DeadLetter{Source: opt.Source, File: file, Index: rg.FirstIndex + st.Records - 1, Stage: "read",
+	return st, dead(DeadLetter{Source: opt.Source, File: file, Index: opt.Range.FirstIndex + st.Records - 1, Stage: "read",
 		Reason: "unreadable file", Detail: fmt.Sprintf("reading stopped after %d records: %v", st.Records-1, readErr)})
 }
 
@@ -192,7 +197,7 @@ func ReadSamples(ctx context.Context, file string, opt ReadOptions, emit func(Sa
 // read's; rows that fail validation are dead letters like any record.
 func readSieveShard(ctx context.Context, file string, opt ReadOptions, st FileStats,
 	emit func(Sample) error, dead func(DeadLetter) error) (FileStats, error) {
-	data, err := readFile(ctx, file)
+	data, err := ReadFile(ctx, file)
 	if err != nil {
 		return st, err
 	}
@@ -332,10 +337,7 @@ func readParallel(cont Container, r io.Reader, opt ReadOptions, file string, dec
 	if readErr == nil || errors.Is(readErr, errStop) {
 		return st, nil
 	}
-	st.Records++
-	st.Dead++
-	return st, dead(DeadLetter{Source: opt.Source, File: file, Index: rg.FirstIndex + st.Records - 1, Stage: "read",
-		Reason: "unreadable file", Detail: fmt.Sprintf("reading stopped after %d records: %v", st.Records-1, readErr)})
+	return unreadable(st, opt, file, readErr, dead)
 }
 
 // skipTo advances a fresh reader to offset, seeking where it can.

@@ -137,13 +137,13 @@ func (s Store) Commit(ctx context.Context, staging string, m *Manifest) (string,
 			os.Remove(filepath.Dir(staging)) // the staging parent, if now empty
 			return m.Version, nil
 		}
-		if err := writeBytes(ctx, staging+"/"+CardFile, card); err != nil {
+		if err := WriteFile(ctx, staging+"/"+CardFile, card); err != nil {
 			return "", fmt.Errorf("write card: %w", err)
 		}
 		if err := copyTree(ctx, staging, final); err != nil {
 			return "", fmt.Errorf("commit %s: %w", final, err)
 		}
-		if err := writeBytes(ctx, final+"/"+ManifestFile, append(data, '\n')); err != nil {
+		if err := WriteFile(ctx, final+"/"+ManifestFile, append(data, '\n')); err != nil {
 			return "", fmt.Errorf("commit %s: %w", final, err)
 		}
 		return m.Version, nil
@@ -347,7 +347,8 @@ func fsFor(ctx context.Context, file string) (filesystem.Interface, error) {
 	return filesystem.New(ctx, file)
 }
 
-func writeBytes(ctx context.Context, file string, data []byte) error {
+// WriteFile writes a whole file through Beam's filesystem package.
+func WriteFile(ctx context.Context, file string, data []byte) error {
 	fs, err := filesystem.New(ctx, file)
 	if err != nil {
 		return err

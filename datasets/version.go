@@ -124,7 +124,7 @@ func (v *Version) Verify(ctx context.Context) ([]ShardProblem, error) {
 }
 
 func (v *Version) verifyShard(ctx context.Context, sh Shard) string {
-	data, err := readFile(ctx, v.ShardPath(sh))
+	data, err := ReadFile(ctx, v.ShardPath(sh))
 	if err != nil {
 		return fmt.Sprintf("unreadable: %v", err)
 	}
@@ -151,7 +151,7 @@ func (v *Version) verifyShard(ctx context.Context, sh Shard) string {
 func (v *Version) ReadSamples(ctx context.Context, fn func(split string, s *Sample) error) error {
 	for _, sp := range v.Manifest.Splits {
 		for _, sh := range sp.Shards {
-			data, err := readFile(ctx, v.ShardPath(sh))
+			data, err := ReadFile(ctx, v.ShardPath(sh))
 			if err != nil {
 				return err
 			}
@@ -179,7 +179,9 @@ func (v *Version) ReadSamples(ctx context.Context, fn func(split string, s *Samp
 	return nil
 }
 
-func readFile(ctx context.Context, file string) ([]byte, error) {
+// ReadFile reads a whole file through Beam's filesystem package (local
+// paths, gs:// and any other registered scheme).
+func ReadFile(ctx context.Context, file string) ([]byte, error) {
 	rc, err := Open(ctx, file)
 	if err != nil {
 		return nil, err

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -28,27 +30,14 @@ func DryRun(ctx context.Context, r *recipe.Recipe, store datasets.Store, w io.Wr
 		return err
 	}
 	var samples []datasets.Sample
-	dead := map[string]int{}
 	var read int64
 	for _, t := range plan.Tasks {
-		limit := t.Options.Limit
-		for _, f := range t.Files {
-			opt := t.Options
-			if limit > 0 {
-				opt.Limit = limit
-			}
-			st, err := datasets.ReadSamples(ctx, f, opt,
-				func(s datasets.Sample) error { samples = append(samples, s); return nil },
-				func(d datasets.DeadLetter) error { dead[d.Reason]++; return nil })
-			if err != nil {
-				return err
-			}
-			read += st.Records
-			if t.Options.Limit > 0 {
-				if limit -= st.Records; limit <= 0 {
-					break
-				}
-			}
+		err := t.Read(ctx, 1,
+			func(s datasets.Sample) error { samples = append(samples, s); return nil },
+			func(d datasets.DeadLetter) error { return nil },
+			func(st datasets.FileStats) error { read += st.Records; return nil })
+		if err != nil {
+			return err
 		}
 	}
 	fmt.Fprintf(w, "dry run of %s: %d records read, %d samples, %d dead letters (nothing is written)\n\n", r.Name, read, len(samples), read-int64(len(samples)))
@@ -203,11 +192,4 @@ func clip(s string, n int) string {
 	return s
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

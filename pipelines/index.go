@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 
 	"github.com/sieve-data/sieve/datasets"
 	"github.com/sieve-data/sieve/dedup"
@@ -50,12 +47,7 @@ func saveIndex(ctx context.Context, ix *dedup.Index, path string) error {
 	if err := ix.Save(&buf); err != nil {
 		return err
 	}
-	fs, err := filesystem.New(ctx, path)
-	if err != nil {
-		return err
-	}
-	defer fs.Close()
-	return filesystem.Write(ctx, fs, path, buf.Bytes())
+	return datasets.WriteFile(ctx, path, buf.Bytes())
 }
 
 // writeVersionIndex saves the index of the version being committed (its
@@ -111,12 +103,7 @@ func againstIndexes(ctx context.Context, store datasets.Store, staging string, c
 // sameParams tells whether an index file exists and was built with the
 // stage's text settings and bands.
 func sameParams(ctx context.Context, path string, cfg *recipe.FuzzyDedup) (bool, error) {
-	rc, err := datasets.Open(ctx, path)
-	if err != nil {
-		return false, err
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(rc)
+	data, err := datasets.ReadFile(ctx, path)
 	if err != nil {
 		return false, err
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 
@@ -324,7 +323,7 @@ var stepKinds = map[string]string{"filter": "filter", "pii": "pii", "decontamina
 // assemble reads the run's report and builds the manifest, checking that
 // the funnel adds up.
 func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) (*datasets.Manifest, error) {
-	data, err := readAll(ctx, dir+"/"+transforms.ReportFile)
+	data, err := datasets.ReadFile(ctx, dir+"/"+transforms.ReportFile)
 	if err != nil {
 		return nil, fmt.Errorf("run report: %w", err)
 	}
@@ -391,7 +390,7 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 		case "rejected":
 			rejCounts, sawRej = rep.Counts, true
 		case "unconverged":
-			unconverged[rep.Path]++
+			unconverged[rep.Stage]++
 		case "mix":
 			m.Mix = append(m.Mix, datasets.MixEntry{Source: rep.Mix.Source, Weight: rep.Mix.Weight, Available: rep.Mix.Available, Target: rep.Mix.Target})
 		}
@@ -504,13 +503,4 @@ func addModified(res beam.PipelineResult, m *datasets.Manifest) {
 		mod := m.Funnel.Stages[i].Modified
 		sort.Slice(mod, func(a, b int) bool { return mod[a].Reason < mod[b].Reason })
 	}
-}
-
-func readAll(ctx context.Context, file string) ([]byte, error) {
-	fs, err := filesystem.New(ctx, file)
-	if err != nil {
-		return nil, err
-	}
-	defer fs.Close()
-	return filesystem.Read(ctx, fs, file)
 }

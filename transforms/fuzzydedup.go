@@ -53,7 +53,7 @@ func init() {
 	register.Function3x0(towardSmaller)
 	register.Function3x0(smallStarFn)
 	register.Function3x0(convergenceKeys)
-	register.DoFn4x0[context.Context, string, func(*string) bool, func(string)](&nodeCheckFn{})
+	register.DoFn4x1[context.Context, string, func(*string) bool, func(string), error](&nodeCheckFn{})
 	register.DoFn4x0[context.Context, string, func(*string) bool, func(string, string)](&fuzzyMarksFn{})
 }
 
@@ -358,7 +358,7 @@ type nodeCheckFn struct {
 	Stage string `json:"stage"`
 }
 
-func (f *nodeCheckFn) ProcessElement(ctx context.Context, _ string, vals func(*string) bool, emit func(string)) {
+func (f *nodeCheckFn) ProcessElement(ctx context.Context, _ string, vals func(*string) bool, emit func(string)) error {
 	var parents []string
 	isParent := false
 	var v string
@@ -370,8 +370,9 @@ func (f *nodeCheckFn) ProcessElement(ctx context.Context, _ string, vals func(*s
 		}
 	}
 	if !dedup.NodeConverged(parents, isParent) {
-		emit(fmt.Sprintf(`{"kind":"unconverged","path":%q}`, f.Stage))
+		return emitReport(emit, Report{Kind: "unconverged", Stage: f.Stage})
 	}
+	return nil
 }
 
 // fuzzyMarksFn groups converged (child, parent) edges by child: the

@@ -31,7 +31,6 @@ const (
 
 func init() {
 	register.DoFn4x0[string, string, func(*string) bool, func(string, string)](&dropMarkedFn{})
-	register.DoFn4x0[string, string, func(*string) bool, func(string, string)](&dropMarkedOriginFn{})
 	register.Function3x0(swapKV)
 	register.Function4x0(keepIfOriginFn)
 	register.Emitter2[string, string]()
@@ -111,30 +110,7 @@ func (ms markSet) dropped(origin string, stages []string) (string, mark, bool) {
 // withoutDroppedOrigins removes from a (node, origin) stream the samples
 // that earlier stages' marks drop.
 func withoutDroppedOrigins(s beam.Scope, origins beam.PCollection, prior []StageMarks) beam.PCollection {
-	if len(prior) == 0 {
-		return origins
-	}
-	var cols []beam.PCollection
-	var stages []string
-	for _, p := range prior {
-		cols = append(cols, p.Marks)
-		stages = append(stages, p.Stage)
-	}
-	return beam.ParDo(s, &dropMarkedOriginFn{Stages: stages}, origins, beam.SideInput{Input: beam.Flatten(s, cols...)})
-}
-
-type dropMarkedOriginFn struct {
-	Stages []string `json:"stages"`
-	marks  markSet
-}
-
-func (f *dropMarkedOriginFn) ProcessElement(node, origin string, marks func(*string) bool, emit func(string, string)) {
-	if f.marks == nil {
-		f.marks = loadMarks(marks)
-	}
-	if _, _, dropped := f.marks.dropped(origin, f.Stages); !dropped {
-		emit(node, origin)
-	}
+	return dropMarked(s, origins, prior, false)
 }
 
 // keepNodes keeps the (band key, node) pairs whose node is in the
@@ -165,8 +141,14 @@ func keepIfOriginFn(node string, keys func(*string) bool, origins func(*string) 
 // withoutDropped removes from a (key, ref) stream the refs that earlier
 // stages' marks drop, so a later stage decides among survivors only.
 func withoutDropped(s beam.Scope, keyed beam.PCollection, prior []StageMarks) beam.PCollection {
+	return dropMarked(s, keyed, prior, true)
+}
+
+// dropMarked filters (key, value) pairs whose value (a sample reference,
+// or an origin when valueIsRef is false) earlier stages' marks drop.
+func dropMarked(s beam.Scope, col beam.PCollection, prior []StageMarks, valueIsRef bool) beam.PCollection {
 	if len(prior) == 0 {
-		return keyed
+		return col
 	}
 	var cols []beam.PCollection
 	var stages []string
@@ -175,20 +157,25 @@ func withoutDropped(s beam.Scope, keyed beam.PCollection, prior []StageMarks) be
 		stages = append(stages, p.Stage)
 	}
 	all := beam.Flatten(s, cols...)
-	return beam.ParDo(s, &dropMarkedFn{Stages: stages}, keyed, beam.SideInput{Input: all})
+	return beam.ParDo(s, &dropMarkedFn{Stages: stages, ValueIsRef: valueIsRef}, col, beam.SideInput{Input: all})
 }
 
 type dropMarkedFn struct {
-	Stages []string `json:"stages"`
-	marks  markSet
+	Stages     []string `json:"stages"`
+	ValueIsRef bool     `json:"value_is_ref"`
+	marks      markSet
 }
 
-func (f *dropMarkedFn) ProcessElement(key, ref string, marks func(*string) bool, emit func(string, string)) {
+func (f *dropMarkedFn) ProcessElement(key, value string, marks func(*string) bool, emit func(string, string)) {
 	if f.marks == nil {
 		f.marks = loadMarks(marks)
 	}
-	if _, _, dropped := f.marks.dropped(refOrigin(ref), f.Stages); !dropped {
-		emit(key, ref)
+	origin := value
+	if f.ValueIsRef {
+		origin = refOrigin(value)
+	}
+	if _, _, dropped := f.marks.dropped(origin, f.Stages); !dropped {
+		emit(key, value)
 	}
 }
 

@@ -35,6 +35,8 @@ type Report struct {
 	// Sources counts a shard's rows by source.
 	Sources map[string]int64 `json:"sources,omitempty"`
 	Mix     *MixTarget       `json:"mix,omitempty"`
+	// Stage names the stage an "unconverged" line is about.
+	Stage string `json:"stage,omitempty"`
 
 	// Counts by "stage/reason" (rejected) or reason (dead letters).
 	Counts map[string]int64 `json:"counts,omitempty"`
@@ -45,6 +47,37 @@ func init() {
 	register.DoFn4x1[context.Context, string, func(datasets.Sample), func(string), error](&readFn{})
 	register.Emitter1[datasets.Sample]()
 	register.Emitter1[string]()
+}
+
+// Read reads the task's files in order, decoding on workers goroutines,
+// naming files by their aliases, and stopping when the task's record
+// limit (which spans its files) is reached. done is called after each
+// file with what it held.
+func (t ReadTask) Read(ctx context.Context, workers int, emit func(datasets.Sample) error,
+	dead func(datasets.DeadLetter) error, done func(datasets.FileStats) error) error {
+	limit := t.Options.Limit
+	for i, file := range t.Files {
+		opt := t.Options
+		opt.Workers = workers
+		if i < len(t.Aliases) {
+			opt.Alias = t.Aliases[i]
+		}
+		if t.Options.Limit > 0 {
+			if limit <= 0 {
+				break
+			}
+			opt.Limit = limit
+		}
+		st, err := datasets.ReadSamples(ctx, file, opt, emit, dead)
+		if err != nil {
+			return fmt.Errorf("source %s: %w", t.Options.Source, err)
+		}
+		limit -= st.Records
+		if err := done(st); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Read reads the tasks' files in parallel (one task per bundle after a
@@ -84,42 +117,26 @@ func (f *readFn) ProcessElement(ctx context.Context, task string, emit func(data
 	if err := json.Unmarshal([]byte(task), &t); err != nil {
 		return fmt.Errorf("read task: %w", err)
 	}
-	limit := t.Options.Limit
-	for i, file := range t.Files {
-		opt := t.Options
-		opt.Workers = runtime.GOMAXPROCS(0)
-		if i < len(t.Aliases) {
-			opt.Alias = t.Aliases[i]
-		}
-		if t.Options.Limit > 0 {
-			if limit <= 0 {
-				break
+	return t.Read(ctx, runtime.GOMAXPROCS(0),
+		func(s datasets.Sample) error { emit(s); return nil },
+		func(d datasets.DeadLetter) error {
+			b, err := json.Marshal(d)
+			if err != nil {
+				return err
 			}
-			opt.Limit = limit
-		}
-		st, err := datasets.ReadSamples(ctx, file, opt,
-			func(s datasets.Sample) error { emit(s); return nil },
-			func(d datasets.DeadLetter) error {
-				b, err := json.Marshal(d)
-				if err != nil {
-					return err
-				}
-				tagged("D" + string(b))
-				return nil
-			})
-		if err != nil {
-			return fmt.Errorf("source %s: %w", t.Options.Source, err)
-		}
-		limit -= st.Records
-		f.records.Inc(ctx, st.Records)
-		f.deadCount.Inc(ctx, st.Dead)
-		in := datasets.Input{Source: t.Options.Source, File: st.File, Format: string(st.Format),
-			Records: st.Records, Samples: st.Samples, Dead: st.Dead}
-		b, err := json.Marshal(Report{Kind: "input", Input: &in})
-		if err != nil {
-			return err
-		}
-		tagged("R" + string(b))
-	}
-	return nil
+			tagged("D" + string(b))
+			return nil
+		},
+		func(st datasets.FileStats) error {
+			f.records.Inc(ctx, st.Records)
+			f.deadCount.Inc(ctx, st.Dead)
+			in := datasets.Input{Source: t.Options.Source, File: st.File, Format: string(st.Format),
+				Records: st.Records, Samples: st.Samples, Dead: st.Dead}
+			b, err := json.Marshal(Report{Kind: "input", Input: &in})
+			if err != nil {
+				return err
+			}
+			tagged("R" + string(b))
+			return nil
+		})
 }

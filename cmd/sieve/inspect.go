@@ -49,21 +49,9 @@ func inspect(ctx context.Context, w io.Writer, target, store string, n int, asJS
 	if strings.HasSuffix(target, ".parquet") {
 		return inspectShard(ctx, w, target, n, asJSON, true)
 	}
-	dir := target
-	if fi, err := os.Stat(target); err != nil || !fi.IsDir() {
-		name, version, _ := strings.Cut(target, "@")
-		st := datasets.Store{Root: store}
-		if version == "" || version == "latest" {
-			vs, err := st.Versions(ctx, name)
-			if err != nil {
-				return err
-			}
-			if len(vs) == 0 {
-				return fmt.Errorf("inspect: %s is neither a file, a version directory nor a dataset in store %s", target, store)
-			}
-			version = vs[len(vs)-1]
-		}
-		dir = st.VersionDir(name, version)
+	dir, err := versionDir(ctx, target, store)
+	if err != nil {
+		return fmt.Errorf("inspect: %s is neither a file, a version directory nor a dataset in store %s", target, store)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, datasets.ManifestFile))
 	if err != nil {

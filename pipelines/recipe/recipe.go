@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -421,13 +423,9 @@ var stageKinds = map[string]func() StageConfig{
 	},
 }
 
-// StageKinds lists the stage kinds this build knows.
+// StageKinds lists the stage kinds this build knows, sorted.
 func StageKinds() []string {
-	ks := make([]string, 0, len(stageKinds))
-	for k := range stageKinds {
-		ks = append(ks, k)
-	}
-	return ks
+	return slices.Sorted(maps.Keys(stageKinds))
 }
 
 func (s *Stage) decodeYAML(file string, n *yaml.Node, path string) error {
@@ -441,7 +439,7 @@ func (s *Stage) decodeYAML(file string, n *yaml.Node, path string) error {
 	k, v := n.Content[0], n.Content[1]
 	mk, ok := stageKinds[k.Value]
 	if !ok {
-		return &Error{File: file, Line: k.Line, Key: path, Msg: fmt.Sprintf("unknown stage %q (known: %s)", k.Value, strings.Join(sortedKinds(), ", "))}
+		return &Error{File: file, Line: k.Line, Key: path, Msg: fmt.Sprintf("unknown stage %q (known: %s)", k.Value, strings.Join(StageKinds(), ", "))}
 	}
 	cfg := mk()
 	var target any = cfg
@@ -461,18 +459,6 @@ func (s *Stage) decodeYAML(file string, n *yaml.Node, path string) error {
 	}
 	s.Kind, s.Line, s.Config = k.Value, k.Line, cfg
 	return nil
-}
-
-func sortedKinds() []string {
-	ks := StageKinds()
-	for i := range ks {
-		for j := i + 1; j < len(ks); j++ {
-			if ks[j] < ks[i] {
-				ks[i], ks[j] = ks[j], ks[i]
-			}
-		}
-	}
-	return ks
 }
 
 // Load reads and validates a recipe file.
