@@ -337,3 +337,22 @@ func segmentStarts(lo []int32, pos []int, x *Batch) {
 		}
 	}
 }
+
+// TrainableTensor is one tensor the optimizer updates: its name (the
+// Hugging Face state-dict name, or the PEFT adapter name), its values and
+// its gradient, views into the model's storage.
+type TrainableTensor struct {
+	Name string
+	P, G []float32
+}
+
+// Trainable returns the tensors training updates, in a fixed order: every
+// weight for full fine-tuning.
+func (m *Model) Trainable() []TrainableTensor {
+	pt, gt := m.P.Tensors(), m.G.Tensors()
+	out := make([]TrainableTensor, len(pt))
+	for i := range pt {
+		out[i] = TrainableTensor{Name: pt[i].Name, P: pt[i].Data, G: gt[i].Data}
+	}
+	return out
+}
