@@ -39,6 +39,31 @@ type Manifest struct {
 	// Mix is the target and achieved share of each source when the
 	// recipe mixes sources by weight or caps them.
 	Mix []MixEntry `json:"mix,omitempty"`
+	// LLM is what each model endpoint did for the run: calls, cache hits,
+	// tokens and cost (never keys).
+	LLM []LLMUsage `json:"llm,omitempty"`
+	// Stopped lists generation stages that stopped before the end (the
+	// budget was spent, the endpoint failed for good), and why.
+	Stopped []string `json:"stopped,omitempty"`
+}
+
+// LLMUsage is one endpoint's usage in a run. Tokens and cost count what
+// was paid; answers from the response cache count in CachedCalls and
+// CachedTokens only.
+type LLMUsage struct {
+	Endpoint         string  `json:"endpoint"`
+	Model            string  `json:"model"`
+	Calls            int64   `json:"calls"`
+	CachedCalls      int64   `json:"cached_calls"`
+	Requests         int64   `json:"requests"`
+	Retries          int64   `json:"retries"`
+	Failures         int64   `json:"failures"`
+	BudgetRefusals   int64   `json:"budget_refusals"`
+	PromptTokens     int64   `json:"prompt_tokens"`
+	CompletionTokens int64   `json:"completion_tokens"`
+	TotalTokens      int64   `json:"total_tokens"`
+	CachedTokens     int64   `json:"cached_tokens"`
+	Cost             float64 `json:"cost"`
 }
 
 // MixEntry is one source's part of the mix.
@@ -100,19 +125,25 @@ type Count struct {
 
 // StageFunnel is what one stage received, dropped by reason, and passed on.
 type StageFunnel struct {
-	Stage   string  `json:"stage"`
-	In      int64   `json:"in"`
-	Out     int64   `json:"out"`
-	Dropped []Count `json:"dropped"`
+	Stage string `json:"stage"`
+	In    int64  `json:"in"`
+	// Generated counts the candidates a generation stage made, kept or
+	// dropped (Out = In + Generated − dropped).
+	Generated int64   `json:"generated,omitempty"`
+	Out       int64   `json:"out"`
+	Dropped   []Count `json:"dropped"`
 	// Modified counts what a stage changed without dropping, e.g. PII
 	// redactions by kind (from the runner's counters).
 	Modified []Count `json:"modified,omitempty"`
 }
 
-// Funnel accounts for every record read: Read = Written + the sum of all
-// stages' drops + DeadLettered.
+// Funnel accounts for every record read and every sample generated:
+// Read + Generated = Written + the sum of all stages' drops +
+// DeadLettered.
 type Funnel struct {
-	Read         int64         `json:"read"`
+	Read int64 `json:"read"`
+	// Generated is the sum of the stages' Generated.
+	Generated    int64         `json:"generated,omitempty"`
 	DeadLettered int64         `json:"dead_lettered"`
 	DeadReasons  []Count       `json:"dead_letter_reasons"`
 	Stages       []StageFunnel `json:"stages"`
@@ -129,7 +160,7 @@ func (f *Funnel) Check() error {
 		return fmt.Errorf("funnel: dead-letter reasons sum to %d, want %d", dead, f.DeadLettered)
 	}
 	in := f.Read - f.DeadLettered
-	var dropped int64
+	var dropped, generated int64
 	for _, s := range f.Stages {
 		if s.In != in {
 			return fmt.Errorf("funnel: stage %s received %d samples, previous stage passed %d", s.Stage, s.In, in)
@@ -138,14 +169,18 @@ func (f *Funnel) Check() error {
 		for _, c := range s.Dropped {
 			d += c.Count
 		}
-		if s.In-d != s.Out {
-			return fmt.Errorf("funnel: stage %s: in %d - dropped %d != out %d", s.Stage, s.In, d, s.Out)
+		if s.In+s.Generated-d != s.Out {
+			return fmt.Errorf("funnel: stage %s: in %d + generated %d - dropped %d != out %d", s.Stage, s.In, s.Generated, d, s.Out)
 		}
 		dropped += d
+		generated += s.Generated
 		in = s.Out
 	}
-	if f.Read != f.Written+dropped+f.DeadLettered {
-		return fmt.Errorf("funnel: read %d != written %d + dropped %d + dead-lettered %d", f.Read, f.Written, dropped, f.DeadLettered)
+	if generated != f.Generated {
+		return fmt.Errorf("funnel: stages generated %d, total says %d", generated, f.Generated)
+	}
+	if f.Read+f.Generated != f.Written+dropped+f.DeadLettered {
+		return fmt.Errorf("funnel: read %d + generated %d != written %d + dropped %d + dead-lettered %d", f.Read, f.Generated, f.Written, dropped, f.DeadLettered)
 	}
 	return nil
 }
@@ -165,6 +200,9 @@ func (f *Funnel) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "dead letter\t%s\t-%d\t%s\t\n", c.Reason, c.Count, pct(c.Count))
 	}
 	for _, s := range f.Stages {
+		if s.Generated > 0 {
+			fmt.Fprintf(tw, "%s\t(generated)\t+%d\t%s\t\n", s.Stage, s.Generated, pct(s.Generated))
+		}
 		if len(s.Dropped) == 0 {
 			fmt.Fprintf(tw, "%s\t(none)\t-0\t\t\n", s.Stage)
 		}
@@ -188,6 +226,9 @@ func (f *Funnel) Summary() string {
 		}
 	}
 	parts := []string{fmt.Sprintf("read %d", f.Read), fmt.Sprintf("written %d", f.Written)}
+	if f.Generated > 0 {
+		parts[0] += fmt.Sprintf(" + generated %d", f.Generated)
+	}
 	return strings.Join(parts, " → ") + fmt.Sprintf(" (dropped %d, dead-lettered %d)", dropped, f.DeadLettered)
 }
 

@@ -53,6 +53,17 @@ type Usage struct {
 	Cost             float64 `json:"cost"`
 }
 
+// Sub returns u − o (what a client did between two readings).
+func (u Usage) Sub(o Usage) Usage {
+	o.Calls, o.CachedCalls, o.Requests, o.Retries = -o.Calls, -o.CachedCalls, -o.Requests, -o.Retries
+	o.Failures, o.BudgetRefusals, o.PromptTokens, o.CompletionTokens = -o.Failures, -o.BudgetRefusals, -o.PromptTokens, -o.CompletionTokens
+	o.TotalTokens, o.CachedTokens, o.Cost = -o.TotalTokens, -o.CachedTokens, -o.Cost
+	return u.Add(o)
+}
+
+// IsZero reports whether nothing was done.
+func (u Usage) IsZero() bool { return u == Usage{} }
+
 // Add sums usages (of several clients or workers).
 func (u Usage) Add(o Usage) Usage {
 	u.Calls += o.Calls

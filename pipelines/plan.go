@@ -16,6 +16,7 @@ import (
 
 	"github.com/sieve-data/sieve/datasets"
 	"github.com/sieve-data/sieve/pipelines/recipe"
+	"github.com/sieve-data/sieve/synth"
 	"github.com/sieve-data/sieve/transforms"
 )
 
@@ -29,6 +30,10 @@ type Plan struct {
 	Inputs  []datasets.Input // one per file, Records etc. still zero
 	Parents []*datasets.Version
 	against map[*recipe.FuzzyDedup]transforms.AgainstConfig
+	// synth holds the workers' configuration of each generation stage
+	// that runs (by stage index), chunks doc_qa's document chunks.
+	synth  map[int]transforms.SynthConfig
+	chunks map[int][]synth.Chunk
 	// Skipped marks stages (by index) that cannot run here: LLM stages
 	// whose endpoint's API key is not in the environment. SkipReasons
 	// says why, one line each.
@@ -121,14 +126,9 @@ func NewPlan(ctx context.Context, r *recipe.Recipe, store datasets.Store) (*Plan
 			p.Tasks = append(p.Tasks, transforms.ReadTask{Options: opt, Files: limited, Aliases: limitedAliases})
 		}
 	}
-	p.Skipped = map[int]bool{}
-	for i, st := range r.Stages {
-		if j, ok := st.Config.(*recipe.Judge); ok && !j.Heuristic && j.Endpoint != nil {
-			if err := j.Endpoint.CheckKey(); err != nil {
-				p.Skipped[i] = true
-				p.SkipReasons = append(p.SkipReasons, fmt.Sprintf("stage %s (stages[%d]) skipped: it needs %s; set the variable to enable it", st.Kind, i, j.Endpoint.Describe()))
-			}
-		}
+	p.skipLLMStages()
+	if err := p.planSynth(ctx); err != nil {
+		return nil, err
 	}
 	// Versions a fuzzy_dedup stage dedups against are inputs too.
 	for _, st := range r.Stages {

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/sieve-data/sieve/datasets"
 	"github.com/sieve-data/sieve/dedup"
+	"github.com/sieve-data/sieve/llm"
 	"github.com/sieve-data/sieve/pipelines/recipe"
 	"github.com/sieve-data/sieve/transforms"
 )
@@ -207,6 +208,33 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 			name = fmt.Sprintf("%s_%d", st.Kind, seen[st.Kind])
 		}
 		names = append(names, name)
+		if sc, ok := plan.synth[i]; ok {
+			// A generation stage sees the samples as the stages before it
+			// left them (it should not pay for duplicates): apply what is
+			// pending first.
+			if len(tail) > 0 {
+				var dropped, reps beam.PCollection
+				samples, dropped, reps = transforms.ApplyTail(s, samples, tail, marks)
+				rejected = append(rejected, dropped)
+				checks = append(checks, reps)
+				tail, tailSpecs, marks = nil, nil, nil
+			}
+			sc.Stage = name
+			var made, dropped, reps beam.PCollection
+			switch st.Kind {
+			case "doc_qa":
+				made, dropped, reps = transforms.GenerateFromChunks(s, plan.chunks[i], sc)
+				samples = beam.Flatten(s, samples, made)
+			case "self_instruct":
+				made, dropped, reps = transforms.SelfInstruct(s, samples, sc)
+				samples = beam.Flatten(s, samples, made)
+			default:
+				samples, dropped, reps = transforms.Expand(s, samples, sc)
+			}
+			rejected = append(rejected, dropped)
+			checks = append(checks, reps)
+			continue
+		}
 		switch cfg := st.Config.(type) {
 		case *recipe.ExactDedup:
 			m := transforms.ExactDedupMarks(s, samples, dedup.KeyMode(cfg.Key), name, marks, tailSpecs)
@@ -217,9 +245,10 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 				raw, _ := json.Marshal(ac)
 				spec := transforms.StepSpec{Stage: name, Kind: "fuzzy_against", Config: raw}
 				if len(marks) == 0 {
-					var dropped beam.PCollection
-					samples, dropped = transforms.ApplySteps(s, samples, []transforms.StepSpec{spec})
+					var dropped, reps beam.PCollection
+					samples, dropped, reps = transforms.ApplySteps(s, samples, []transforms.StepSpec{spec})
 					rejected = append(rejected, dropped)
+					checks = append(checks, reps)
 				} else {
 					tail = append(tail, transforms.TailStep{Step: &spec})
 					tailSpecs = append(tailSpecs, spec)
@@ -241,9 +270,10 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 				panic(fmt.Sprintf("pipelines: stage %s has no transform", st.Kind))
 			}
 			if len(marks) == 0 {
-				var dropped beam.PCollection
-				samples, dropped = transforms.ApplySteps(s, samples, []transforms.StepSpec{spec})
+				var dropped, reps beam.PCollection
+				samples, dropped, reps = transforms.ApplySteps(s, samples, []transforms.StepSpec{spec})
 				rejected = append(rejected, dropped)
+				checks = append(checks, reps)
 				continue
 			}
 			tail = append(tail, transforms.TailStep{Step: &spec})
@@ -285,16 +315,7 @@ func stepSpec(name string, st recipe.Stage, resolve func(string) string) (transf
 	var cfg []byte
 	var err error
 	if j, ok := st.Config.(*recipe.Judge); ok {
-		cache := j.Cache
-		if cache == "" {
-			base, err := os.UserCacheDir()
-			if err != nil {
-				base = os.TempDir()
-			}
-			cache = filepath.Join(base, "sieve", "llm")
-		} else {
-			cache = resolve(cache)
-		}
+		cache := cacheDir(j.Cache, resolve)
 		jc := transforms.JudgeConfig{Heuristic: j.Heuristic, Rubric: j.Rubric, Options: j.Options, Threshold: j.Threshold, CacheDir: cache}
 		if j.Endpoint != nil {
 			jc.Endpoint = *j.Endpoint
@@ -360,6 +381,9 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 	var deadCounts, rejCounts map[string]int64
 	var sawDead, sawRej bool
 	unconverged := map[string]int{}
+	generated, modified := map[string]int64{}, map[string]int64{}
+	stopped := map[string]bool{}
+	usage := map[string]llm.Usage{}
 	achieved := map[string]int64{}
 	for _, rep := range reports {
 		switch rep.Kind {
@@ -391,12 +415,36 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 			rejCounts, sawRej = rep.Counts, true
 		case "unconverged":
 			unconverged[rep.Stage]++
+		case "generated":
+			for k, n := range rep.Counts {
+				if k == "generated" {
+					generated[rep.Stage] += n
+				} else {
+					modified[rep.Stage+"\x00"+k] += n
+				}
+			}
+			if rep.Detail != "" && !stopped[rep.Stage] {
+				stopped[rep.Stage] = true
+				m.Stopped = append(m.Stopped, fmt.Sprintf("stage %s stopped: %s", rep.Stage, rep.Detail))
+			}
+		case "usage":
+			k := rep.Endpoint + "\x00" + rep.Model
+			usage[k] = usage[k].Add(*rep.Usage)
 		case "mix":
 			m.Mix = append(m.Mix, datasets.MixEntry{Source: rep.Mix.Source, Weight: rep.Mix.Weight, Available: rep.Mix.Available, Target: rep.Mix.Target})
 		}
 		for src, n := range rep.Sources {
 			achieved[src] += n
 		}
+	}
+	sort.Strings(m.Stopped)
+	for _, k := range slices.Sorted(maps.Keys(usage)) {
+		ep, model, _ := strings.Cut(k, "\x00")
+		u := usage[k]
+		m.LLM = append(m.LLM, datasets.LLMUsage{Endpoint: ep, Model: model, Calls: u.Calls, CachedCalls: u.CachedCalls,
+			Requests: u.Requests, Retries: u.Retries, Failures: u.Failures, BudgetRefusals: u.BudgetRefusals,
+			PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens,
+			CachedTokens: u.CachedTokens, Cost: u.Cost})
 	}
 	sort.Slice(m.Mix, func(i, j int) bool { return m.Mix[i].Source < m.Mix[j].Source })
 	for i := range m.Mix {
@@ -428,8 +476,14 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 	f.DeadReasons = sortedCounts(deadCounts, "")
 	flow := f.Read - f.DeadLettered
 	for _, name := range stageNames {
-		st := datasets.StageFunnel{Stage: name, In: flow, Dropped: sortedCounts(rejCounts, name+"/")}
-		st.Out = st.In
+		st := datasets.StageFunnel{Stage: name, In: flow, Generated: generated[name], Dropped: sortedCounts(rejCounts, name+"/")}
+		for k, n := range modified {
+			if stage, what, _ := strings.Cut(k, "\x00"); stage == name {
+				st.Modified = append(st.Modified, datasets.Count{Reason: what, Count: n})
+			}
+		}
+		f.Generated += st.Generated
+		st.Out = st.In + st.Generated
 		for _, c := range st.Dropped {
 			st.Out -= c.Count
 		}

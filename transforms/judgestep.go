@@ -53,7 +53,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		st.judge = j
+		st.judge, st.client = j, client
 		return st, nil
 	})
 }
@@ -62,6 +62,7 @@ type judgeStep struct {
 	stage          string
 	cfg            JudgeConfig
 	judge          judges.Judge
+	client         *llm.Client // nil for the heuristic judge
 	scored, failed beam.Counter
 	mu             sync.Mutex
 	stop           error
@@ -105,4 +106,12 @@ func (j *judgeStep) Apply(ctx context.Context, s *datasets.Sample) *datasets.Rej
 		return nil
 	}
 	return &datasets.Rejected{Stage: j.stage, Reason: d.Reason, Detail: fmt.Sprintf("%s (%s)", d.Detail, v.Judge), Sample: *s}
+}
+
+// LLMClients returns the judge's client, for usage reports.
+func (j *judgeStep) LLMClients() []*llm.Client {
+	if j.client == nil {
+		return nil
+	}
+	return []*llm.Client{j.client}
 }

@@ -1,6 +1,7 @@
 package transforms
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -188,4 +189,84 @@ func loadMarks(marks func(*string) bool) markSet {
 		_ = ms.add(m)
 	}
 	return ms
+}
+
+func init() {
+	register.DoFn6x1[context.Context, datasets.Sample, func(*string) bool, func(datasets.Sample), func(datasets.Rejected), func(string), error](&applyTailFn{})
+}
+
+// ApplyTail applies a tail (the marks of whole-dataset stages and the
+// per-sample steps after them, see WriteConfig.Tail) to samples without
+// writing them: a stage that must see the samples as the stages before it
+// left them (a generation stage, which should not pay for duplicates)
+// calls it first. It returns the survivors, the rejected samples and
+// report lines.
+func ApplyTail(s beam.Scope, samples beam.PCollection, tail []TailStep, marks []StageMarks) (kept, dropped, reports beam.PCollection) {
+	s = s.Scope("ApplyTail")
+	cols := []beam.PCollection{beam.Create(s, "")}
+	for _, m := range marks {
+		cols = append(cols, m.Marks)
+	}
+	return beam.ParDo3(s, &applyTailFn{Tail: tail}, samples, beam.SideInput{Input: beam.Flatten(s, cols...)})
+}
+
+type applyTailFn struct {
+	Tail   []TailStep `json:"tail"`
+	marks  markSet
+	runner stepRunner
+	batch  []datasets.Sample
+}
+
+func (f *applyTailFn) steps() ([]Step, error) {
+	var specs []StepSpec
+	for _, t := range f.Tail {
+		if t.Step != nil {
+			specs = append(specs, *t.Step)
+		}
+	}
+	return f.runner.get(specs)
+}
+
+func (f *applyTailFn) ProcessElement(ctx context.Context, s datasets.Sample, marks func(*string) bool,
+	kept func(datasets.Sample), dropped func(datasets.Rejected), _ func(string)) error {
+	if f.marks == nil {
+		f.marks = loadMarks(marks)
+	}
+	f.batch = append(f.batch, s)
+	if len(f.batch) >= stepBatch {
+		return f.flush(ctx, kept, dropped)
+	}
+	return nil
+}
+
+func (f *applyTailFn) FinishBundle(ctx context.Context, _ func(*string) bool, kept func(datasets.Sample), dropped func(datasets.Rejected), report func(string)) error {
+	if err := f.flush(ctx, kept, dropped); err != nil {
+		return err
+	}
+	steps, err := f.steps()
+	if err != nil {
+		return err
+	}
+	return stepUsage(steps, report)
+}
+
+func (f *applyTailFn) flush(ctx context.Context, kept func(datasets.Sample), dropped func(datasets.Rejected)) error {
+	if len(f.batch) == 0 {
+		return nil
+	}
+	steps, err := f.steps()
+	if err != nil {
+		return err
+	}
+	rejs := make([]*datasets.Rejected, len(f.batch))
+	forEach(len(f.batch), workersFor(steps), func(i int) { rejs[i] = applyTail(ctx, f.Tail, steps, f.marks, &f.batch[i]) })
+	for i := range f.batch {
+		if rejs[i] != nil {
+			dropped(*rejs[i])
+		} else {
+			kept(f.batch[i])
+		}
+	}
+	f.batch = f.batch[:0]
+	return nil
 }

@@ -207,7 +207,12 @@ func (f *mixSelectFn) ProcessElement(src string, refs func(*string) bool, target
 	}
 	all := collect(refs)
 	sort.Strings(all)
-	t := f.targets[src]
+	t, ok := f.targets[src]
+	if !ok {
+		// Samples a generation stage made form a source of their own,
+		// which the recipe's mix does not name: they are kept whole.
+		return nil
+	}
 	for i, hr := range all {
 		if int64(i) >= t {
 			ref := hr[strings.IndexByte(hr, 6)+1:]

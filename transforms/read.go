@@ -10,6 +10,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/sieve-data/sieve/datasets"
+	"github.com/sieve-data/sieve/llm"
 )
 
 // ReadTask is one unit of reading: files of one source, read in order by
@@ -25,7 +26,7 @@ type ReadTask struct {
 // Report is one line of a run's report: what a reader or writer did. The
 // driver assembles the manifest from these lines.
 type Report struct {
-	Kind string `json:"kind"` // "input", "shard", "dead_letters", "rejected"
+	Kind string `json:"kind"` // "input", "shard", "dead_letters", "rejected", "unconverged", "mix", "generated", "usage"
 
 	Input *datasets.Input `json:"input,omitempty"`
 
@@ -38,7 +39,16 @@ type Report struct {
 	// Stage names the stage an "unconverged" line is about.
 	Stage string `json:"stage,omitempty"`
 
-	// Counts by "stage/reason" (rejected) or reason (dead letters).
+	// Detail says why a generation stage stopped.
+	Detail string `json:"detail,omitempty"`
+	// Endpoint, Model and Usage: a "usage" line, what an LLM endpoint's
+	// client did since its previous line.
+	Endpoint string     `json:"endpoint,omitempty"`
+	Model    string     `json:"model,omitempty"`
+	Usage    *llm.Usage `json:"usage,omitempty"`
+
+	// Counts by "stage/reason" (rejected), reason (dead letters) or what
+	// a generation stage did ("generated").
 	Counts map[string]int64 `json:"counts,omitempty"`
 	Path   string           `json:"path,omitempty"`
 }

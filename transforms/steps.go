@@ -108,7 +108,7 @@ func runSteps(ctx context.Context, steps []Step, s *datasets.Sample) *datasets.R
 }
 
 func init() {
-	register.DoFn4x1[context.Context, datasets.Sample, func(datasets.Sample), func(datasets.Rejected), error](&applyStepsFn{})
+	register.DoFn5x1[context.Context, datasets.Sample, func(datasets.Sample), func(datasets.Rejected), func(string), error](&applyStepsFn{})
 }
 
 // Concurrent is implemented by steps that wait on I/O (an LLM judge) and
@@ -156,9 +156,10 @@ func forEach(n, workers int, fn func(i int)) {
 }
 
 // ApplySteps runs per-sample steps over samples, returning the kept
-// (possibly rewritten) samples and the rejected ones.
-func ApplySteps(s beam.Scope, in beam.PCollection, specs []StepSpec) (kept, dropped beam.PCollection) {
-	return beam.ParDo2(s.Scope("Steps"), &applyStepsFn{Specs: specs}, in)
+// (possibly rewritten) samples, the rejected ones and report lines (the
+// usage of steps that call a model).
+func ApplySteps(s beam.Scope, in beam.PCollection, specs []StepSpec) (kept, dropped, reports beam.PCollection) {
+	return beam.ParDo3(s.Scope("Steps"), &applyStepsFn{Specs: specs}, in)
 }
 
 // applyStepsFn buffers samples in batches and runs the steps on a batch
@@ -172,7 +173,7 @@ type applyStepsFn struct {
 
 const stepBatch = 512
 
-func (f *applyStepsFn) ProcessElement(ctx context.Context, s datasets.Sample, kept func(datasets.Sample), dropped func(datasets.Rejected)) error {
+func (f *applyStepsFn) ProcessElement(ctx context.Context, s datasets.Sample, kept func(datasets.Sample), dropped func(datasets.Rejected), _ func(string)) error {
 	f.batch = append(f.batch, s)
 	if len(f.batch) >= stepBatch {
 		return f.flush(ctx, kept, dropped)
@@ -180,11 +181,21 @@ func (f *applyStepsFn) ProcessElement(ctx context.Context, s datasets.Sample, ke
 	return nil
 }
 
-func (f *applyStepsFn) FinishBundle(ctx context.Context, kept func(datasets.Sample), dropped func(datasets.Rejected)) error {
-	return f.flush(ctx, kept, dropped)
+func (f *applyStepsFn) FinishBundle(ctx context.Context, kept func(datasets.Sample), dropped func(datasets.Rejected), report func(string)) error {
+	if err := f.flush(ctx, kept, dropped); err != nil {
+		return err
+	}
+	steps, err := f.runner.get(f.Specs)
+	if err != nil {
+		return err
+	}
+	return stepUsage(steps, report)
 }
 
 func (f *applyStepsFn) flush(ctx context.Context, kept func(datasets.Sample), dropped func(datasets.Rejected)) error {
+	if len(f.batch) == 0 {
+		return nil
+	}
 	steps, err := f.runner.get(f.Specs)
 	if err != nil {
 		return err

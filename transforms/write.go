@@ -244,9 +244,15 @@ func (f *writeShardFn) tailSteps() ([]Step, error) {
 // marked (and set DupCluster on survivors), per-sample steps run on what
 // is left. It returns the first rejection.
 func (f *writeShardFn) applyTail(ctx context.Context, steps []Step, v *datasets.Sample) *datasets.Rejected {
+	return applyTail(ctx, f.Cfg.Tail, steps, f.marks, v)
+}
+
+// applyTail runs tail (whose steps, built, are steps) on v with the marks
+// of ms.
+func applyTail(ctx context.Context, tail []TailStep, steps []Step, ms markSet, v *datasets.Sample) *datasets.Rejected {
 	origin := sampleOrigin(v)
 	k := 0
-	for _, t := range f.Cfg.Tail {
+	for _, t := range tail {
 		if t.Step != nil {
 			if rej := steps[k].Apply(ctx, v); rej != nil {
 				return rej
@@ -254,7 +260,7 @@ func (f *writeShardFn) applyTail(ctx context.Context, steps []Step, v *datasets.
 			k++
 			continue
 		}
-		m, ok := f.marks[t.Marks.Stage][origin]
+		m, ok := ms[t.Marks.Stage][origin]
 		if !ok {
 			continue
 		}
@@ -282,7 +288,11 @@ func (f *writeShardFn) FinishBundle(ctx context.Context, _ func(*string) bool, e
 			return err
 		}
 	}
-	return nil
+	tail, err := f.tailSteps()
+	if err != nil {
+		return err
+	}
+	return stepUsage(tail, emit)
 }
 
 func (f *writeShardFn) write(ctx context.Context, key string, samples []datasets.Sample) (Report, error) {

@@ -182,6 +182,13 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 	}
 	sort.Strings(parts)
 	fmt.Fprintf(stdout, "\n%s; dead letters: %s, rejected: %s\n", strings.Join(parts, ", "), m.DeadLetters, m.Rejected)
+	for _, u := range m.LLM {
+		fmt.Fprintf(stdout, "llm %s (%s): %d calls (%d from the cache), %d requests, %d retries, %d tokens paid, cost %.4f\n",
+			u.Endpoint, u.Model, u.Calls, u.CachedCalls, u.Requests, u.Retries, u.TotalTokens, u.Cost)
+	}
+	for _, s := range m.Stopped {
+		fmt.Fprintln(stderr, "sieve: warning: "+s)
+	}
 	return nil
 }
 

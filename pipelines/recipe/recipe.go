@@ -38,6 +38,8 @@ type Recipe struct {
 	// AllowLicenses, when set, lists the only licenses a source may
 	// declare; a source with another (or none) is refused.
 	AllowLicenses []string `yaml:"allow_licenses"`
+	// Train, when present, holds the settings of `sieve train RECIPE`.
+	Train *Train `yaml:"train"`
 
 	// File is the recipe's path and Dir the directory relative paths in
 	// it are resolved against. Set by Load.
@@ -415,7 +417,11 @@ var stageKinds = map[string]func() StageConfig{
 		c.PIIConfig.Defaults()
 		return c
 	},
-	"judge": func() StageConfig { return &Judge{} },
+	"judge":            func() StageConfig { return &Judge{} },
+	"evol_instruct":    func() StageConfig { return &EvolInstruct{} },
+	"chain_of_thought": func() StageConfig { return &ChainOfThought{} },
+	"doc_qa":           func() StageConfig { return &DocQA{} },
+	"self_instruct":    func() StageConfig { return &SelfInstruct{} },
 	"decontaminate": func() StageConfig {
 		c := &Decontaminate{}
 		c.DecontamConfig.Defaults()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -121,7 +122,7 @@ func (d *strictDecoder) decodeValue(n *yaml.Node, v reflect.Value, path string) 
 			}
 			lines[k.Value] = k.Line
 			d.keyLines[join(path, k.Value)] = k.Line
-			if err := d.decodeValue(val, v.Field(idx), join(path, k.Value)); err != nil {
+			if err := d.decodeValue(val, v.FieldByIndex(idx), join(path, k.Value)); err != nil {
 				return err
 			}
 		}
@@ -205,27 +206,35 @@ func kindName(n *yaml.Node) string {
 	return "something else"
 }
 
-// structFields maps yaml keys to field indexes.
-func structFields(t reflect.Type) map[string]int {
-	m := map[string]int{}
+// structFields maps yaml keys to field index paths; the keys of an
+// embedded struct tagged `yaml:",inline"` are the outer struct's.
+func structFields(t reflect.Type) map[string][]int {
+	m := map[string][]int{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if !f.IsExported() {
 			continue
 		}
-		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		parts := strings.Split(f.Tag.Get("yaml"), ",")
+		tag := parts[0]
 		if tag == "-" {
+			continue
+		}
+		if slices.Contains(parts[1:], "inline") && f.Type.Kind() == reflect.Struct {
+			for k, idx := range structFields(f.Type) {
+				m[k] = append([]int{i}, idx...)
+			}
 			continue
 		}
 		if tag == "" {
 			tag = strings.ToLower(f.Name)
 		}
-		m[tag] = i
+		m[tag] = []int{i}
 	}
 	return m
 }
 
-func knownKeys(fields map[string]int) string {
+func knownKeys(fields map[string][]int) string {
 	ks := make([]string, 0, len(fields))
 	for k := range fields {
 		ks = append(ks, k)

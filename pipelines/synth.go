@@ -1,0 +1,180 @@
+package pipelines
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/sieve-data/sieve/datasets"
+	"github.com/sieve-data/sieve/llm"
+	"github.com/sieve-data/sieve/pipelines/recipe"
+	"github.com/sieve-data/sieve/synth"
+	"github.com/sieve-data/sieve/transforms"
+)
+
+// endpointStage is a recipe stage that calls a model.
+type endpointStage interface {
+	LLMEndpoint() *llm.Endpoint
+}
+
+// skipLLMStages marks the stages whose endpoint's API key is not in the
+// environment: they are skipped, each with one line that says how to
+// enable it.
+func (p *Plan) skipLLMStages() {
+	p.Skipped = map[int]bool{}
+	for i, st := range p.Recipe.Stages {
+		es, ok := st.Config.(endpointStage)
+		if !ok || es.LLMEndpoint() == nil {
+			continue
+		}
+		ep := es.LLMEndpoint()
+		if err := ep.CheckKey(); err != nil {
+			p.Skipped[i] = true
+			p.SkipReasons = append(p.SkipReasons, fmt.Sprintf("stage %s (stages[%d]) skipped: it needs %s; set the variable to enable it", st.Kind, i, ep.Describe()))
+		}
+	}
+}
+
+// cacheDir is where an LLM stage keeps its response cache.
+func cacheDir(dir string, resolve func(string) string) string {
+	if dir != "" {
+		return resolve(dir)
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "sieve", "llm")
+}
+
+func resolvePrompts(m map[string]string, resolve func(string) string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out[k] = resolve(m[k])
+	}
+	return out
+}
+
+// planSynth resolves the generation stages that run: their workers'
+// configuration, doc_qa's documents (read, hashed and chunked here, and
+// recorded as inputs) and self_instruct's seed file. Templates are loaded
+// once here so that a bad prompt file fails before the run.
+func (p *Plan) planSynth(ctx context.Context) error {
+	r := p.Recipe
+	p.synth = map[int]transforms.SynthConfig{}
+	p.chunks = map[int][]synth.Chunk{}
+	for i, st := range r.Stages {
+		if p.Skipped[i] {
+			continue
+		}
+		var cfg transforms.SynthConfig
+		switch c := st.Config.(type) {
+		case *recipe.EvolInstruct:
+			e := c.EvolConfig
+			e.Prompts = resolvePrompts(e.Prompts, r.ResolvePath)
+			if _, err := synth.NewEvolInstruct(e); err != nil {
+				return fmt.Errorf("stage %s: %w", st.Kind, err)
+			}
+			cfg = transforms.SynthConfig{Task: st.Kind, Endpoint: *c.Endpoint, CacheDir: cacheDir(c.Cache, r.ResolvePath), Mode: c.Mode, Evol: &e}
+		case *recipe.ChainOfThought:
+			e := c.CoTConfig
+			e.Prompts = resolvePrompts(e.Prompts, r.ResolvePath)
+			if _, err := synth.NewChainOfThought(e); err != nil {
+				return fmt.Errorf("stage %s: %w", st.Kind, err)
+			}
+			cfg = transforms.SynthConfig{Task: st.Kind, Endpoint: *c.Endpoint, CacheDir: cacheDir(c.Cache, r.ResolvePath), Mode: c.Mode, CoT: &e}
+		case *recipe.DocQA:
+			e := c.QAConfig
+			e.Prompts = resolvePrompts(e.Prompts, r.ResolvePath)
+			if _, err := synth.NewDocQA(e); err != nil {
+				return fmt.Errorf("stage %s: %w", st.Kind, err)
+			}
+			cfg = transforms.SynthConfig{Task: st.Kind, Endpoint: *c.Endpoint, CacheDir: cacheDir(c.Cache, r.ResolvePath), QA: &e}
+			chunks, err := p.readDocuments(ctx, st.Kind, c)
+			if err != nil {
+				return err
+			}
+			p.chunks[i] = chunks
+		case *recipe.SelfInstruct:
+			e := c.SelfInstructConfig
+			e.Prompts = resolvePrompts(e.Prompts, r.ResolvePath)
+			if _, err := synth.NewSelfInstruct(e); err != nil {
+				return fmt.Errorf("stage %s: %w", st.Kind, err)
+			}
+			d := &transforms.SelfInstructDriver{Instructions: c.Instructions, SeedsPerPrompt: c.SeedsPerPrompt,
+				MachinePerPrompt: c.MachinePerPrompt, MaxSeeds: c.MaxSeeds, MaxPrompts: c.MaxPrompts, Seed: c.Seed}
+			if c.Seeds != "" {
+				seeds, err := p.readSeeds(ctx, st.Kind, r.ResolvePath(c.Seeds))
+				if err != nil {
+					return err
+				}
+				d.Seeds = seeds
+			}
+			cfg = transforms.SynthConfig{Task: st.Kind, Endpoint: *c.Endpoint, CacheDir: cacheDir(c.Cache, r.ResolvePath), Self: &e, SelfDriver: d}
+		default:
+			continue
+		}
+		p.synth[i] = cfg
+	}
+	return nil
+}
+
+// readDocuments reads and chunks doc_qa's documents, recording each as an
+// input (it holds no records: what is made from it counts as generated).
+func (p *Plan) readDocuments(ctx context.Context, stage string, c *recipe.DocQA) ([]synth.Chunk, error) {
+	var chunks []synth.Chunk
+	for _, pat := range c.Documents {
+		files, err := datasets.Glob(ctx, p.Recipe.ResolvePath(pat))
+		if err != nil {
+			return nil, fmt.Errorf("stage %s: documents: %w", stage, err)
+		}
+		for _, f := range files {
+			data, err := datasets.ReadFile(ctx, f)
+			if err != nil {
+				return nil, fmt.Errorf("stage %s: document %s: %w", stage, f, err)
+			}
+			sum := sha256.Sum256(data)
+			name := f
+			cs, err := synth.ChunkDocument(name, string(data), c.Chunk)
+			if err != nil {
+				return nil, fmt.Errorf("stage %s: document %s: %w", stage, f, err)
+			}
+			chunks = append(chunks, cs...)
+			p.Inputs = append(p.Inputs, datasets.Input{Source: stage, File: name, Format: "document",
+				Bytes: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
+		}
+	}
+	return chunks, nil
+}
+
+// readSeeds reads self_instruct's seed file (any format sieve reads); a
+// malformed seed fails the plan.
+func (p *Plan) readSeeds(ctx context.Context, stage, file string) ([]datasets.Sample, error) {
+	info, err := datasets.ScanFile(ctx, file, 0)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: seeds: %w", stage, err)
+	}
+	var seeds []datasets.Sample
+	_, err = datasets.ReadSamples(ctx, file, datasets.ReadOptions{Source: stage + ".seeds"},
+		func(s datasets.Sample) error { seeds = append(seeds, s); return nil },
+		func(d datasets.DeadLetter) error {
+			return fmt.Errorf("line %d: %s", d.Line, d.Reason)
+		})
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: seeds %s: %w", stage, file, err)
+	}
+	if len(seeds) == 0 {
+		return nil, fmt.Errorf("stage %s: seeds %s: no samples", stage, file)
+	}
+	p.Inputs = append(p.Inputs, datasets.Input{Source: stage, File: file, Format: "seeds",
+		Bytes: info.Bytes, SHA256: info.SHA256})
+	return seeds, nil
+}

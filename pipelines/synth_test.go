@@ -1,0 +1,215 @@
+package pipelines
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/sieve-data/sieve/datasets"
+	"github.com/sieve-data/sieve/llm/llmtest"
+	"github.com/sieve-data/sieve/synth"
+)
+
+// fakeModel answers every prompt sieve's generation templates send, like
+// a cooperative model would, with varied new instructions for
+// self-instruct.
+func fakeModel(listed *atomic.Int64) func(r *llmtest.ChatRequest) string {
+	chunkRE := regexp.MustCompile(`"chunk_id": "([0-9a-f]+)"`)
+	return func(r *llmtest.ChatRequest) string {
+		p := r.LastUser()
+		switch {
+		case strings.Contains(p, "prompt rewriter"):
+			orig := p[strings.Index(p, "Original prompt:\n")+len("Original prompt:\n"):]
+			orig = orig[:strings.Index(orig, "\n")]
+			return "Explain carefully, weighing causes, trade-offs and edge cases for practising engineers: " + orig
+		case strings.Contains(p, "<reasoning></reasoning>"):
+			return "<reasoning>First recall the facts, then check them.</reasoning><answer>The careful answer.</answer>"
+		case strings.Contains(p, "<excerpt"):
+			id := chunkRE.FindStringSubmatch(p)[1]
+			return `{"pairs":[{"question":"How long does the warranty on the kettle last?","answer":"Two years from purchase.","chunk_id":"` + id + `","quote":"warranty lasts two years from the date of purchase"}]}`
+		case strings.Contains(p, "example tasks"):
+			n := int(listed.Add(1))
+			tasks := []string{"Compose a limerick about a forgetful lighthouse keeper.",
+				"Classify these fruits by colour: banana, cherry, lime.",
+				"Explain how vaccines train the immune system.",
+				"Write a Python function that reverses a linked list.",
+				"Plan a three-day itinerary for Lisbon on a tight budget.",
+				"Summarise the causes of the French Revolution in two sentences.",
+				"Convert 72 degrees Fahrenheit to Celsius, showing each step.",
+				"Suggest five names for a bakery that sells sourdough only.",
+				"Describe what a mortgage amortisation schedule shows.",
+				"Extract every date mentioned in a given paragraph."}
+			var b strings.Builder
+			for i := 0; i < 3; i++ {
+				fmt.Fprintf(&b, "%d. %s\n", i+1, tasks[((n-1)*3+i)%len(tasks)])
+			}
+			return b.String()
+		default:
+			return "Here is a complete and helpful answer with enough words in it."
+		}
+	}
+}
+
+// TestGenerationStages runs evol_instruct, chain_of_thought, doc_qa and
+// self_instruct as recipe stages against an OpenAI-compatible server over
+// real HTTP: the funnel counts what they generate (read + generated =
+// written + dropped + dead), generated samples carry provenance, the
+// manifest records the endpoint's usage and never the key, a forced
+// rerun is served from the cache with identical shards, and the budget
+// stops a stage cleanly.
+func TestGenerationStages(t *testing.T) {
+	var listed atomic.Int64
+	srv := llmtest.Start(llmtest.Config{APIKey: "sk-gen-secret-42", Respond: fakeModel(&listed)})
+	defer srv.Close()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte(`{"prompt":"Why is the sky blue?","completion":"Rayleigh scattering."}
+{"prompt":"What is 12 times 3?","completion":"36"}
+{"prompt":"Why is the sky blue?","completion":"Rayleigh scattering."}
+`), 0o644)
+	os.WriteFile(filepath.Join(dir, "manual.md"), []byte("# Kettle manual\n\n## Warranty\n\nThe warranty lasts two years from the date of purchase. Keep the receipt, because the shop will ask for it before any repair, replacement or refund is considered. Damage from descaling with the wrong product is not covered.\n"), 0o644)
+	ep := `{name: gen, kind: other, base_url: "` + srv.URL + `", model: gen-model, api_key_env: SIEVE_TEST_GEN_KEY}`
+	yaml := `name: g
+sources: [{name: s, path: in.jsonl}]
+stages:
+  - exact_dedup
+  - evol_instruct: {endpoint: ` + ep + `, operations: [deepen], cache: cache}
+  - chain_of_thought: {endpoint: ` + ep + `, cache: cache}
+  - doc_qa: {endpoint: ` + ep + `, documents: ["*.md"], license: cc0-1.0, min_chunk_chars: 50, cache: cache}
+  - self_instruct: {endpoint: ` + ep + `, instructions: 4, seeds_per_prompt: 3, machine_per_prompt: 1, seed: s1, count: 3, cache: cache}
+`
+	t.Setenv("SIEVE_TEST_GEN_KEY", "sk-gen-secret-42")
+	store := filepath.Join(dir, "store")
+	res := runRecipe(t, dir, yaml, store)
+	m := res.Manifest
+	f := m.Funnel
+	if err := f.Check(); err != nil {
+		t.Fatal(err)
+	}
+	stage := map[string]datasets.StageFunnel{}
+	for _, s := range f.Stages {
+		stage[s.Stage] = s
+	}
+	// 3 read, 1 exact duplicate; evol adds one per sample (2); CoT
+	// replaces the 4 answers; doc_qa adds 1; self_instruct adds ≥ 4.
+	if stage["exact_dedup"].Out != 2 || stage["evol_instruct"].Generated != 2 || stage["evol_instruct"].Out != 4 {
+		t.Fatalf("funnel %+v", f.Stages)
+	}
+	if c := stage["chain_of_thought"]; c.Generated != 0 || c.Out != 4 || len(c.Modified) != 1 || c.Modified[0] != (datasets.Count{Reason: "synth.replaced", Count: 4}) {
+		t.Errorf("chain_of_thought %+v", c)
+	}
+	if c := stage["doc_qa"]; c.Generated != 1 || c.Out != 5 {
+		t.Errorf("doc_qa %+v", c)
+	}
+	si := stage["self_instruct"]
+	if si.Out-si.In < 4 || f.Read+f.Generated != f.Written+f.DeadLettered+dropped(f) {
+		t.Errorf("self_instruct %+v, funnel %+v", si, f)
+	}
+	if len(m.LLM) != 1 || m.LLM[0].Endpoint != "gen" || m.LLM[0].Calls == 0 || m.LLM[0].Requests != int64(srv.Count()) || m.LLM[0].PromptTokens == 0 {
+		t.Errorf("llm usage %+v (server saw %d requests)", m.LLM, srv.Count())
+	}
+	// Generated samples carry provenance; sources name their stage.
+	v, err := datasets.Store{Root: store}.OpenVersion(context.Background(), datasets.Ref{Name: "g", Version: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := map[string]int{}
+	v.ReadSamples(context.Background(), func(_ string, s *datasets.Sample) error {
+		if s.Meta == "" {
+			return nil
+		}
+		p, err := synth.ParseProvenance(s.Meta)
+		if err != nil || p.Model != "gen-model" || len(p.Keys) == 0 {
+			t.Errorf("provenance %q: %v", s.Meta, err)
+		}
+		tasks[p.Task]++
+		if p.Task == "doc_qa" && (s.Source.Dataset != "doc_qa" || s.License != "cc0-1.0" && s.License != "") {
+			t.Errorf("doc_qa sample source %+v license %q", s.Source, s.License)
+		}
+		if p.Task == "chain_of_thought" && !strings.HasPrefix(s.Messages[len(s.Messages)-1].Content, "<think>") {
+			t.Errorf("CoT answer %q", s.Messages[len(s.Messages)-1].Content)
+		}
+		return nil
+	})
+	if tasks["chain_of_thought"] != 4 || tasks["doc_qa"] != 1 || tasks["self_instruct"] < 4 {
+		t.Errorf("generated samples by task %v", tasks)
+	}
+	for _, name := range []string{"manifest.json", rejectedFile, "README.md"} {
+		b, _ := os.ReadFile(filepath.Join(res.Dir, name))
+		if bytes.Contains(b, []byte("sk-gen-secret-42")) {
+			t.Errorf("the API key leaked into %s", name)
+		}
+	}
+	shards := readShards(t, res.Dir)
+
+	// A forced rerun makes no request and writes the same bytes.
+	calls := srv.Count()
+	res2 := runRecipeOpt(t, dir, yaml, Options{Store: store, Force: true})
+	if srv.Count() != calls {
+		t.Errorf("rerun made %d requests; the cache should answer", srv.Count()-calls)
+	}
+	if !bytes.Equal(shards, readShards(t, res2.Dir)) {
+		t.Error("rerun from the cache wrote different shards")
+	}
+
+	// A budget of a few tokens stops the stages cleanly: samples pass
+	// unprocessed, the manifest says why, the funnel still adds up.
+	budget := strings.ReplaceAll(yaml, "api_key_env: SIEVE_TEST_GEN_KEY}", "api_key_env: SIEVE_TEST_GEN_KEY, budget: {max_tokens: 1}}")
+	budget = strings.ReplaceAll(budget, "cache: cache", "cache: cache2")
+	budget = strings.Replace(budget, "name: g", "name: b", 1)
+	res3 := runRecipe(t, dir, budget, store)
+	if err := res3.Manifest.Funnel.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if len(res3.Manifest.Stopped) == 0 || !strings.Contains(strings.Join(res3.Manifest.Stopped, "\n"), "budget") {
+		t.Errorf("stopped %q", res3.Manifest.Stopped)
+	}
+	// The budget admits the first call (the total may pass the budget by
+	// what calls in flight use) and refuses the rest.
+	if u := res3.Manifest.LLM; len(u) != 1 || u[0].Requests > 1 || u[0].BudgetRefusals == 0 {
+		t.Errorf("usage under a 1-token budget: %+v", u)
+	}
+	if w := res3.Manifest.Funnel.Written; w < 2 || w > 3 {
+		t.Errorf("wrote %d: want the 2 unique samples, unchanged, and at most one generated", w)
+	}
+}
+
+const rejectedFile = "rejected.jsonl"
+
+func dropped(f datasets.Funnel) int64 {
+	var n int64
+	for _, s := range f.Stages {
+		for _, c := range s.Dropped {
+			n += c.Count
+		}
+	}
+	return n
+}
+
+// readShards concatenates a version's shard bytes in manifest order.
+func readShards(t *testing.T, dir string) []byte {
+	t.Helper()
+	var m datasets.Manifest
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(b, &m)
+	var all []byte
+	for _, sp := range m.Splits {
+		for _, sh := range sp.Shards {
+			d, err := os.ReadFile(filepath.Join(dir, sh.Path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, d...)
+		}
+	}
+	return all
+}

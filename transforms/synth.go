@@ -1,0 +1,552 @@
+package transforms
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"sync"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/sieve-data/sieve/datasets"
+	"github.com/sieve-data/sieve/judges"
+	"github.com/sieve-data/sieve/llm"
+	"github.com/sieve-data/sieve/synth"
+)
+
+// Synthetic generation stages. Every stage calls its endpoint through the
+// shared llm client (retries, rate limits, budget, the on-disk response
+// cache) and accounts for what it makes in the funnel:
+//
+//   - every candidate a stage makes (kept or rejected) counts as
+//     generated; rejected candidates are dropped with their synth reason,
+//     so a stage's out = in + generated − dropped;
+//   - in replace mode (chain_of_thought by default) a sample's first
+//     candidate takes its place and is not counted as generated: a kept
+//     one is a modification ("synth.replaced"), a rejected one drops the
+//     sample;
+//   - when the budget is spent or the endpoint fails for good, the stage
+//     stops: samples not yet processed pass unchanged, and the manifest
+//     says so.
+//
+// Generated samples form a source named after their stage
+// (Source.Dataset), with Source.File "synth:STAGE/SEED" and Source.Index
+// the candidate's position, so that every sample of a run keeps a unique
+// origin.
+
+// Synthesis modes of per-sample generation stages.
+const (
+	ModeAdd     = "add"
+	ModeReplace = "replace"
+)
+
+// SynthConfig is one generation stage as its workers see it.
+type SynthConfig struct {
+	Stage    string       `json:"stage"`
+	Task     string       `json:"task"` // evol_instruct, chain_of_thought, self_instruct, doc_qa
+	Endpoint llm.Endpoint `json:"endpoint"`
+	CacheDir string       `json:"cache_dir"`
+	// Mode (evol_instruct, chain_of_thought): add keeps the input samples
+	// and adds the generated ones; replace puts them in their place.
+	Mode string `json:"mode,omitempty"`
+
+	Evol *synth.EvolConfig         `json:"evol,omitempty"`
+	CoT  *synth.CoTConfig          `json:"cot,omitempty"`
+	QA   *synth.QAConfig           `json:"qa,omitempty"`
+	Self *synth.SelfInstructConfig `json:"self_instruct,omitempty"`
+	// Driver of self_instruct.
+	SelfDriver *SelfInstructDriver `json:"self_driver,omitempty"`
+}
+
+// SelfInstructDriver is how self_instruct's loop runs: which seeds, how
+// many prompts, when to stop.
+type SelfInstructDriver struct {
+	// Instructions is how many new samples to aim for.
+	Instructions int `json:"instructions"`
+	// SeedsPerPrompt examples per prompt, of which up to MachinePerPrompt
+	// are generated ones once there are some (Self-Instruct: 8 and 2).
+	SeedsPerPrompt   int `json:"seeds_per_prompt"`
+	MachinePerPrompt int `json:"machine_per_prompt"`
+	// MaxSeeds caps the seed pool (chosen by a seeded hash of the id).
+	MaxSeeds int `json:"max_seeds"`
+	// MaxPrompts stops the loop after that many generation prompts.
+	MaxPrompts int `json:"max_prompts"`
+	// Seed makes the choice of examples reproducible.
+	Seed string `json:"seed"`
+	// Seeds, when set, are the seed samples (from a file); otherwise the
+	// samples reaching the stage are.
+	Seeds []datasets.Sample `json:"seeds,omitempty"`
+}
+
+// build makes the stage's task and client.
+func (c SynthConfig) build() (synth.Task, *llm.Client, error) {
+	client, err := llm.Shared(c.Endpoint, llm.Options{CacheDir: c.CacheDir})
+	if err != nil {
+		return nil, nil, err
+	}
+	var t synth.Task
+	switch c.Task {
+	case "evol_instruct":
+		t, err = synth.NewEvolInstruct(deref(c.Evol))
+	case "chain_of_thought":
+		t, err = synth.NewChainOfThought(deref(c.CoT))
+	case "doc_qa":
+		t, err = synth.NewDocQA(deref(c.QA))
+	case "self_instruct":
+		t, err = synth.NewSelfInstruct(deref(c.Self))
+	default:
+		err = fmt.Errorf("unknown generation task %q", c.Task)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("stage %s: %w", c.Stage, err)
+	}
+	return t, client, nil
+}
+
+func deref[T any](p *T) T {
+	if p == nil {
+		var z T
+		return z
+	}
+	return *p
+}
+
+func (c SynthConfig) concurrency() int {
+	if c.Endpoint.MaxConcurrency > 0 {
+		return c.Endpoint.MaxConcurrency
+	}
+	return llm.DefaultMaxConcurrency
+}
+
+func init() {
+	register.DoFn5x1[context.Context, datasets.Sample, func(datasets.Sample), func(datasets.Rejected), func(string), error](&expandFn{})
+	register.DoFn5x1[context.Context, string, func(datasets.Sample), func(datasets.Rejected), func(string), error](&chunkQAFn{})
+	register.DoFn6x1[context.Context, int, func(*datasets.Sample) bool, func(datasets.Sample), func(datasets.Rejected), func(string), error](&selfInstructFn{})
+	register.Function2x0(toSeedKey)
+}
+
+// synthState is what the generation DoFns share: the task, the client,
+// the stop error once the stage stops, and the counts reported at the end
+// of each bundle.
+type synthState struct {
+	once   sync.Once
+	task   synth.Task
+	client *llm.Client
+	err    error
+
+	mu        sync.Mutex
+	stop      error
+	generated int64
+	stopped   int64 // inputs passed unprocessed after the stop
+	replaced  int64
+}
+
+func (st *synthState) init(cfg SynthConfig) error {
+	st.once.Do(func() { st.task, st.client, st.err = cfg.build() })
+	return st.err
+}
+
+func (st *synthState) stopErr() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.stop
+}
+
+func (st *synthState) setStop(err error) {
+	st.mu.Lock()
+	if st.stop == nil {
+		st.stop = err
+	}
+	st.mu.Unlock()
+}
+
+// flushReports emits the bundle's counts and the client's usage since the
+// last report.
+func (st *synthState) flushReports(stage string, report func(string)) error {
+	st.mu.Lock()
+	counts := map[string]int64{}
+	if st.generated > 0 {
+		counts["generated"] = st.generated
+	}
+	if st.replaced > 0 {
+		counts["synth.replaced"] = st.replaced
+	}
+	if st.stopped > 0 {
+		counts["stopped"] = st.stopped
+	}
+	stop := st.stop
+	st.generated, st.replaced, st.stopped = 0, 0, 0
+	st.mu.Unlock()
+	if len(counts) > 0 || stop != nil {
+		r := Report{Kind: "generated", Stage: stage, Counts: counts}
+		if stop != nil {
+			r.Detail = stop.Error()
+		}
+		if err := emitReport(report, r); err != nil {
+			return err
+		}
+	}
+	if st.client != nil {
+		return emitUsage(report, st.client)
+	}
+	return nil
+}
+
+// Usage reports: the clients are shared by every DoFn of a process, so
+// each report carries what a client did since the previous report of any
+// of them; the reports of all processes sum to the run's usage.
+var (
+	usageMu   sync.Mutex
+	usageSent = map[*llm.Client]llm.Usage{}
+)
+
+func emitUsage(report func(string), clients ...*llm.Client) error {
+	for _, c := range clients {
+		usageMu.Lock()
+		now := c.Usage()
+		d := now.Sub(usageSent[c])
+		usageSent[c] = now
+		usageMu.Unlock()
+		if d.IsZero() {
+			continue
+		}
+		ep := c.Endpoint()
+		if err := emitReport(report, Report{Kind: "usage", Endpoint: ep.Name, Model: ep.Model, Usage: &d}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// synthSource names a generated sample's origin: the stage as its source,
+// "synth:STAGE/SEED" as its file and its position among the candidates
+// made from that seed.
+func synthSource(stage, seed string, k int) datasets.Source {
+	return datasets.Source{Dataset: stage, File: "synth:" + stage + "/" + seed, Index: int64(k)}
+}
+
+// Expand runs a per-sample generation stage (evol_instruct,
+// chain_of_thought) over samples: it returns the samples that go on (the
+// inputs in add mode, and what was generated), the rejected candidates
+// and the stage's report lines.
+func Expand(s beam.Scope, samples beam.PCollection, cfg SynthConfig) (out, rejected, reports beam.PCollection) {
+	s = s.Scope("Synth_" + cfg.Stage)
+	return beam.ParDo3(s, &expandFn{Cfg: cfg}, beam.Reshuffle(s, samples))
+}
+
+type expandFn struct {
+	Cfg   SynthConfig `json:"cfg"`
+	st    synthState
+	batch []datasets.Sample
+}
+
+func (f *expandFn) ProcessElement(ctx context.Context, s datasets.Sample, out func(datasets.Sample), rej func(datasets.Rejected), report func(string)) error {
+	f.batch = append(f.batch, s)
+	if len(f.batch) >= stepBatch {
+		return f.flush(ctx, out, rej)
+	}
+	return nil
+}
+
+func (f *expandFn) FinishBundle(ctx context.Context, out func(datasets.Sample), rej func(datasets.Rejected), report func(string)) error {
+	if err := f.flush(ctx, out, rej); err != nil {
+		return err
+	}
+	return f.st.flushReports(f.Cfg.Stage, report)
+}
+
+type expandResult struct {
+	gens []datasets.Sample
+	rejs []datasets.Rejected
+	skip bool // not processed: the stage had stopped
+}
+
+func (f *expandFn) flush(ctx context.Context, out func(datasets.Sample), rej func(datasets.Rejected)) error {
+	if len(f.batch) == 0 {
+		return nil
+	}
+	if err := f.st.init(f.Cfg); err != nil {
+		return err
+	}
+	res := make([]expandResult, len(f.batch))
+	forEach(len(f.batch), f.Cfg.concurrency(), func(i int) {
+		if f.st.stopErr() != nil {
+			res[i].skip = true
+			return
+		}
+		gens, rejs, err := f.st.task.Generate(ctx, f.st.client, synth.Input{Samples: []datasets.Sample{f.batch[i]}})
+		if err != nil {
+			if !judges.StopsStage(err) {
+				err = fmt.Errorf("stage %s: %w", f.Cfg.Stage, err)
+			}
+			f.st.setStop(err)
+		}
+		res[i] = expandResult{gens: gens, rejs: rejs, skip: err != nil && len(gens) == 0 && len(rejs) == 0}
+	})
+	for i := range f.batch {
+		f.emit(f.batch[i], res[i], out, rej)
+	}
+	f.batch = f.batch[:0]
+	return nil
+}
+
+// emit applies the stage's mode to one input and its candidates.
+func (f *expandFn) emit(in datasets.Sample, r expandResult, out func(datasets.Sample), rej func(datasets.Rejected)) {
+	f.st.mu.Lock()
+	defer f.st.mu.Unlock()
+	if r.skip {
+		f.st.stopped++
+		out(in)
+		return
+	}
+	gens, rejs := r.gens, r.rejs
+	if f.Cfg.Mode == ModeReplace {
+		switch {
+		case len(gens) > 0:
+			g := gens[0]
+			g.Source, g.License = in.Source, in.License
+			out(g)
+			f.st.replaced++
+			gens = gens[1:]
+		case len(rejs) > 0:
+			rj := rejs[0]
+			rj.Stage = f.Cfg.Stage
+			rj.Sample.Source = in.Source
+			rej(rj)
+			rejs = rejs[1:]
+		default:
+			out(in)
+		}
+	} else {
+		out(in)
+	}
+	k := 0
+	for _, g := range gens {
+		g.Source = synthSource(f.Cfg.Stage, in.ID, k)
+		k++
+		f.st.generated++
+		out(g)
+	}
+	for _, rj := range rejs {
+		rj.Stage = f.Cfg.Stage
+		rj.Sample.Source = synthSource(f.Cfg.Stage, in.ID, k)
+		k++
+		f.st.generated++
+		rej(rj)
+	}
+}
+
+// GenerateFromChunks runs doc_qa over document chunks (JSON-encoded
+// synth.Chunk values): it returns the generated samples, the rejected
+// candidates and the stage's report lines.
+func GenerateFromChunks(s beam.Scope, chunks []synth.Chunk, cfg SynthConfig) (out, rejected, reports beam.PCollection) {
+	s = s.Scope("Synth_" + cfg.Stage)
+	enc := make([]any, len(chunks))
+	for i, c := range chunks {
+		b, err := json.Marshal(c)
+		if err != nil {
+			panic(err) // plain struct
+		}
+		enc[i] = string(b)
+	}
+	col := beam.Reshuffle(s, beam.CreateList(s, toStrings(enc)))
+	return beam.ParDo3(s, &chunkQAFn{Cfg: cfg}, col)
+}
+
+func toStrings(v []any) []string {
+	out := make([]string, len(v))
+	for i, x := range v {
+		out[i] = x.(string)
+	}
+	return out
+}
+
+type chunkQAFn struct {
+	Cfg   SynthConfig `json:"cfg"`
+	st    synthState
+	batch []synth.Chunk
+}
+
+func (f *chunkQAFn) ProcessElement(ctx context.Context, enc string, out func(datasets.Sample), rej func(datasets.Rejected), report func(string)) error {
+	var c synth.Chunk
+	if err := json.Unmarshal([]byte(enc), &c); err != nil {
+		return fmt.Errorf("stage %s: chunk: %w", f.Cfg.Stage, err)
+	}
+	f.batch = append(f.batch, c)
+	if len(f.batch) >= stepBatch {
+		return f.flush(ctx, out, rej)
+	}
+	return nil
+}
+
+func (f *chunkQAFn) FinishBundle(ctx context.Context, out func(datasets.Sample), rej func(datasets.Rejected), report func(string)) error {
+	if err := f.flush(ctx, out, rej); err != nil {
+		return err
+	}
+	return f.st.flushReports(f.Cfg.Stage, report)
+}
+
+func (f *chunkQAFn) flush(ctx context.Context, out func(datasets.Sample), rej func(datasets.Rejected)) error {
+	if len(f.batch) == 0 {
+		return nil
+	}
+	if err := f.st.init(f.Cfg); err != nil {
+		return err
+	}
+	res := make([]expandResult, len(f.batch))
+	forEach(len(f.batch), f.Cfg.concurrency(), func(i int) {
+		if f.st.stopErr() != nil {
+			return
+		}
+		gens, rejs, err := f.st.task.Generate(ctx, f.st.client, synth.Input{Chunks: []synth.Chunk{f.batch[i]}})
+		if err != nil {
+			f.st.setStop(err)
+		}
+		res[i] = expandResult{gens: gens, rejs: rejs}
+	})
+	f.st.mu.Lock()
+	defer f.st.mu.Unlock()
+	for i, c := range f.batch {
+		k := 0
+		for _, g := range res[i].gens {
+			g.Source = synthSource(f.Cfg.Stage, c.ID, k)
+			k++
+			f.st.generated++
+			out(g)
+		}
+		for _, rj := range res[i].rejs {
+			rj.Stage = f.Cfg.Stage
+			rj.Sample.Source = synthSource(f.Cfg.Stage, c.ID, k)
+			k++
+			f.st.generated++
+			rej(rj)
+		}
+	}
+	f.batch = f.batch[:0]
+	return nil
+}
+
+// SelfInstruct runs the self_instruct loop once over the whole stage: the
+// seed pool is the driver's seeds or up to MaxSeeds of samples (by a
+// seeded hash of their ids). It returns the generated samples, the
+// rejected candidates and the stage's report lines; samples themselves
+// go on unchanged (the caller flattens them with what was generated).
+func SelfInstruct(s beam.Scope, samples beam.PCollection, cfg SynthConfig) (out, rejected, reports beam.PCollection) {
+	s = s.Scope("Synth_" + cfg.Stage)
+	var seeds beam.PCollection
+	if len(cfg.SelfDriver.Seeds) > 0 {
+		seeds = beam.Create(s, datasets.Sample{}) // a marker: the seeds travel in the config
+	} else {
+		seeds = samples
+	}
+	keyed := beam.ParDo(s, toSeedKey, seeds)
+	return beam.ParDo3(s, &selfInstructFn{Cfg: cfg}, beam.GroupByKey(s, keyed))
+}
+
+func toSeedKey(s datasets.Sample, emit func(int, datasets.Sample)) { emit(0, s) }
+
+type selfInstructFn struct {
+	Cfg SynthConfig `json:"cfg"`
+	st  synthState
+}
+
+// seedRank orders samples for the seed pool.
+func seedRank(seed, id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(seed))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	return h.Sum64()
+}
+
+func (f *selfInstructFn) ProcessElement(ctx context.Context, _ int, values func(*datasets.Sample) bool,
+	out func(datasets.Sample), rej func(datasets.Rejected), report func(string)) error {
+	d := *f.Cfg.SelfDriver
+	type ranked struct {
+		rank uint64
+		s    datasets.Sample
+	}
+	var pool []ranked
+	if len(d.Seeds) > 0 {
+		for _, s := range d.Seeds {
+			pool = append(pool, ranked{seedRank(d.Seed, s.ID), s})
+		}
+	} else {
+		// Keep the MaxSeeds lowest ranks while streaming.
+		var v datasets.Sample
+		for values(&v) {
+			if v.ID == "" {
+				continue
+			}
+			pool = append(pool, ranked{seedRank(d.Seed, v.ID), v})
+			if len(pool) >= 2*d.MaxSeeds {
+				sort.Slice(pool, func(i, j int) bool { return pool[i].rank < pool[j].rank })
+				pool = pool[:d.MaxSeeds]
+			}
+			v = datasets.Sample{}
+		}
+	}
+	sort.Slice(pool, func(i, j int) bool { return pool[i].rank < pool[j].rank })
+	if len(pool) > d.MaxSeeds {
+		pool = pool[:d.MaxSeeds]
+	}
+	seeds := make([]datasets.Sample, len(pool))
+	for i, p := range pool {
+		seeds[i] = p.s
+	}
+	if err := f.st.init(f.Cfg); err != nil {
+		return err
+	}
+	task, ok := f.st.task.(*synth.SelfInstruct)
+	if !ok {
+		return fmt.Errorf("stage %s: task %s is not self_instruct", f.Cfg.Stage, f.st.task.Name())
+	}
+	loop := &synth.SelfInstructLoop{
+		Task: task, Client: f.st.client, Seeds: seeds,
+		Target: d.Instructions, SeedsPerPrompt: d.SeedsPerPrompt, MachinePerPrompt: d.MachinePerPrompt,
+		MaxPrompts: d.MaxPrompts, Seed: d.Seed, Concurrency: f.Cfg.concurrency(),
+		Threshold: deref(f.Cfg.Self).NoveltyThreshold,
+	}
+	res, err := loop.Run(ctx)
+	if err != nil {
+		if !judges.StopsStage(err) {
+			return fmt.Errorf("stage %s: %w", f.Cfg.Stage, err)
+		}
+		f.st.setStop(err)
+	}
+	f.st.mu.Lock()
+	for _, g := range res.Samples {
+		g.Sample.Source = synthSource(f.Cfg.Stage, fmt.Sprintf("prompt-%06d", g.Prompt), g.Index)
+		f.st.generated++
+		out(g.Sample)
+	}
+	for _, rj := range res.Rejected {
+		rj.Rejected.Stage = f.Cfg.Stage
+		rj.Rejected.Sample.Source = synthSource(f.Cfg.Stage, fmt.Sprintf("prompt-%06d", rj.Prompt), rj.Index)
+		f.st.generated++
+		rej(rj.Rejected)
+	}
+	f.st.mu.Unlock()
+	return f.st.flushReports(f.Cfg.Stage, report)
+}
+
+// LLMClients is implemented by steps that call a model, so that their
+// usage reaches the manifest.
+type LLMClients interface {
+	LLMClients() []*llm.Client
+}
+
+// stepUsage emits the usage of the steps' clients.
+func stepUsage(steps []Step, report func(string)) error {
+	for _, st := range steps {
+		if c, ok := st.(LLMClients); ok {
+			if err := emitUsage(report, c.LLMClients()...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
