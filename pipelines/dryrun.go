@@ -146,6 +146,14 @@ func DryRun(ctx context.Context, r *recipe.Recipe, store datasets.Store, w io.Wr
 			}
 			fmt.Fprintf(tw, "%s\tbenchmark_overlap\t%d\t%s\n", st.Kind, hits, pct(hits))
 		default:
+			if es, ok := st.Config.(endpointStage); ok && es.LLMEndpoint() != nil {
+				note := fmt.Sprintf("%s: calls %s; a dry run makes no calls", st.Kind, es.LLMEndpoint())
+				if err := es.LLMEndpoint().CheckKey(); err != nil {
+					note = fmt.Sprintf("%s: would be skipped: it needs %s", st.Kind, es.LLMEndpoint().Describe())
+				}
+				notes = append(notes, note)
+				continue
+			}
 			notes = append(notes, fmt.Sprintf("%s: decided over the whole dataset; run the recipe to see its effect", st.Kind))
 		}
 	}
