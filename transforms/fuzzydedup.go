@@ -39,10 +39,10 @@ type FuzzyConfig struct {
 }
 
 func init() {
-	register.DoFn5x1[context.Context, datasets.Sample, func(string, string), func(string, []byte), func(string, string), error](&signFn{})
+	register.DoFn6x1[context.Context, datasets.Sample, func(*string) bool, func(string, []byte), func(string, []byte), func(string, string), error](&signFn{})
 	register.DoFn4x0[string, func(*string) bool, func(*string) bool, func(string)](&joinOriginFn{})
 	register.Emitter2[string, []byte]()
-	register.DoFn3x0[string, func(*string) bool, func(string, string)](&bucketEdgesFn{})
+	register.DoFn3x0[string, func(*[]byte) bool, func(string, string)](&bucketEdgesFn{})
 	register.Function3x0(distinctEdgeFn)
 	register.Function3x0(edgeFromKeyFn)
 	register.DoFn4x0[string, func(*string) bool, func(*[]byte) bool, func(string, string)](&attachSetFn{})
@@ -73,11 +73,17 @@ func init() {
 // when it is zero).
 func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage string, prior []StageMarks, pre []StepSpec) (StageMarks, beam.PCollection) {
 	s = s.Scope("FuzzyDedup")
-	bandPairs, sets, origins := beam.ParDo3(s, &signFn{Cfg: cfg, Pre: pre}, in)
-	// Drop what earlier stages dropped: by origin, so the filter runs on
-	// (node, origin) pairs and the surviving nodes gate the band pairs.
-	origins = withoutDroppedOrigins(s, origins, prior)
-	bandPairs = keepNodes(s, bandPairs, origins, len(prior) > 0)
+	// Samples earlier stages dropped take no part: their marks (few, and
+	// small) reach the signer as a side input, so that no band pair of
+	// theirs is ever made.
+	priorMarks := []beam.PCollection{beam.Create(s, "")}
+	var stages []string
+	for _, p := range prior {
+		priorMarks = append(priorMarks, p.Marks)
+		stages = append(stages, p.Stage)
+	}
+	bandPairs, sets, origins := beam.ParDo3(s, &signFn{Cfg: cfg, Pre: pre, Stages: stages}, in,
+		beam.SideInput{Input: beam.Flatten(s, priorMarks...)})
 	buckets := beam.GroupByKey(s, bandPairs)
 	cand := beam.ParDo(s, &bucketEdgesFn{Edges: cfg.Edges, Max: cfg.MaxBucketPairs}, buckets)
 	// Distinct candidate edges "a\x03b", a < b.
@@ -139,18 +145,60 @@ func shortRef(s *datasets.Sample) string {
 }
 
 type signFn struct {
-	Cfg    FuzzyConfig `json:"cfg"`
-	Pre    []StepSpec  `json:"pre,omitempty"`
+	Cfg FuzzyConfig `json:"cfg"`
+	Pre []StepSpec  `json:"pre,omitempty"`
+	// Stages are the earlier mark stages, whose drops are skipped.
+	Stages []string `json:"stages,omitempty"`
+	marks  markSet
 	runner stepRunner
 	signer *dedup.Signer
 	hasher dedup.Hasher
 	keys   []uint64
+	// packed holds the bundle's (band key, node) pairs by band group,
+	// emitted at the end of the bundle: a few thousand compact elements
+	// instead of one per pair (bands × samples), which is what the
+	// runners' shuffles pay for per element.
+	packed map[uint16][]byte
+}
+
+// bandGroups is how many groups band keys are packed into.
+const bandGroups = 1024
+
+// packPair appends a (band key, node) pair: 8 bytes of key, a uvarint
+// length and the node.
+func packPair(b []byte, key uint64, node string) []byte {
+	b = binary.LittleEndian.AppendUint64(b, key)
+	b = binary.AppendUvarint(b, uint64(len(node)))
+	return append(b, node...)
+}
+
+// unpackPairs calls fn for every pair of a packed group.
+func unpackPairs(b []byte, fn func(key uint64, node string)) error {
+	for len(b) > 0 {
+		if len(b) < 9 {
+			return fmt.Errorf("packed band pairs: truncated")
+		}
+		key := binary.LittleEndian.Uint64(b)
+		n, k := binary.Uvarint(b[8:])
+		if k <= 0 || uint64(len(b)-8-k) < n {
+			return fmt.Errorf("packed band pairs: bad length")
+		}
+		fn(key, string(b[8+k:8+k+int(n)]))
+		b = b[8+k+int(n):]
+	}
+	return nil
 }
 
 // ProcessElement emits (band key, node) per band and (node, set).
 // Samples without a single shingle take no part (their signatures would
 // all collide).
-func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, band func(string, string), set func(string, []byte), origin func(string, string)) error {
+func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, marks func(*string) bool, _ func(string, []byte), set func(string, []byte), origin func(string, string)) error {
+	if f.marks == nil {
+		f.marks = loadMarks(marks)
+	}
+	if _, _, dropped := f.marks.dropped(sampleOrigin(&s), f.Stages); dropped {
+		return nil
+	}
 	steps, err := f.runner.get(f.Pre)
 	if err != nil {
 		return err
@@ -170,8 +218,12 @@ func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, band fun
 	node := nodeKey(f.Cfg.Keep, &s, shortRef(&s))
 	origin(node, sampleOrigin(&s))
 	f.keys = dedup.AppendBandKeys(f.keys[:0], sig, f.Cfg.Bands, f.Cfg.Rows)
+	if f.packed == nil {
+		f.packed = map[uint16][]byte{}
+	}
 	for _, k := range f.keys {
-		band(strconv.FormatUint(k, 36), node)
+		g := uint16(k % bandGroups)
+		f.packed[g] = packPair(f.packed[g], k, node)
 	}
 	if f.Cfg.Verify == "exact" {
 		set(node, encodeSet(dedup.CompactSet(sh)))
@@ -179,6 +231,15 @@ func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, band fun
 		set(node, encodeSig(sig))
 	}
 	return nil
+}
+
+// FinishBundle emits the bundle's packed band pairs, one element per
+// band group.
+func (f *signFn) FinishBundle(_ func(*string) bool, band func(string, []byte), _ func(string, []byte), _ func(string, string)) {
+	for g, b := range f.packed {
+		band(strconv.Itoa(int(g)), b)
+	}
+	f.packed = nil
 }
 
 func encodeSet(v []uint32) []byte {
@@ -225,23 +286,48 @@ func decodeU64(b []byte) []uint64 {
 	return out
 }
 
-// bucketEdgesFn turns one LSH bucket into candidate edges (a, b), a < b.
+// bucketEdgesFn turns the LSH buckets of one band group into candidate
+// edges (a, b), a < b.
 type bucketEdgesFn struct {
 	Edges string `json:"edges"`
 	Max   int    `json:"max"`
 }
 
-func (f *bucketEdgesFn) ProcessElement(_ string, nodes func(*string) bool, emit func(string, string)) {
-	var all []string
-	var n string
-	for nodes(&n) {
-		all = append(all, n)
+type bandPair struct {
+	key  uint64
+	node string
+}
+
+func (f *bucketEdgesFn) ProcessElement(_ string, packs func(*[]byte) bool, emit func(string, string)) {
+	var pairs []bandPair
+	var b []byte
+	for packs(&b) {
+		// Malformed packs cannot occur: signFn writes them all.
+		_ = unpackPairs(b, func(k uint64, n string) { pairs = append(pairs, bandPair{k, n}) })
 	}
+	sort.Slice(pairs, func(i, j int) bool {
+		if pairs[i].key != pairs[j].key {
+			return pairs[i].key < pairs[j].key
+		}
+		return pairs[i].node < pairs[j].node
+	})
+	var bucket []string
+	for i := 0; i < len(pairs); {
+		j := i
+		bucket = bucket[:0]
+		for ; j < len(pairs) && pairs[j].key == pairs[i].key; j++ {
+			bucket = append(bucket, pairs[j].node)
+		}
+		f.bucket(uniq(bucket), emit)
+		i = j
+	}
+}
+
+// bucket emits the candidate edges of one bucket's sorted, distinct nodes.
+func (f *bucketEdgesFn) bucket(all []string, emit func(string, string)) {
 	if len(all) < 2 {
 		return
 	}
-	sort.Strings(all)
-	all = uniq(all)
 	pairs := len(all) * (len(all) - 1) / 2
 	if f.Edges == "star" || (f.Max > 0 && pairs > f.Max) {
 		for _, b := range all[1:] {

@@ -32,8 +32,6 @@ const (
 
 func init() {
 	register.DoFn4x0[string, string, func(*string) bool, func(string, string)](&dropMarkedFn{})
-	register.Function3x0(swapKV)
-	register.Function4x0(keepIfOriginFn)
 	register.Emitter2[string, string]()
 }
 
@@ -106,37 +104,6 @@ func (ms markSet) dropped(origin string, stages []string) (string, mark, bool) {
 		}
 	}
 	return "", mark{}, false
-}
-
-// withoutDroppedOrigins removes from a (node, origin) stream the samples
-// that earlier stages' marks drop.
-func withoutDroppedOrigins(s beam.Scope, origins beam.PCollection, prior []StageMarks) beam.PCollection {
-	return dropMarked(s, origins, prior, false)
-}
-
-// keepNodes keeps the (band key, node) pairs whose node is in the
-// surviving (node, origin) stream; without earlier stages nothing was
-// dropped and the pairs pass as they are.
-func keepNodes(s beam.Scope, pairs, origins beam.PCollection, filter bool) beam.PCollection {
-	if !filter {
-		return pairs
-	}
-	byNode := beam.ParDo(s, swapKV, pairs) // (node, band key)
-	joined := beam.CoGroupByKey(s, byNode, origins)
-	return beam.ParDo(s, keepIfOriginFn, joined)
-}
-
-func swapKV(k, v string, emit func(string, string)) { emit(v, k) }
-
-func keepIfOriginFn(node string, keys func(*string) bool, origins func(*string) bool, emit func(string, string)) {
-	var o string
-	if !origins(&o) {
-		return
-	}
-	var k string
-	for keys(&k) {
-		emit(k, node)
-	}
 }
 
 // withoutDropped removes from a (key, ref) stream the refs that earlier
