@@ -2,6 +2,7 @@
 GO        ?= go
 BIN       := bin/sieve
 STORE     ?= store
+RUNS      ?= runs
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCH_N   ?= 200000
 BENCH_REPS ?= 3
@@ -11,28 +12,52 @@ FUZZY_N   ?= 20000
 LLAMA3    := train/tokenizer/testdata/llama3/tokenizer.json.gz
 export GOFLAGS := -buildvcs=false
 
-GO_SOURCES := $(shell find . -name '*.go' -not -path './bench/duckdb/*' -not -path './.git/*') go.mod go.sum
+GO_SOURCES := $(shell find . \( -name '*.go' -o -name '*.s' \) -not -path './bench/duckdb/*' -not -path './.git/*') go.mod go.sum
 
-.PHONY: all build run test bench bench-go lint fmt samples clean
+# OpenBLAS (Debian's libopenblas-dev) makes the trainer's matrix products
+# ~10x faster: with it, sieve is built with -tags openblas (cgo, see
+# train/model/openblas); without it, with gonum's pure-Go kernels.
+HAVE_OPENBLAS := $(shell printf '\043include <cblas.h>\nint main(void){openblas_set_num_threads(1);return 0;}\n' | \
+  $${CC:-cc} -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
+BLAS_TAGS := $(if $(HAVE_OPENBLAS),-tags openblas)
+
+.PHONY: all build run test test-blas bench bench-train bench-go lint fmt samples clean
 
 all: build
 
 build: $(BIN)
 
 $(BIN): $(GO_SOURCES)
-	$(GO) build -o $(BIN) ./cmd/sieve
+	@$(if $(HAVE_OPENBLAS),,echo "note: libopenblas not found (apt-get install libopenblas-dev); building with pure-Go BLAS")
+	$(GO) build $(BLAS_TAGS) -o $(BIN) ./cmd/sieve
 
-## run: build sieve and run the demo recipe on the bundled sample into ./store
+## run: build sieve, run the demo recipe on the bundled sample into ./store, then train a small
+##      model from scratch on demo@latest (about a minute; eval loss per epoch) into ./runs/demo and sample from it
 run: $(BIN)
 	./$(BIN) run pipelines/recipes/demo.yaml --store $(STORE)
 	./$(BIN) inspect demo@latest --store $(STORE) -n 2
+	./$(BIN) train --store $(STORE) --data demo@latest --init train/configs/tiny.json --vocab-size 1024 \
+	  --seq-len 256 --batch-size 4 --epochs 4 --lr 6e-3 --min-lr-ratio 0.1 --warmup-steps 10 --output $(RUNS)/demo
+	./$(BIN) generate --model $(RUNS)/demo --temperature 0.7 --top-p 0.9 --seed 1 --max-new-tokens 48 \
+	  "Give me three tips for staying healthy."
 
 ## test: vet and run every test (Beam pipelines on prism included)
 test: bench/duckdb/node_modules $(LLAMA3)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
+	@$(MAKE) --no-print-directory test-blas
 
-## bench: end-to-end throughput and peak RSS of sieve vs DuckDB, then Go benchmarks (JSON lines)
+## test-blas: the model's tests again on OpenBLAS (-tags openblas) and on the Go-only kernels (purego)
+test-blas:
+ifneq ($(HAVE_OPENBLAS),)
+	$(GO) vet -tags openblas ./train/model/... ./bench/train/ ./cmd/sieve/
+	$(GO) test -count=1 -tags openblas ./train/model/ ./train/model/openblas/
+else
+	@echo "note: libopenblas not found (apt-get install libopenblas-dev); skipping the OpenBLAS build's tests"
+endif
+	$(GO) test -count=1 -tags purego -run 'Vecmath|Expf|Grad' ./train/model/
+
+## bench: end-to-end throughput and peak RSS of sieve vs DuckDB, training vs PyTorch, then Go benchmarks (JSON lines)
 bench: $(BIN) bench/duckdb/node_modules
 	$(GO) run ./bench/e2e -sieve ./$(BIN) -n $(BENCH_N) -reps $(BENCH_REPS) -workdir $${TMPDIR:-/tmp}/sieve-bench
 	$(GO) run ./bench/e2e -sieve ./$(BIN) -n $(FUZZY_N) -reps 1 -only sieve_e2e_fuzzy_direct -workdir $${TMPDIR:-/tmp}/sieve-bench-fuzzy
@@ -40,7 +65,12 @@ bench: $(BIN) bench/duckdb/node_modules
 	$(GO) run ./bench/dedupbench
 	$(GO) run ./bench/filters -n $(FILTERS_N)
 	$(GO) run ./bench/judge
+	@$(MAKE) --no-print-directory bench-train
 	@$(MAKE) --no-print-directory bench-go
+
+## bench-train: training tokens/s and peak RSS, sieve vs PyTorch CPU (2 threads each), JSON lines
+bench-train:
+	$(GO) run $(BLAS_TAGS) ./bench/train
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./datasets/ ./dedup/ | $(GO) run ./bench/gobench
@@ -73,4 +103,4 @@ samples:
 	$(GO) run ./datasets/samples/gen
 
 clean:
-	rm -rf bin $(STORE)
+	rm -rf bin $(STORE) $(RUNS)

@@ -3,6 +3,8 @@
 //
 //	sieve run RECIPE [--store DIR] [beam flags]   run a recipe, commit a new version
 //	sieve inspect PATH                            schema, counts and samples of a shard or version
+//	sieve train [RECIPE] --data NAME@VERSION ...  train or fine-tune a model on a version
+//	sieve generate --model DIR PROMPT             sample a reply from a checkpoint
 //	sieve prism [--job_port N]                    serve Beam's prism runner as a job server
 //	sieve version                                 print versions
 //
@@ -100,7 +102,8 @@ Google Cloud Dataflow.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newRunCmd(stdout, stderr), newInspectCmd(stdout), newVersionCmd(stdout), newPrismCmd(stderr), newDatasetsCmd(stdout))
+	root.AddCommand(newRunCmd(stdout, stderr), newInspectCmd(stdout), newVersionCmd(stdout), newPrismCmd(stderr), newDatasetsCmd(stdout),
+		newTrainCmd(stdout, stderr), newGenerateCmd(os.Stdin, stdout))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError("%s: %v", c.CommandPath(), err) })
 	return root
 }

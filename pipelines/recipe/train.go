@@ -21,8 +21,8 @@ type Train struct {
 	Init      string `yaml:"init"`
 	Tokenizer string `yaml:"tokenizer"`
 	VocabSize int    `yaml:"vocab_size"`
-	// Output is the run directory (relative to the working directory,
-	// like output.store).
+	// Output is the run directory (default runs/NAME; relative to the
+	// recipe's directory, like the other paths).
 	Output string `yaml:"output"`
 
 	LearningRate float64  `yaml:"learning_rate"`
@@ -44,6 +44,36 @@ type Train struct {
 	EvalEvery    int      `yaml:"eval_every"`
 	SaveEvery    int      `yaml:"save_every"`
 	LogEvery     int      `yaml:"log_every"`
+	// LoRA, when present, trains low-rank adapters on the base model
+	// instead of every weight.
+	LoRA *LoRA `yaml:"lora"`
+}
+
+// LoRA is the lora: subsection of train:, with the meaning of PEFT's
+// LoraConfig fields.
+type LoRA struct {
+	R       int      `yaml:"r"`              // rank of the update
+	Alpha   float64  `yaml:"alpha"`          // scaling α (default r)
+	Targets []string `yaml:"target_modules"` // q_proj … down_proj; default all
+	RSLoRA  bool     `yaml:"rslora"`         // scaling α/√r instead of α/r
+	QLoRA   bool     `yaml:"qlora"`          // store the frozen projections in NF4
+}
+
+func (l *LoRA) validate() error {
+	if l.R <= 0 {
+		return keyErr("r", "the rank must be positive, got %d", l.R)
+	}
+	if l.Alpha < 0 {
+		return keyErr("alpha", "must be ≥ 0, got %g", l.Alpha)
+	}
+	for _, t := range l.Targets {
+		switch t {
+		case "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "all-linear":
+		default:
+			return keyErr("target_modules", "unknown module %q (want q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj or all-linear)", t)
+		}
+	}
+	return nil
 }
 
 func (t *Train) validate() error {
@@ -57,6 +87,9 @@ func (t *Train) validate() error {
 	}
 	if t.Tokenizer != "" && t.Model != "" {
 		return keyErr("tokenizer", "a base model brings its own tokenizer; tokenizer goes with init")
+	}
+	if t.LoRA != nil && t.Init != "" {
+		return keyErr("lora", "LoRA adapts a base model (model:), not a new one (init:)")
 	}
 	nonNeg := []struct {
 		key string

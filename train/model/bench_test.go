@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/sieve-data/sieve/train/model/openblas"
 )
 
 // benchEnv reads an integer setting from the environment (DIM, LAYERS,
@@ -56,6 +58,7 @@ func BenchmarkTrainStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	mode, baseline, trainable := benchMode(b, m) // MODE=full|lora|qlora (lora_test.go)
 	r := rand.New(rand.NewPCG(1, 1))
 	x := NewBatch(B, T)
 	for i := range x.IDs {
@@ -81,14 +84,14 @@ func BenchmarkTrainStep(b *testing.B) {
 	med := times[len(times)/2]
 	tps := float64(B*T) / med
 	b.ReportMetric(tps, "tokens/s")
-	const baseline = 3000.0
 	line, _ := json.Marshal(map[string]any{
-		"bench": "model_train_step_fwd_bwd", "value": round1(tps), "unit": "tokens/s",
+		"bench": "model_train_step_fwd_bwd" + mode, "value": round1(tps), "unit": "tokens/s",
 		"baseline": baseline, "ratio": round3(tps / baseline),
-		"step_ms_median": round1(med * 1e3), "runs": len(times), "blas": "gonum-native",
+		"step_ms_median": round1(med * 1e3), "runs": len(times), "blas": openblas.Name(),
 		"threads": runtime.GOMAXPROCS(0), "dim": c.HiddenSize, "layers": c.NumHiddenLayers,
 		"heads": c.NumAttentionHeads, "kv_heads": c.KVHeads(), "hidden": c.IntermediateSize,
 		"vocab": c.VocabSize, "seq": T, "batch": B, "tied": c.TieWordEmbeddings, "params": p.NumParams(),
+		"trainable": trainable,
 	})
 	fmt.Printf("\n%s\n", line) // on its own line, after the "BenchmarkTrainStep-2" prefix
 }

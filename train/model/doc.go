@@ -49,11 +49,18 @@
 // so that micro-batches accumulate (BackwardScaled weights each one);
 // ZeroGrad clears them. Each layer's forward and backward sit side by side
 // in layers.go. Matrix products go through blas32.Gemm, so that a faster
-// implementation installed with blas32.Use (OpenBLAS through
-// gonum.org/v1/netlib, say) speeds up the model without changes; with
-// gonum's own kernels the backward products are run in the A·Bᵀ form that
-// those kernels compute fastest. Element-wise work and attention are
-// split over GOMAXPROCS goroutines.
+// implementation installed with blas32.Use speeds up the model without
+// changes: package train/model/openblas installs OpenBLAS's sgemm when
+// built with -tags openblas (cgo), about 10× faster than gonum's pure-Go
+// kernels. With such an implementation the large products are split by
+// rows of the result over GOMAXPROCS goroutines (OpenBLAS itself runs
+// single-threaded) and the backward products pass their transposes as
+// flags; with gonum's own kernels, which split the work themselves, the
+// backward products run in the A·Bᵀ form that those kernels compute
+// fastest. Element-wise work and attention are split over GOMAXPROCS
+// goroutines; exponentials (softmax, cross-entropy, SwiGLU) run in AVX2
+// assembly where the CPU has it (vecmath_amd64.s; build tag purego for
+// the Go loops only).
 //
 // # Checkpoints
 //
@@ -64,6 +71,35 @@
 // model.safetensors (F32, BF16 or F16) that transformers'
 // AutoModelForCausalLM.from_pretrained loads.
 //
+// # LoRA and QLoRA
+//
+// EnableLoRA freezes the base and adds PEFT-style adapters to the
+// targeted projections (q_proj, k_proj, v_proj, o_proj, gate_proj,
+// up_proj, down_proj; all by default): for W [out, in],
+//
+//	y = x·Wᵀ + s·(x·Aᵀ)·Bᵀ      A [r, in] (Kaiming-uniform, a = √5), B [out, r] (zeros)
+//	s = α/r, or α/√r with rsLoRA
+//
+// All adapter weights and gradients live in two flat slices; Trainable
+// returns them with PEFT's names
+// (base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight, ...).
+// With LoRA on, Backward computes the adapters' gradients and the input
+// gradients through base and adapters, and no base gradient at all (the
+// dW products, the head's and the embedding's are skipped; m.G is not
+// touched). SaveAdapter and LoadAdapter write and read PEFT's
+// adapter_config.json and adapter_model.safetensors; MergeLoRA folds the
+// adapters into the weights (W += s·B·A) for Params.Save, and
+// MergedParams returns merged weights without changing the model.
+//
+// QuantizeBase (QLoRA) stores the targeted projections of the frozen base
+// in NF4, bitsandbytes' 4-bit NormalFloat with one float32 absmax per
+// block of 64 values (4.5 bits per weight; no double quantization; see
+// NF4 and QuantizeNF4), replaces P by a compact Params without their
+// float32 copies (their Layer fields are nil) and releases G. Each such
+// weight is dequantized into one reusable buffer right before its
+// product, so QLoRA computes exactly what LoRA computes on the
+// dequantized weights. Footprint reports the bytes held.
+//
 // # Verification
 //
 // The tests check every layer and the whole model against central
@@ -71,6 +107,12 @@
 // separate samples, and loss, logits and all gradients against PyTorch
 // (testdata/parity.py writes the golden files; it also checks them
 // against transformers' LlamaForCausalLM and loads the checkpoints the Go
-// test writes). BenchmarkTrainStep measures training tokens/s on the
-// reference configuration.
+// test writes). LoRA is checked the same way: adapter gradients against
+// central differences of the float64 reference with adapters (float32
+// and NF4 bases), merge and save/load round trips, and PEFT parity
+// (testdata/peft_parity.py runs transformers and peft on sieve's adapters
+// and saves one of PEFT's own); NF4 against the NumPy reference
+// testdata/nf4_reference.py, bit for bit. BenchmarkTrainStep measures
+// training tokens/s on the reference configuration (MODE=lora or qlora
+// for adapters of rank 8 on all projections).
 package model

@@ -332,7 +332,13 @@ func TestGradModel(t *testing.T) {
 				t.Errorf("loss %g, float64 reference %g (rel %.1e)", loss, refLoss, d)
 			}
 			t.Logf("loss %.7f float64 reference %.7f", loss, refLoss)
-			checkGrad(t, "logits vs float64 reference", m.Logits(), refLogits, 1e-5)
+			// Norm-wise 1e-5; element-wise 1e-3 rather than 10× that: a
+			// logit near zero (1e-3 of the largest) carries the rounding of
+			// the whole float32 chain, which differs with the BLAS
+			// kernel's summation order (OpenBLAS reaches 2.8e-4 here).
+			if e := compareGrad(m.Logits(), refLogits); e.norm > 1e-5 || e.elem > 1e-3 || math.IsNaN(e.norm) {
+				t.Errorf("logits vs float64 reference: error %s above 1e-05 (elem 1e-3)", e)
+			}
 			worst := relErr{}
 			for _, nt := range m.G.Tensors() {
 				f := func() float64 { l, _ := refForward(c, w, x); return l }

@@ -8,6 +8,7 @@ package model
 
 import (
 	"math"
+	"runtime"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
@@ -48,12 +49,12 @@ func embeddingBackward(dtable, dx []float32, ids []int, d int) {
 // Linear (no bias): y = x·Wᵀ.  x [n, in], W [out, in], y [n, out].
 
 func linearForward(y, x, w []float32, n, in, out int) {
-	blas32.Gemm(blas.NoTrans, blas.Trans, 1, mat(x, n, in), mat(w, out, in), 0, mat(y, n, out))
+	gemm(blas.NoTrans, blas.Trans, 1, mat(x, n, in), mat(w, out, in), 0, mat(y, n, out))
 }
 
 // linearForwardAdd adds x·Wᵀ into y (a residual connection).
 func linearForwardAdd(y, x, w []float32, n, in, out int) {
-	blas32.Gemm(blas.NoTrans, blas.Trans, 1, mat(x, n, in), mat(w, out, in), 1, mat(y, n, out))
+	gemm(blas.NoTrans, blas.Trans, 1, mat(x, n, in), mat(w, out, in), 1, mat(y, n, out))
 }
 
 // linearBackward adds alpha·dyᵀ·x into dW and sets (beta 0) or adds
@@ -63,12 +64,13 @@ func linearForwardAdd(y, x, w []float32, n, in, out int) {
 // products; ~10 GFLOP/s here against ~7 for A·B and ~5.5 for Aᵀ·B), so
 // with that implementation both products run in that form on transposed
 // copies held in s (the transposes cost a few percent of the products).
-// With any other blas32 implementation they run directly.
+// With any other blas32 implementation (OpenBLAS) they run directly,
+// the transposes left to the kernel's Trans flags, and s is unused.
 func linearBackward(dx, dw, dy, x, w []float32, n, in, out int, alpha, beta float32, s *scratch) {
 	if s == nil || !nativeBLAS() {
-		blas32.Gemm(blas.Trans, blas.NoTrans, alpha, mat(dy, n, out), mat(x, n, in), 1, mat(dw, out, in))
+		gemm(blas.Trans, blas.NoTrans, alpha, mat(dy, n, out), mat(x, n, in), 1, mat(dw, out, in))
 		if dx != nil {
-			blas32.Gemm(blas.NoTrans, blas.NoTrans, alpha, mat(dy, n, out), mat(w, out, in), beta, mat(dx, n, in))
+			gemm(blas.NoTrans, blas.NoTrans, alpha, mat(dy, n, out), mat(w, out, in), beta, mat(dx, n, in))
 		}
 		return
 	}
@@ -89,6 +91,41 @@ func linearBackward(dx, dw, dy, x, w []float32, n, in, out int, alpha, beta floa
 func nativeBLAS() bool {
 	_, ok := blas32.Implementation().(gonum.Implementation)
 	return ok
+}
+
+// gemmSplitFlops is the size (m·n·k) from which gemm splits a product
+// among goroutines.
+const gemmSplitFlops = 1 << 21
+
+// gemm computes C = alpha·op(A)·op(B) + beta·C through blas32.Gemm.
+// gonum's kernels split large products among goroutines themselves; any
+// other implementation (OpenBLAS, set to one thread: see
+// train/model/openblas) gets the rows of C split into GOMAXPROCS blocks,
+// multiples of 16 rows, run in parallel (one kernel call per block, on
+// its goroutine's core).
+func gemm(tA, tB blas.Transpose, alpha float32, a, b blas32.General, beta float32, c blas32.General) {
+	m, k := c.Rows, a.Cols
+	if tA != blas.NoTrans {
+		k = a.Rows
+	}
+	workers := runtime.GOMAXPROCS(0)
+	if workers == 1 || m < 32 || m*c.Cols*k < gemmSplitFlops || nativeBLAS() {
+		blas32.Gemm(tA, tB, alpha, a, b, beta, c)
+		return
+	}
+	blocks := (m + 15) / 16
+	parallelFor(workers, blocks, func(_, lo, hi int) {
+		r0, r1 := lo*16, min(hi*16, m)
+		sa := a
+		if tA == blas.NoTrans { // rows r0:r1 of A
+			sa.Rows, sa.Data = r1-r0, a.Data[r0*a.Stride:]
+		} else { // columns r0:r1 of A (stored k×m)
+			sa.Cols, sa.Data = r1-r0, a.Data[r0:]
+		}
+		sc := c
+		sc.Rows, sc.Data = r1-r0, c.Data[r0*c.Stride:]
+		blas32.Gemm(tA, tB, alpha, sa, b, beta, sc)
+	})
 }
 
 // scratch holds buffers that grow to the largest size asked for and are
@@ -135,10 +172,7 @@ func rmsnormForward(y, r, x, w []float32, lo, hi, d int, eps float32) {
 	for i := lo; i < hi; i++ {
 		xr := x[i*d : (i+1)*d]
 		yr := y[i*d : (i+1)*d]
-		var ss float64
-		for _, v := range xr {
-			ss += float64(v) * float64(v)
-		}
+		ss := sumProd(xr, xr)
 		ri := float32(1 / math.Sqrt(float64(float32(ss/float64(d))+eps)))
 		r[i] = ri
 		for j, v := range xr {
@@ -157,24 +191,56 @@ func rmsnormBackward(dx, dw, dy, x, r, w []float32, lo, hi, d int, add bool) {
 	for i := lo; i < hi; i++ {
 		xr, dyr, dxr := x[i*d:(i+1)*d], dy[i*d:(i+1)*d], dx[i*d:(i+1)*d]
 		ri := r[i]
-		var dot float64
-		for j, v := range xr {
-			dot += float64(dyr[j]*w[j]) * float64(v*ri)
-		}
-		m := float32(dot / float64(d))
-		for j, v := range xr {
-			xh := v * ri
-			g := ri * (dyr[j]*w[j] - xh*m)
-			if add {
-				dxr[j] += g
-			} else {
-				dxr[j] = g
+		// mean(x̂∘w∘dy) = r·Σ x∘w∘dy / d
+		m := float32(dot3(xr, w[:d], dyr) * float64(ri) / float64(d))
+		if add {
+			for j, v := range xr {
+				dxr[j] += ri * (dyr[j]*w[j] - v*ri*m)
+			}
+		} else {
+			for j, v := range xr {
+				dxr[j] = ri * (dyr[j]*w[j] - v*ri*m)
 			}
 		}
 	}
 	if dw != nil {
 		rmsnormWeightGrad(dw, dy, x, r, lo, hi, d)
 	}
+}
+
+// sumProd returns Σ a∘b (len(b) ≥ len(a)) in float64, four sums at a time.
+func sumProd(a, b []float32) float64 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += float64(a[i]) * float64(b[i])
+		s1 += float64(a[i+1]) * float64(b[i+1])
+		s2 += float64(a[i+2]) * float64(b[i+2])
+		s3 += float64(a[i+3]) * float64(b[i+3])
+	}
+	for ; i < len(a); i++ {
+		s0 += float64(a[i]) * float64(b[i])
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// dot3 returns Σ a∘b∘c (len(b), len(c) ≥ len(a)) in float64, with a∘b
+// rounded to float32 first, four sums at a time.
+func dot3(a, b, c []float32) float64 {
+	b, c = b[:len(a)], c[:len(a)]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += float64(a[i]*b[i]) * float64(c[i])
+		s1 += float64(a[i+1]*b[i+1]) * float64(c[i+1])
+		s2 += float64(a[i+2]*b[i+2]) * float64(c[i+2])
+		s3 += float64(a[i+3]*b[i+3]) * float64(c[i+3])
+	}
+	for ; i < len(a); i++ {
+		s0 += float64(a[i]*b[i]) * float64(c[i])
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // rmsnormWeightGrad adds Σₙ dy[n]∘x̂[n] over rows [lo, hi) into dw.
@@ -296,20 +362,8 @@ func attentionForward(a attnDims, y, p, q, k, v []float32, lo []int32, g int) {
 			for i := i0; i < i1; i++ {
 				row := ph[i*T : i*T+i1] // columns [k0, i1) are live
 				l := int(lo[i])
-				mx := float32(math.Inf(-1))
-				for j := l; j <= i; j++ {
-					mx = max(mx, row[j])
-				}
-				var sum float64
-				for j := l; j <= i; j++ {
-					e := float32(math.Exp(float64(row[j] - mx)))
-					row[j] = e
-					sum += float64(e)
-				}
-				inv := float32(1 / sum)
-				for j := l; j <= i; j++ {
-					row[j] *= inv
-				}
+				live := row[l : i+1]
+				scale(live, 1/expShiftSum(live, live, maxf(live)))
 				clear(row[k0:l])
 				clear(row[i+1 : i1])
 			}
@@ -363,26 +417,8 @@ func attentionBackward(a attnDims, dq, dk, dv, dy, p, q, k, v, dp []float32, lo 
 }
 
 // ---------------------------------------------------------------------
-// SwiGLU: a = silu(g)∘u, silu(g) = g·σ(g).  g, u, a [n, F] (flat ranges).
-
-func swigluForward(a, g, u []float32) {
-	for i, gv := range g {
-		sg := float32(1 / (1 + math.Exp(-float64(gv))))
-		a[i] = gv * sg * u[i]
-	}
-}
-
-// swigluBackward turns da into dg in place and sets du:
-//
-//	du = da∘silu(g),  dg = da∘u∘σ(g)·(1 + g·(1−σ(g)))
-func swigluBackward(da, du, g, u []float32) {
-	for i, gv := range g {
-		sg := float32(1 / (1 + math.Exp(-float64(gv))))
-		d := da[i]
-		du[i] = d * gv * sg
-		da[i] = d * u[i] * sg * (1 + gv*(1-sg))
-	}
-}
+// SwiGLU: a = silu(g)∘u, silu(g) = g·σ(g).  g, u, a [n, F] (flat ranges):
+// swigluForward and swigluBackward are in vecmath.go.
 
 // ---------------------------------------------------------------------
 // Cross-entropy over logits z [n, V] for rows [lo, hi): for a counted row
@@ -398,23 +434,11 @@ func crossEntropyForward(dz, z []float32, x *Batch, lo, hi, V int, invCount floa
 			clear(dr)
 			continue
 		}
-		mx := zr[0]
-		for _, v := range zr {
-			mx = max(mx, v)
-		}
-		var sum float64
-		for j, v := range zr {
-			e := math.Exp(float64(v - mx))
-			dr[j] = float32(e)
-			sum += e
-		}
-		lse := float64(mx) + math.Log(sum)
+		mx := maxf(zr)
+		sum := expShiftSum(dr, zr, mx)
 		t := x.Targets[i]
-		total += lse - float64(zr[t])
-		inv := float32(1/sum) * invCount
-		for j := range dr {
-			dr[j] *= inv
-		}
+		total += float64(mx) + math.Log(float64(sum)) - float64(zr[t])
+		scale(dr, 1/sum*invCount)
 		dr[t] -= invCount
 	}
 	return total

@@ -49,6 +49,9 @@ type Model struct {
 	lossPart  []float64   // per worker
 	scr       scratch     // transposed operands for linearBackward
 	workers   int
+
+	lora  *loraState  // adapters, when EnableLoRA has frozen the base (lora.go)
+	quant *quantState // NF4 projections, after QuantizeBase
 }
 
 // layerActs are the activations of one decoder layer that Backward
@@ -127,8 +130,15 @@ func (m *Model) Logits() []float32 { return m.logits[:m.n*m.Config.VocabSize] }
 // counted.
 func (m *Model) Loss() (float32, int) { return m.loss, m.count }
 
-// ZeroGrad sets the gradients to zero.
-func (m *Model) ZeroGrad() { m.G.Zero() }
+// ZeroGrad sets the gradients to zero: those of G, or with LoRA those
+// of the adapters (G is left alone).
+func (m *Model) ZeroGrad() {
+	if m.lora != nil {
+		clear(m.lora.grad)
+		return
+	}
+	m.G.Zero()
+}
 
 // parallel runs fn over [0, n) split among the model's workers.
 func (m *Model) parallel(n int, fn func(w, lo, hi int)) { parallelFor(m.workers, n, fn) }
@@ -193,9 +203,9 @@ func (m *Model) Forward(x *Batch) (float32, error) {
 		}
 		// Attention block: xm = x + o_proj(attn(rope(q), rope(k), v)).
 		m.parallel(n, func(_, lo, hi int) { rmsnormForward(a.h1, a.r1, a.x, w.InputNorm, lo, hi, D, eps) })
-		linearForward(a.q, a.h1, w.Q, n, D, qd)
-		linearForward(a.k, a.h1, w.K, n, D, kvd)
-		linearForward(a.v, a.h1, w.V, n, D, kvd)
+		m.fwdLinear(li, projQ, a.q, a.h1, w.Q, n, D, qd, false)
+		m.fwdLinear(li, projK, a.k, a.h1, w.K, n, D, kvd, false)
+		m.fwdLinear(li, projV, a.v, a.h1, w.V, n, D, kvd, false)
 		m.parallel(n, func(_, lo, hi int) {
 			ropeForward(a.q, m.cos, m.sin, lo, hi, H, hd)
 			ropeForward(a.k, m.cos, m.sin, lo, hi, KV, hd)
@@ -208,14 +218,14 @@ func (m *Model) Forward(x *Batch) (float32, error) {
 			}
 		})
 		copy(a.xm[:n*D], a.x[:n*D])
-		linearForwardAdd(a.xm, a.y, w.O, n, qd, D)
+		m.fwdLinear(li, projO, a.xm, a.y, w.O, n, qd, D, true)
 		// MLP block: out = xm + down(silu(gate(h2))∘up(h2)).
 		m.parallel(n, func(_, lo, hi int) { rmsnormForward(a.h2, a.r2, a.xm, w.PostNorm, lo, hi, D, eps) })
-		linearForward(a.g, a.h2, w.Gate, n, D, F)
-		linearForward(a.u, a.h2, w.Up, n, D, F)
+		m.fwdLinear(li, projGate, a.g, a.h2, w.Gate, n, D, F, false)
+		m.fwdLinear(li, projUp, a.u, a.h2, w.Up, n, D, F, false)
 		m.parallel(n, func(_, lo, hi int) { swigluForward(a.a[lo*F:hi*F], a.g[lo*F:hi*F], a.u[lo*F:hi*F]) })
 		copy(out[:n*D], a.xm[:n*D])
-		linearForwardAdd(out, a.a, w.Down, n, F, D)
+		m.fwdLinear(li, projDown, out, a.a, w.Down, n, F, D, true)
 	}
 	// Final norm, head, loss.
 	m.parallel(n, func(_, lo, hi int) { rmsnormForward(m.hf, m.rf, m.xf, m.P.Norm, lo, hi, D, eps) })
@@ -245,7 +255,8 @@ func (m *Model) Forward(x *Batch) (float32, error) {
 	return m.loss, nil
 }
 
-// Backward adds the gradient of the last Forward's loss into m.G.
+// Backward adds the gradient of the last Forward's loss into m.G (with
+// LoRA, into the adapters' gradients only).
 func (m *Model) Backward() error { return m.BackwardScaled(1) }
 
 // BackwardScaled adds the gradient of scale × loss into m.G (for
@@ -261,24 +272,25 @@ func (m *Model) BackwardScaled(scale float32) error {
 	H, KV := c.NumAttentionHeads, c.KVHeads()
 	qd, kvd := H*hd, KV*hd
 	ad := attnDims{T: T, H: H, KV: KV, hd: hd, scale: float32(1 / math.Sqrt(float64(hd)))}
+	g := m.grads() // with LoRA, nil tensors: no base gradient is computed
 
 	// Head and final norm: dhf = scale·dlogits·W_lm, dW_lm += scale·dlogitsᵀ·hf.
-	linearBackward(m.dh, m.G.LMHead, m.dlog, m.hf, m.P.LMHead, n, D, V, scale, 0, &m.scr)
-	m.rmsnormBackward(m.dx, m.G.Norm, m.dh, m.xf, m.rf, m.P.Norm, n, D, false)
+	m.backLinear(-1, 0, m.dh, g.LMHead, m.dlog, m.hf, m.P.LMHead, n, D, V, scale, 0)
+	m.rmsnormBackward(m.dx, g.Norm, m.dh, m.xf, m.rf, m.P.Norm, n, D, false)
 
 	for li := len(m.acts) - 1; li >= 0; li-- {
-		a, w, gw := &m.acts[li], &m.P.Layers[li], &m.G.Layers[li]
+		a, w, gw := &m.acts[li], &m.P.Layers[li], &g.Layers[li]
 		// MLP block. m.dx holds d(out) = d(xm) through the residual.
-		linearBackward(m.da, gw.Down, m.dx, a.a, w.Down, n, F, D, 1, 0, &m.scr)
+		m.backLinear(li, projDown, m.da, gw.Down, m.dx, a.a, w.Down, n, F, D, 1, 0)
 		m.parallel(n, func(_, lo, hi int) {
 			swigluBackward(m.da[lo*F:hi*F], m.du[lo*F:hi*F], a.g[lo*F:hi*F], a.u[lo*F:hi*F])
 		})
-		linearBackward(m.dh, gw.Gate, m.da, a.h2, w.Gate, n, D, F, 1, 0, &m.scr)
-		linearBackward(m.dh, gw.Up, m.du, a.h2, w.Up, n, D, F, 1, 1, &m.scr)
+		m.backLinear(li, projGate, m.dh, gw.Gate, m.da, a.h2, w.Gate, n, D, F, 1, 0)
+		m.backLinear(li, projUp, m.dh, gw.Up, m.du, a.h2, w.Up, n, D, F, 1, 1)
 		m.rmsnormBackward(m.dx, gw.PostNorm, m.dh, a.xm, a.r2, w.PostNorm, n, D, true)
 
 		// Attention block. m.dx holds d(xm) = d(x) through the residual.
-		linearBackward(m.dy, gw.O, m.dx, a.y, w.O, n, qd, D, 1, 0, &m.scr)
+		m.backLinear(li, projO, m.dy, gw.O, m.dx, a.y, w.O, n, qd, D, 1, 0)
 		clear(m.dk[:n*kvd])
 		clear(m.dv[:n*kvd])
 		m.parallel(x.B*KV, func(wk, lo, hi int) {
@@ -293,24 +305,32 @@ func (m *Model) BackwardScaled(scale float32) error {
 			ropeBackward(m.dq, m.cos, m.sin, lo, hi, H, hd)
 			ropeBackward(m.dk, m.cos, m.sin, lo, hi, KV, hd)
 		})
-		linearBackward(m.dh, gw.Q, m.dq, a.h1, w.Q, n, D, qd, 1, 0, &m.scr)
-		linearBackward(m.dh, gw.K, m.dk, a.h1, w.K, n, D, kvd, 1, 1, &m.scr)
-		linearBackward(m.dh, gw.V, m.dv, a.h1, w.V, n, D, kvd, 1, 1, &m.scr)
+		m.backLinear(li, projQ, m.dh, gw.Q, m.dq, a.h1, w.Q, n, D, qd, 1, 0)
+		m.backLinear(li, projK, m.dh, gw.K, m.dk, a.h1, w.K, n, D, kvd, 1, 1)
+		m.backLinear(li, projV, m.dh, gw.V, m.dv, a.h1, w.V, n, D, kvd, 1, 1)
 		m.rmsnormBackward(m.dx, gw.InputNorm, m.dh, a.x, a.r1, w.InputNorm, n, D, true)
 	}
-	embeddingBackward(m.G.Embed, m.dx, x.IDs, D)
+	if g.Embed != nil {
+		embeddingBackward(g.Embed, m.dx, x.IDs, D)
+	}
 	return nil
 }
 
 // rmsnormBackward runs rmsnormBackward over n rows in parallel, reducing
-// the weight gradient through per-worker partial sums.
+// the weight gradient through per-worker partial sums (dw nil: no weight
+// gradient).
 func (m *Model) rmsnormBackward(dx, dw, dy, x, r, w []float32, n, d int, add bool) {
 	m.parallel(n, func(wk, lo, hi int) {
-		part := m.dwPartial[wk]
-		clear(part)
 		rmsnormBackward(dx, nil, dy, x, r, w, lo, hi, d, add)
-		rmsnormWeightGrad(part, dy, x, r, lo, hi, d)
+		if dw != nil {
+			part := m.dwPartial[wk]
+			clear(part)
+			rmsnormWeightGrad(part, dy, x, r, lo, hi, d)
+		}
 	})
+	if dw == nil {
+		return
+	}
 	for wk := 0; wk < min(m.workers, n); wk++ {
 		for j, v := range m.dwPartial[wk] {
 			dw[j] += v
@@ -347,8 +367,13 @@ type TrainableTensor struct {
 }
 
 // Trainable returns the tensors training updates, in a fixed order: every
-// weight for full fine-tuning.
+// weight for full fine-tuning, or with LoRA the adapters (PEFT names,
+// base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight, ...;
+// layer by layer, q_proj to down_proj, lora_A before lora_B).
 func (m *Model) Trainable() []TrainableTensor {
+	if m.lora != nil {
+		return m.lora.trainable()
+	}
 	pt, gt := m.P.Tensors(), m.G.Tensors()
 	out := make([]TrainableTensor, len(pt))
 	for i := range pt {

@@ -191,6 +191,12 @@ func refPositions(x *Batch) []int {
 
 // refForward runs the whole model in float64 from named weights.
 func refForward(c Config, w map[string][]float64, x *Batch) (loss float64, logits []float64) {
+	return refForwardLoRA(c, w, nil, x)
+}
+
+// refForwardLoRA is refForward with LoRA adapters (lora nil: none) on
+// the projections.
+func refForwardLoRA(c Config, w map[string][]float64, lora *refLoRA, x *Batch) (loss float64, logits []float64) {
 	n := x.B * x.T
 	D, F, V, hd := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.Hd()
 	H, KV := c.NumAttentionHeads, c.KVHeads()
@@ -201,20 +207,24 @@ func refForward(c Config, w map[string][]float64, x *Batch) (loss float64, logit
 		copy(h[i*D:(i+1)*D], emb[id*D:(id+1)*D])
 	}
 	L := func(i int, s string) []float64 { return w["model.layers."+itoa(i)+"."+s] }
+	proj := func(x []float64, i int, s string, in, out int) []float64 {
+		mod := "model.layers." + itoa(i) + "." + s
+		return lora.add(refLinear(x, w[mod+".weight"], n, in, out), x, mod, n, in, out)
+	}
 	for l := 0; l < c.NumHiddenLayers; l++ {
 		a := refRMSNorm(h, L(l, "input_layernorm.weight"), n, D, c.RMSNormEps)
-		q := refRope(refLinear(a, L(l, "self_attn.q_proj.weight"), n, D, H*hd), pos, H, hd, c.RopeTheta)
-		k := refRope(refLinear(a, L(l, "self_attn.k_proj.weight"), n, D, KV*hd), pos, KV, hd, c.RopeTheta)
-		v := refLinear(a, L(l, "self_attn.v_proj.weight"), n, D, KV*hd)
+		q := refRope(proj(a, l, "self_attn.q_proj", D, H*hd), pos, H, hd, c.RopeTheta)
+		k := refRope(proj(a, l, "self_attn.k_proj", D, KV*hd), pos, KV, hd, c.RopeTheta)
+		v := proj(a, l, "self_attn.v_proj", D, KV*hd)
 		y := refAttention(q, k, v, x.Seg, x.B, x.T, H, KV, hd)
-		o := refLinear(y, L(l, "self_attn.o_proj.weight"), n, H*hd, D)
+		o := proj(y, l, "self_attn.o_proj", H*hd, D)
 		for i := range h {
 			h[i] += o[i]
 		}
 		a = refRMSNorm(h, L(l, "post_attention_layernorm.weight"), n, D, c.RMSNormEps)
-		g := refLinear(a, L(l, "mlp.gate_proj.weight"), n, D, F)
-		u := refLinear(a, L(l, "mlp.up_proj.weight"), n, D, F)
-		d := refLinear(refSwiGLU(g, u), L(l, "mlp.down_proj.weight"), n, F, D)
+		g := proj(a, l, "mlp.gate_proj", D, F)
+		u := proj(a, l, "mlp.up_proj", D, F)
+		d := proj(refSwiGLU(g, u), l, "mlp.down_proj", F, D)
 		for i := range h {
 			h[i] += d[i]
 		}
@@ -226,6 +236,28 @@ func refForward(c Config, w map[string][]float64, x *Batch) (loss float64, logit
 	}
 	logits = refLinear(hf, head, n, D, V)
 	return refCrossEntropy(logits, x, V), logits
+}
+
+// refLoRA holds LoRA adapters for refForwardLoRA: for a module
+// (model.layers.{i}.self_attn.q_proj, ...) A [r, in] and B [out, r]; the
+// projection adds scale·(x·Aᵀ)·Bᵀ.
+type refLoRA struct {
+	r     int
+	scale float64
+	A, B  map[string][]float64
+}
+
+// add adds the adapter of module mod, if any, to y = x·Wᵀ.
+func (l *refLoRA) add(y, x []float64, mod string, n, in, out int) []float64 {
+	if l == nil || l.A[mod] == nil {
+		return y
+	}
+	t := refLinear(x, l.A[mod], n, in, l.r)
+	d := refLinear(t, l.B[mod], n, l.r, out)
+	for i := range y {
+		y[i] += l.scale * d[i]
+	}
+	return y
 }
 
 func itoa(i int) string {

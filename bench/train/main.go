@@ -1,0 +1,507 @@
+// Command train benchmarks sieve's trainer against PyTorch on the CPU, in
+// the same run: training tokens/s and peak RSS of full fine-tuning and of
+// LoRA on the reference configuration (dim 256, 4 layers, 4 heads, vocab
+// 4096, tied embeddings, seq 256, batch 8), with the same number of
+// threads on both sides.
+//
+// Usage:
+//
+//	go run -tags openblas ./bench/train [-modes full,lora] [-reps 3] [-steps 10] [-threads 2]
+//
+// Each side runs as a child process, so that its peak RSS (ru_maxrss from
+// wait4) is its own:
+//
+//   - sieve: this binary re-run with -worker, which builds the model with
+//     train/model, then times steps of forward, backward,
+//     train.ClipGradNorm(1.0) and train.AdamW (lr 3e-4, betas 0.9/0.95,
+//     weight decay 0.1) on a fixed random batch, GOMAXPROCS = threads.
+//     Built with -tags openblas its products run on OpenBLAS (see
+//     train/model/openblas), otherwise on gonum's pure-Go kernels.
+//   - PyTorch: torch_train.py beside this file under /usr/bin/python3,
+//     the same model, step and optimizer, torch.set_num_threads(threads).
+//
+// Both children get Debian's OpenMP build of OpenBLAS first on their
+// library path where it is installed (-openblas-dir): libopenblas-dev
+// makes the pthread build the system default, and Debian's torch, whose
+// own threads are OpenMP's, runs about 1.7× slower on that one here;
+// sieve runs the same on either (one thread per call, see
+// train/model/openblas).
+//
+// The two alternate -reps times (so that drift hits both alike). With an
+// AVX-512 CPU that OpenBLAS 0.3.21 does not recognise (it falls back to
+// its SSE3 "Prescott" kernels), both children get OPENBLAS_CORETYPE
+// (-coretype; "auto" sets SkylakeX where /proc/cpuinfo lists avx512f),
+// which only this benchmark sets. Settings DIM, LAYERS, HEADS, KVHEADS,
+// VOCAB, SEQ, BATCH and HIDDEN come from the environment, as
+// torch_train.py reads them.
+//
+// One JSON line per mode:
+//
+//	{"bench":"train_step_full","value":…,"unit":"tokens/s","peak_rss_mib":…,
+//	 "baseline":"pytorch_train_step_full","ratio":…,"machine":"…",
+//	 "baseline_value":…,"baseline_peak_rss_mib":…,"rss_ratio":…,…}
+//
+// value and baseline_value are the medians over reps of each child's
+// median step (tokens per step / seconds); ratio is value/baseline_value
+// (above 1: sieve is faster); fwd_bwd_ms_median and
+// clip_adamw_ms_median split sieve's step; rss_ratio is sieve's peak RSS over
+// PyTorch's (below 1: sieve uses less). max_other_cpu_s is the most CPU
+// time other processes used while one child ran: well above zero means
+// the machine was shared and the numbers are not clean. Progress goes to
+// stderr.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sieve-data/sieve/train"
+	"github.com/sieve-data/sieve/train/model"
+	"github.com/sieve-data/sieve/train/model/openblas"
+)
+
+func main() {
+	var (
+		modes   = flag.String("modes", "full,lora", "comma-separated training modes: full, lora")
+		reps    = flag.Int("reps", 3, "runs of each side per mode (alternating)")
+		steps   = flag.Int("steps", 10, "timed steps per run")
+		warmup  = flag.Int("warmup", 2, "untimed steps per run first")
+		threads = flag.Int("threads", 2, "threads of each side (GOMAXPROCS; torch.set_num_threads)")
+		python  = flag.String("python", "/usr/bin/python3", "Python with torch")
+		script  = flag.String("script", "", "PyTorch script (default: torch_train.py beside this file)")
+		core    = flag.String("coretype", "auto", `OPENBLAS_CORETYPE for both children ("auto": SkylakeX on AVX-512 CPUs; "": unset)`)
+		blasDir = flag.String("openblas-dir", "auto", `directory put first on both children's LD_LIBRARY_PATH ("auto": Debian's openblas-openmp, where installed; "": none)`)
+		worker  = flag.String("worker", "", "internal: run sieve's side in this mode and print its JSON")
+	)
+	flag.Parse()
+	if *worker != "" {
+		if err := runWorker(*worker, *steps, *warmup); err != nil {
+			fmt.Fprintln(os.Stderr, "train bench worker:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(strings.Split(*modes, ","), *reps, *steps, *warmup, *threads, *python, *script, *core, *blasDir); err != nil {
+		fmt.Fprintln(os.Stderr, "train bench:", err)
+		os.Exit(1)
+	}
+}
+
+// result is one child's report and what wait4 said about it.
+type result struct {
+	TokensPerS float64 `json:"tokens_per_s"`
+	StepMS     float64 `json:"step_ms_median"`
+	FwdBwdMS   float64 `json:"fwd_bwd_ms_median"`    // sieve: zero grad, forward, backward
+	OptMS      float64 `json:"clip_adamw_ms_median"` // sieve: clipping and AdamW
+	LossFirst  float64 `json:"loss_first"`
+	LossLast   float64 `json:"loss_last"`
+	Params     int     `json:"params"`
+	Trainable  int     `json:"trainable"`
+	Threads    int     `json:"threads"`
+	BLAS       string  `json:"blas,omitempty"`
+	Torch      string  `json:"torch,omitempty"`
+
+	rssMiB, otherCPU float64
+}
+
+func run(modes []string, reps, steps, warmup, threads int, python, script, core, blasDir string) error {
+	if script == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			return fmt.Errorf("%w; pass -script", err)
+		}
+		script = filepath.Join(root, "bench", "train", "torch_train.py")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if core == "auto" {
+		core = ""
+		if cpuFlag("avx512f") {
+			core = "SkylakeX"
+		}
+	}
+	env := os.Environ()
+	if core != "" {
+		env = append(env, "OPENBLAS_CORETYPE="+core)
+	}
+	th := strconv.Itoa(threads)
+	goEnv := append(append([]string(nil), env...), "GOMAXPROCS="+th)
+	pyEnv := append(append([]string(nil), env...), "THREADS="+th, "OMP_NUM_THREADS="+th,
+		"OPENBLAS_NUM_THREADS="+th, "STEPS="+strconv.Itoa(steps), "WARMUP="+strconv.Itoa(warmup))
+	if blasDir == "auto" {
+		blasDir = ""
+		if m, _ := filepath.Glob("/usr/lib/*/openblas-openmp/libopenblas.so.0"); len(m) > 0 {
+			blasDir = filepath.Dir(m[0])
+		}
+	}
+	if blasDir != "" {
+		ld := "LD_LIBRARY_PATH=" + strings.TrimSuffix(blasDir+":"+os.Getenv("LD_LIBRARY_PATH"), ":")
+		goEnv, pyEnv = append(goEnv, ld), append(pyEnv, ld)
+	}
+	machine := machineInfo()
+	enc := json.NewEncoder(os.Stdout)
+	for _, mode := range modes {
+		var goRuns, pyRuns []result
+		var goErr, pyErr error
+		for rep := 0; rep < reps; rep++ {
+			fmt.Fprintf(os.Stderr, "train bench: %s, run %d/%d: sieve\n", mode, rep+1, reps)
+			r, err := child(goEnv, self, "-worker", mode, "-steps", strconv.Itoa(steps), "-warmup", strconv.Itoa(warmup))
+			if err != nil {
+				goErr = err
+			} else {
+				goRuns = append(goRuns, r)
+			}
+			fmt.Fprintf(os.Stderr, "train bench: %s, run %d/%d: pytorch\n", mode, rep+1, reps)
+			r, err = child(append(pyEnv, "MODE="+mode), python, script)
+			if err != nil {
+				pyErr = err
+			} else {
+				pyRuns = append(pyRuns, r)
+			}
+		}
+		line := map[string]any{"bench": "train_step_" + mode, "baseline": "pytorch_train_step_" + mode,
+			"machine": machine, "threads": threads, "openblas_coretype": core, "unit": "tokens/s", "openblas_dir": blasDir}
+		if len(goRuns) == 0 {
+			line["error"] = fmt.Sprint(goErr)
+		} else {
+			v, rss := median(goRuns, tps), median(goRuns, rssOf)
+			last := goRuns[len(goRuns)-1]
+			line["value"], line["peak_rss_mib"] = round(v, 1), round(rss, 1)
+			line["runs_tokens_per_s"] = roundAll(goRuns, tps)
+			line["step_ms_median"] = round(median(goRuns, stepMS), 1)
+			line["fwd_bwd_ms_median"] = round(median(goRuns, func(r result) float64 { return r.FwdBwdMS }), 1)
+			line["clip_adamw_ms_median"] = round(median(goRuns, func(r result) float64 { return r.OptMS }), 1)
+			line["blas"], line["params"], line["trainable"] = last.BLAS, last.Params, last.Trainable
+			line["loss_first"], line["loss_last"] = last.LossFirst, last.LossLast
+		}
+		if len(pyRuns) == 0 {
+			line["baseline_error"] = fmt.Sprint(pyErr)
+		} else {
+			v, rss := median(pyRuns, tps), median(pyRuns, rssOf)
+			last := pyRuns[len(pyRuns)-1]
+			line["baseline_value"], line["baseline_peak_rss_mib"] = round(v, 1), round(rss, 1)
+			line["baseline_runs_tokens_per_s"] = roundAll(pyRuns, tps)
+			line["baseline_step_ms_median"] = round(median(pyRuns, stepMS), 1)
+			line["torch"], line["baseline_trainable"] = last.Torch, last.Trainable
+			line["baseline_loss_first"], line["baseline_loss_last"] = last.LossFirst, last.LossLast
+		}
+		if len(goRuns) > 0 && len(pyRuns) > 0 {
+			line["ratio"] = round(line["value"].(float64)/line["baseline_value"].(float64), 3)
+			line["rss_ratio"] = round(line["peak_rss_mib"].(float64)/line["baseline_peak_rss_mib"].(float64), 3)
+		}
+		other := 0.0
+		for _, r := range append(goRuns, pyRuns...) {
+			other = max(other, r.otherCPU)
+		}
+		line["max_other_cpu_s"] = round(other, 2)
+		if err := enc.Encode(ordered(line)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// child runs name with args and env, parses the last line of its stdout
+// as a result and adds its peak RSS and the CPU time others used
+// meanwhile.
+func child(env []string, name string, args ...string) (result, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	busy0 := cpuBusySeconds()
+	if err := cmd.Run(); err != nil {
+		return result{}, fmt.Errorf("%s: %v: %s", filepath.Base(name), err, tailString(stderr.String(), 400))
+	}
+	busy1 := cpuBusySeconds()
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var r result
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
+		return result{}, fmt.Errorf("%s: output %q: %v", filepath.Base(name), tailString(stdout.String(), 200), err)
+	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return result{}, errors.New("no rusage")
+	}
+	r.rssMiB = float64(ru.Maxrss) / 1024
+	own := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	if busy0 >= 0 && busy1 >= 0 {
+		r.otherCPU = max(0, busy1-busy0-own)
+	}
+	return r, nil
+}
+
+// runWorker is sieve's side: the model of the reference configuration
+// (or the environment's), a fixed random batch, warmup untimed steps and
+// steps timed ones; it prints one JSON result.
+func runWorker(mode string, steps, warmup int) error {
+	env := func(name string, def int) int {
+		if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+			return v
+		}
+		return def
+	}
+	dim, heads := env("DIM", 256), env("HEADS", 4)
+	c := model.DefaultConfig()
+	c.HiddenSize, c.NumHiddenLayers = dim, env("LAYERS", 4)
+	c.IntermediateSize = env("HIDDEN", 0)
+	if c.IntermediateSize == 0 {
+		c.IntermediateSize = 32 * ((2*4*dim/3 + 31) / 32) // llama2.c's rule
+	}
+	c.NumAttentionHeads, c.NumKeyValueHeads = heads, env("KVHEADS", heads)
+	c.VocabSize, c.TieWordEmbeddings, c.RMSNormEps = env("VOCAB", 4096), true, 1e-5
+	B, T := env("BATCH", 8), env("SEQ", 256)
+
+	p, err := model.NewParams(c)
+	if err != nil {
+		return err
+	}
+	p.Init(1, 0.02)
+	m, err := model.New(p, B, T)
+	if err != nil {
+		return err
+	}
+	switch mode {
+	case "full":
+	case "lora":
+		if err := m.EnableLoRA(model.LoRAConfig{Rank: 8, Alpha: 16, Seed: 1}); err != nil {
+			return err
+		}
+		m.G = nil // base gradients are not used with LoRA
+	default:
+		return fmt.Errorf("mode %q: want full or lora", mode)
+	}
+	params := m.Trainable()
+	trainable := 0
+	for _, t := range params {
+		trainable += len(t.P)
+	}
+	opt := train.NewAdamW(params, nil, 0.9, 0.95, 1e-8, 0.1)
+
+	r := rand.New(rand.NewPCG(1, 1))
+	x := model.NewBatch(B, T)
+	for i := range x.IDs {
+		x.IDs[i], x.Targets[i], x.Mask[i] = r.IntN(c.VocabSize), r.IntN(c.VocabSize), true
+		x.Pos[i], x.Seg[i] = i%T, 0
+	}
+	// step runs one training step and returns its loss and the seconds of
+	// its two parts.
+	step := func() (loss float32, fwdBwd, opti float64, err error) {
+		t0 := time.Now()
+		m.ZeroGrad()
+		if loss, err = m.Forward(x); err != nil {
+			return 0, 0, 0, err
+		}
+		if err := m.Backward(); err != nil {
+			return 0, 0, 0, err
+		}
+		t1 := time.Now()
+		train.ClipGradNorm(params, 1.0)
+		opt.Update(3e-4)
+		return loss, t1.Sub(t0).Seconds(), time.Since(t1).Seconds(), nil
+	}
+	for i := 0; i < warmup; i++ {
+		if _, _, _, err := step(); err != nil {
+			return err
+		}
+	}
+	times, fb, op := make([]float64, steps), make([]float64, steps), make([]float64, steps)
+	losses := make([]float32, steps)
+	for i := range times {
+		if losses[i], fb[i], op[i], err = step(); err != nil {
+			return err
+		}
+		times[i] = fb[i] + op[i]
+	}
+	med := func(v []float64) float64 {
+		s := append([]float64(nil), v...)
+		sort.Float64s(s)
+		return s[len(s)/2]
+	}
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"impl": "sieve", "blas": openblas.Name(), "threads": runtime.GOMAXPROCS(0), "mode": mode,
+		"params": p.NumParams(), "trainable": trainable, "steps": steps,
+		"step_ms_median": round(med(times)*1e3, 1), "tokens_per_s": round(float64(B*T)/med(times), 1),
+		"step_ms_min":       round(slices.Min(times)*1e3, 1),
+		"fwd_bwd_ms_median": round(med(fb)*1e3, 1), "clip_adamw_ms_median": round(med(op)*1e3, 1),
+		"loss_first": round(float64(losses[0]), 4), "loss_last": round(float64(losses[steps-1]), 4),
+	})
+}
+
+func tps(r result) float64    { return r.TokensPerS }
+func rssOf(r result) float64  { return r.rssMiB }
+func stepMS(r result) float64 { return r.StepMS }
+
+func median(rs []result, f func(result) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	sort.Float64s(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func roundAll(rs []result, f func(result) float64) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i] = round(f(r), 1)
+	}
+	return out
+}
+
+func round(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}
+
+func tailString(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// moduleRoot returns the nearest directory above the working directory
+// that holds go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside the sieve module")
+		}
+		dir = parent
+	}
+}
+
+// cpuInfo returns the first value of key in /proc/cpuinfo ("" if none).
+func cpuInfo(key string) string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// cpuFlag reports whether /proc/cpuinfo lists flag.
+func cpuFlag(flag string) bool {
+	for _, f := range strings.Fields(cpuInfo("flags")) {
+		if f == flag {
+			return true
+		}
+	}
+	return false
+}
+
+// machineInfo returns "<cores> cores, <CPU model>".
+func machineInfo() string {
+	m := cpuInfo("model name")
+	if m == "" {
+		m = runtime.GOARCH
+	}
+	return fmt.Sprintf("%d cores, %s", runtime.NumCPU(), m)
+}
+
+// cpuBusySeconds returns the machine's total non-idle CPU time from
+// /proc/stat (user, nice, system, irq, softirq, steal; USER_HZ = 100), or
+// -1 where unknown.
+func cpuBusySeconds() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return -1
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return -1
+	}
+	var busy float64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // skip idle (4), iowait (5)
+		v, _ := strconv.ParseFloat(f[i], 64)
+		busy += v
+	}
+	return busy / 100
+}
+
+// ordered puts the common keys first and the rest in name order.
+func ordered(m map[string]any) json.Marshaler {
+	first := []string{"bench", "error", "value", "unit", "step_ms_median", "peak_rss_mib", "baseline", "ratio",
+		"baseline_value", "baseline_peak_rss_mib", "rss_ratio", "machine"}
+	var keys []string
+	seen := map[string]bool{}
+	for _, k := range first {
+		if _, ok := m[k]; ok {
+			keys = append(keys, k)
+			seen[k] = true
+		}
+	}
+	var rest []string
+	for k := range m {
+		if !seen[k] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	return orderedLine{m: m, keys: append(keys, rest...)}
+}
+
+type orderedLine struct {
+	m    map[string]any
+	keys []string
+}
+
+func (l orderedLine) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range l.keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		vb, err := json.Marshal(l.m[k])
+		if err != nil {
+			return nil, err
+		}
+		b.Write(kb)
+		b.WriteByte(':')
+		b.Write(vb)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
