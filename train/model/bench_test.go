@@ -44,9 +44,12 @@ func benchConfig() (Config, int, int) {
 
 // BenchmarkTrainStep measures Forward+Backward (no optimizer step) on the
 // reference configuration and prints one JSON line with the median
-// tokens/s over the steps run (use -benchtime 5x: a step takes seconds). The baseline is PyTorch CPU full fine-tuning on this machine
-// with OpenBLAS, 2 threads (about 3,000 tokens/s, GUIDE.md; its step
-// also includes AdamW and clipping).
+// tokens/s over the steps run (use -benchtime 5x). With -tags openblas
+// the products run on OpenBLAS (OPENBLAS_CORETYPE=SkylakeX on this
+// machine, in benchmark commands only). The baseline is PyTorch CPU full
+// fine-tuning on this machine with OpenBLAS, 2 threads (about 3,000
+// tokens/s; its step also includes AdamW and clipping): go run
+// ./bench/train compares whole training steps with PyTorch in one run.
 func BenchmarkTrainStep(b *testing.B) {
 	c, B, T := benchConfig()
 	p, err := NewParams(c)
