@@ -101,8 +101,8 @@ func (l *SelfInstructLoop) Run(ctx context.Context) (LoopResult, error) {
 	var machine []datasets.Sample
 
 	type call struct {
-		out  []datasets.Sample
-		rej  []datasets.Rejected
+		out []datasets.Sample
+		rej []datasets.Rejected
 		err error
 	}
 	for len(res.Samples) < l.Target && res.Prompts < maxPrompts {
