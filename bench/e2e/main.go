@@ -35,7 +35,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -46,16 +45,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sieve-data/sieve/bench/chatgen"
+	"github.com/sieve-data/sieve/bench/internal/benchenv"
 )
 
 const baselineName = "duckdb_dedup_write"
+
+// resultKeys come first in a result line, in this order.
+var resultKeys = []string{"bench", "error", "value", "unit", "seconds", "peak_rss_mib", "baseline", "ratio", "machine"}
 
 type options struct {
 	sieve   string
@@ -271,7 +273,7 @@ func run(o options) error {
 		}
 	}
 
-	machine := machineInfo()
+	machine := benchenv.Machine()
 	var baseValue float64
 	for _, b := range benches {
 		if b.name == baselineName && b.err == nil && len(b.runs) > 0 {
@@ -286,7 +288,7 @@ func run(o options) error {
 				b.err = errors.New("not run")
 			}
 			line["error"] = b.err.Error()
-			if err := enc.Encode(ordered(line)); err != nil {
+			if err := enc.Encode(benchenv.Ordered(line, resultKeys...)); err != nil {
 				return err
 			}
 			continue
@@ -313,7 +315,7 @@ func run(o options) error {
 		for k, v := range b.runs[len(b.runs)-1].extra {
 			line[k] = v
 		}
-		if err := enc.Encode(ordered(line)); err != nil {
+		if err := enc.Encode(benchenv.Ordered(line, resultKeys...)); err != nil {
 			return err
 		}
 	}
@@ -341,7 +343,7 @@ func measure(b *bench, wd string, rep int, timeout time.Duration) (result, error
 	cmd.Dir = wd
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 
-	busy0 := cpuBusySeconds()
+	busy0 := benchenv.CPUBusySeconds()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return result{}, err
@@ -359,7 +361,7 @@ func measure(b *bench, wd string, rep int, timeout time.Duration) (result, error
 	}()
 	waitErr := cmd.Wait()
 	elapsed := time.Since(start).Seconds()
-	busy1 := cpuBusySeconds()
+	busy1 := benchenv.CPUBusySeconds()
 	close(done)
 	fmt.Fprintf(logFile, "\n--- stdout ---\n%s", stdout.Bytes())
 	if ctx.Err() != nil {
@@ -451,7 +453,7 @@ func resolveDuckDB(o options) (node, script string, err error) {
 	}
 	script = o.script
 	if script == "" {
-		root, err := moduleRoot()
+		root, err := benchenv.ModuleRoot()
 		if err != nil {
 			return "", "", err
 		}
@@ -468,63 +470,6 @@ func resolveDuckDB(o options) (node, script string, err error) {
 		return "", "", fmt.Errorf("@duckdb/node-api is not installed (run npm install in %s)", filepath.Dir(script))
 	}
 	return node, script, nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.Contains(b, []byte("module github.com/sieve-data/sieve\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("not inside the sieve module; pass -duckdb-script")
-		}
-		dir = parent
-	}
-}
-
-// machineInfo returns "<cores> cores, <CPU model>".
-func machineInfo() string {
-	model := runtime.GOARCH
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			k, v, ok := strings.Cut(sc.Text(), ":")
-			if ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	return fmt.Sprintf("%d cores, %s", runtime.NumCPU(), model)
-}
-
-// cpuBusySeconds returns the machine's total non-idle CPU time from
-// /proc/stat (user, nice, system, irq, softirq, steal; USER_HZ = 100), or
-// -1 where unknown.
-func cpuBusySeconds() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return -1
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return -1
-	}
-	var busy float64
-	for _, i := range []int{1, 2, 3, 6, 7, 8} { // skip idle (4), iowait (5)
-		var v float64
-		fmt.Sscan(f[i], &v)
-		busy += v
-	}
-	return busy / 100
 }
 
 func dirSize(dir string) (int64, error) {
@@ -633,57 +578,6 @@ func roundAll(xs []float64, digits int) []float64 {
 		out[i] = round(x, digits)
 	}
 	return out
-}
-
-// ordered renders a result line with the documented keys first.
-type orderedLine []kv
-
-type kv struct {
-	k string
-	v any
-}
-
-func ordered(m map[string]any) orderedLine {
-	first := []string{"bench", "error", "value", "unit", "seconds", "peak_rss_mib", "baseline", "ratio", "machine"}
-	var out orderedLine
-	seen := map[string]bool{}
-	for _, k := range first {
-		if v, ok := m[k]; ok {
-			out = append(out, kv{k, v})
-			seen[k] = true
-		}
-	}
-	var rest []string
-	for k := range m {
-		if !seen[k] {
-			rest = append(rest, k)
-		}
-	}
-	sort.Strings(rest)
-	for _, k := range rest {
-		out = append(out, kv{k, m[k]})
-	}
-	return out
-}
-
-func (l orderedLine) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, e := range l {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		k, _ := json.Marshal(e.k)
-		v, err := json.Marshal(e.v)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(v)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
 }
 
 func logf(format string, args ...any) {

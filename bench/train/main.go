@@ -52,7 +52,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -71,10 +70,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sieve-data/sieve/bench/internal/benchenv"
 	"github.com/sieve-data/sieve/train"
 	"github.com/sieve-data/sieve/train/model"
 	"github.com/sieve-data/sieve/train/model/openblas"
 )
+
+// resultKeys come first in a result line, in this order.
+var resultKeys = []string{"bench", "error", "value", "unit", "step_ms_median", "peak_rss_mib", "baseline", "ratio",
+	"baseline_value", "baseline_peak_rss_mib", "rss_ratio", "machine"}
 
 func main() {
 	var (
@@ -122,7 +126,7 @@ type result struct {
 
 func run(modes []string, reps, steps, warmup, threads int, python, script, core, blasDir string) error {
 	if script == "" {
-		root, err := moduleRoot()
+		root, err := benchenv.ModuleRoot()
 		if err != nil {
 			return fmt.Errorf("%w; pass -script", err)
 		}
@@ -134,7 +138,7 @@ func run(modes []string, reps, steps, warmup, threads int, python, script, core,
 	}
 	if core == "auto" {
 		core = ""
-		if cpuFlag("avx512f") {
+		if benchenv.CPUFlag("avx512f") {
 			core = "SkylakeX"
 		}
 	}
@@ -156,7 +160,7 @@ func run(modes []string, reps, steps, warmup, threads int, python, script, core,
 		ld := "LD_LIBRARY_PATH=" + strings.TrimSuffix(blasDir+":"+os.Getenv("LD_LIBRARY_PATH"), ":")
 		goEnv, pyEnv = append(goEnv, ld), append(pyEnv, ld)
 	}
-	machine := machineInfo()
+	machine := benchenv.Machine()
 	enc := json.NewEncoder(os.Stdout)
 	for _, mode := range modes {
 		var goRuns, pyRuns []result
@@ -212,7 +216,7 @@ func run(modes []string, reps, steps, warmup, threads int, python, script, core,
 			other = max(other, r.otherCPU)
 		}
 		line["max_other_cpu_s"] = round(other, 2)
-		if err := enc.Encode(ordered(line)); err != nil {
+		if err := enc.Encode(benchenv.Ordered(line, resultKeys...)); err != nil {
 			return err
 		}
 	}
@@ -227,11 +231,11 @@ func child(env []string, name string, args ...string) (result, error) {
 	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	busy0 := cpuBusySeconds()
+	busy0 := benchenv.CPUBusySeconds()
 	if err := cmd.Run(); err != nil {
 		return result{}, fmt.Errorf("%s: %v: %s", filepath.Base(name), err, tailString(stderr.String(), 400))
 	}
-	busy1 := cpuBusySeconds()
+	busy1 := benchenv.CPUBusySeconds()
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	var r result
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
@@ -381,127 +385,4 @@ func tailString(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
-}
-
-// moduleRoot returns the nearest directory above the working directory
-// that holds go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("not inside the sieve module")
-		}
-		dir = parent
-	}
-}
-
-// cpuInfo returns the first value of key in /proc/cpuinfo ("" if none).
-func cpuInfo(key string) string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-// cpuFlag reports whether /proc/cpuinfo lists flag.
-func cpuFlag(flag string) bool {
-	for _, f := range strings.Fields(cpuInfo("flags")) {
-		if f == flag {
-			return true
-		}
-	}
-	return false
-}
-
-// machineInfo returns "<cores> cores, <CPU model>".
-func machineInfo() string {
-	m := cpuInfo("model name")
-	if m == "" {
-		m = runtime.GOARCH
-	}
-	return fmt.Sprintf("%d cores, %s", runtime.NumCPU(), m)
-}
-
-// cpuBusySeconds returns the machine's total non-idle CPU time from
-// /proc/stat (user, nice, system, irq, softirq, steal; USER_HZ = 100), or
-// -1 where unknown.
-func cpuBusySeconds() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return -1
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return -1
-	}
-	var busy float64
-	for _, i := range []int{1, 2, 3, 6, 7, 8} { // skip idle (4), iowait (5)
-		v, _ := strconv.ParseFloat(f[i], 64)
-		busy += v
-	}
-	return busy / 100
-}
-
-// ordered puts the common keys first and the rest in name order.
-func ordered(m map[string]any) json.Marshaler {
-	first := []string{"bench", "error", "value", "unit", "step_ms_median", "peak_rss_mib", "baseline", "ratio",
-		"baseline_value", "baseline_peak_rss_mib", "rss_ratio", "machine"}
-	var keys []string
-	seen := map[string]bool{}
-	for _, k := range first {
-		if _, ok := m[k]; ok {
-			keys = append(keys, k)
-			seen[k] = true
-		}
-	}
-	var rest []string
-	for k := range m {
-		if !seen[k] {
-			rest = append(rest, k)
-		}
-	}
-	sort.Strings(rest)
-	return orderedLine{m: m, keys: append(keys, rest...)}
-}
-
-type orderedLine struct {
-	m    map[string]any
-	keys []string
-}
-
-func (l orderedLine) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, k := range l.keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		kb, _ := json.Marshal(k)
-		vb, err := json.Marshal(l.m[k])
-		if err != nil {
-			return nil, err
-		}
-		b.Write(kb)
-		b.WriteByte(':')
-		b.Write(vb)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
 }
