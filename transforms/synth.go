@@ -144,6 +144,47 @@ type synthState struct {
 	replaced  int64
 }
 
+// run runs the task on inputs, up to the endpoint's concurrency at once.
+// Once the stage stops, the inputs not yet started are skipped.
+func (st *synthState) run(ctx context.Context, cfg SynthConfig, inputs []synth.Input) []expandResult {
+	res := make([]expandResult, len(inputs))
+	forEach(len(inputs), cfg.concurrency(), func(i int) {
+		if st.stopErr() != nil {
+			res[i].skip = true
+			return
+		}
+		gens, rejs, err := st.task.Generate(ctx, st.client, inputs[i])
+		if err != nil {
+			if !judges.StopsStage(err) {
+				err = fmt.Errorf("stage %s: %w", cfg.Stage, err)
+			}
+			st.setStop(err)
+		}
+		res[i] = expandResult{gens: gens, rejs: rejs, skip: err != nil && len(gens) == 0 && len(rejs) == 0}
+	})
+	return res
+}
+
+// emitCandidates emits generated candidates made from seed (a sample id
+// or a chunk id), numbering their origins from k, and counts them. The
+// caller holds st.mu.
+func (st *synthState) emitCandidates(stage, seed string, k int, gens []datasets.Sample, rejs []datasets.Rejected,
+	out func(datasets.Sample), rej func(datasets.Rejected)) {
+	for _, g := range gens {
+		g.Source = synthSource(stage, seed, k)
+		k++
+		st.generated++
+		out(g)
+	}
+	for _, rj := range rejs {
+		rj.Stage = stage
+		rj.Sample.Source = synthSource(stage, seed, k)
+		k++
+		st.generated++
+		rej(rj)
+	}
+}
+
 func (st *synthState) init(cfg SynthConfig) error {
 	st.once.Do(func() { st.task, st.client, st.err = cfg.build() })
 	return st.err
@@ -271,21 +312,11 @@ func (f *expandFn) flush(ctx context.Context, out func(datasets.Sample), rej fun
 	if err := f.st.init(f.Cfg); err != nil {
 		return err
 	}
-	res := make([]expandResult, len(f.batch))
-	forEach(len(f.batch), f.Cfg.concurrency(), func(i int) {
-		if f.st.stopErr() != nil {
-			res[i].skip = true
-			return
-		}
-		gens, rejs, err := f.st.task.Generate(ctx, f.st.client, synth.Input{Samples: []datasets.Sample{f.batch[i]}})
-		if err != nil {
-			if !judges.StopsStage(err) {
-				err = fmt.Errorf("stage %s: %w", f.Cfg.Stage, err)
-			}
-			f.st.setStop(err)
-		}
-		res[i] = expandResult{gens: gens, rejs: rejs, skip: err != nil && len(gens) == 0 && len(rejs) == 0}
-	})
+	inputs := make([]synth.Input, len(f.batch))
+	for i := range f.batch {
+		inputs[i] = synth.Input{Samples: f.batch[i : i+1]}
+	}
+	res := f.st.run(ctx, f.Cfg, inputs)
 	for i := range f.batch {
 		f.emit(f.batch[i], res[i], out, rej)
 	}
@@ -323,20 +354,7 @@ func (f *expandFn) emit(in datasets.Sample, r expandResult, out func(datasets.Sa
 	} else {
 		out(in)
 	}
-	k := 0
-	for _, g := range gens {
-		g.Source = synthSource(f.Cfg.Stage, in.ID, k)
-		k++
-		f.st.generated++
-		out(g)
-	}
-	for _, rj := range rejs {
-		rj.Stage = f.Cfg.Stage
-		rj.Sample.Source = synthSource(f.Cfg.Stage, in.ID, k)
-		k++
-		f.st.generated++
-		rej(rj)
-	}
+	f.st.emitCandidates(f.Cfg.Stage, in.ID, 0, gens, rejs, out, rej)
 }
 
 // GenerateFromChunks runs doc_qa over document chunks (JSON-encoded
@@ -396,34 +414,15 @@ func (f *chunkQAFn) flush(ctx context.Context, out func(datasets.Sample), rej fu
 	if err := f.st.init(f.Cfg); err != nil {
 		return err
 	}
-	res := make([]expandResult, len(f.batch))
-	forEach(len(f.batch), f.Cfg.concurrency(), func(i int) {
-		if f.st.stopErr() != nil {
-			return
-		}
-		gens, rejs, err := f.st.task.Generate(ctx, f.st.client, synth.Input{Chunks: []synth.Chunk{f.batch[i]}})
-		if err != nil {
-			f.st.setStop(err)
-		}
-		res[i] = expandResult{gens: gens, rejs: rejs}
-	})
+	inputs := make([]synth.Input, len(f.batch))
+	for i := range f.batch {
+		inputs[i] = synth.Input{Chunks: f.batch[i : i+1]}
+	}
+	res := f.st.run(ctx, f.Cfg, inputs)
 	f.st.mu.Lock()
 	defer f.st.mu.Unlock()
 	for i, c := range f.batch {
-		k := 0
-		for _, g := range res[i].gens {
-			g.Source = synthSource(f.Cfg.Stage, c.ID, k)
-			k++
-			f.st.generated++
-			out(g)
-		}
-		for _, rj := range res[i].rejs {
-			rj.Stage = f.Cfg.Stage
-			rj.Sample.Source = synthSource(f.Cfg.Stage, c.ID, k)
-			k++
-			f.st.generated++
-			rej(rj)
-		}
+		f.st.emitCandidates(f.Cfg.Stage, c.ID, 0, res[i].gens, res[i].rejs, out, rej)
 	}
 	f.batch = f.batch[:0]
 	return nil
