@@ -39,7 +39,7 @@ run: $(BIN)
 	./$(BIN) run pipelines/recipes/demo.yaml --store $(STORE)
 	./$(BIN) inspect demo@latest --store $(STORE) -n 2
 	./$(BIN) train --store $(STORE) --data demo@latest --init train/configs/tiny.json --vocab-size 1024 \
-	  --seq-len 256 --batch-size 4 --epochs 4 --lr 6e-3 --min-lr-ratio 0.1 --warmup-steps 10 --output $(RUNS)/demo
+	  --seq-len 256 --batch-size 4 --epochs 8 --lr 6e-3 --min-lr-ratio 0.1 --warmup-steps 10 --output $(RUNS)/demo
 	./$(BIN) generate --model $(RUNS)/demo --temperature 0.7 --top-p 0.9 --seed 1 --max-new-tokens 48 \
 	  "Give me three tips for staying healthy."
 
