@@ -477,9 +477,9 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 	flow := f.Read - f.DeadLettered
 	for _, name := range stageNames {
 		st := datasets.StageFunnel{Stage: name, In: flow, Generated: generated[name], Dropped: sortedCounts(rejCounts, name+"/")}
-		for k, n := range modified {
+		for _, k := range slices.Sorted(maps.Keys(modified)) {
 			if stage, what, _ := strings.Cut(k, "\x00"); stage == name {
-				st.Modified = append(st.Modified, datasets.Count{Reason: what, Count: n})
+				st.Modified = append(st.Modified, datasets.Count{Reason: what, Count: modified[k]})
 			}
 		}
 		f.Generated += st.Generated

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/sieve-data/sieve/datasets"
 	"github.com/sieve-data/sieve/llm"
@@ -97,7 +98,10 @@ func (p *Plan) planSynth(ctx context.Context) error {
 			if _, err := synth.NewDocQA(e); err != nil {
 				return fmt.Errorf("stage %s: %w", st.Kind, err)
 			}
-			cfg = transforms.SynthConfig{Task: st.Kind, Endpoint: *c.Endpoint, CacheDir: cacheDir(c.Cache, r.ResolvePath), QA: &e}
+			if len(r.AllowLicenses) > 0 && !slices.ContainsFunc(r.AllowLicenses, func(l string) bool { return strings.EqualFold(l, c.License) }) {
+				return fmt.Errorf("stage %s: documents have license %q, not in allow_licenses %v", st.Kind, c.License, r.AllowLicenses)
+			}
+			cfg = transforms.SynthConfig{Task: st.Kind, Endpoint: *c.Endpoint, CacheDir: cacheDir(c.Cache, r.ResolvePath), QA: &e, License: c.License}
 			chunks, err := p.readDocuments(ctx, st.Kind, c)
 			if err != nil {
 				return err
@@ -131,18 +135,31 @@ func (p *Plan) planSynth(ctx context.Context) error {
 // input (it holds no records: what is made from it counts as generated).
 func (p *Plan) readDocuments(ctx context.Context, stage string, c *recipe.DocQA) ([]synth.Chunk, error) {
 	var chunks []synth.Chunk
+	seen := map[string]bool{}
 	for _, pat := range c.Documents {
 		files, err := datasets.Glob(ctx, p.Recipe.ResolvePath(pat))
 		if err != nil {
 			return nil, fmt.Errorf("stage %s: documents: %w", stage, err)
 		}
 		for _, f := range files {
+			if seen[f] {
+				continue // matched by two patterns: chunked once
+			}
+			seen[f] = true
 			data, err := datasets.ReadFile(ctx, f)
 			if err != nil {
 				return nil, fmt.Errorf("stage %s: document %s: %w", stage, f, err)
 			}
 			sum := sha256.Sum256(data)
+			// The name the model, the cache key and the provenance see: as
+			// the recipe wrote it (relative to the recipe), not where this
+			// checkout happens to be.
 			name := f
+			if local := !strings.Contains(pat, "://") && !filepath.IsAbs(pat); local && p.Recipe.Dir != "" {
+				if rel, err := filepath.Rel(p.Recipe.Dir, f); err == nil {
+					name = filepath.ToSlash(rel)
+				}
+			}
 			cs, err := synth.ChunkDocument(name, string(data), c.Chunk)
 			if err != nil {
 				return nil, fmt.Errorf("stage %s: document %s: %w", stage, f, err)

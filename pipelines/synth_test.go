@@ -81,7 +81,7 @@ stages:
   - exact_dedup
   - evol_instruct: {endpoint: ` + ep + `, operations: [deepen], cache: cache}
   - chain_of_thought: {endpoint: ` + ep + `, cache: cache}
-  - doc_qa: {endpoint: ` + ep + `, documents: ["*.md"], license: cc0-1.0, min_chunk_chars: 50, cache: cache}
+  - doc_qa: {endpoint: ` + ep + `, documents: ["*.md", "manual.md"], license: cc0-1.0, min_chunk_chars: 50, cache: cache}
   - self_instruct: {endpoint: ` + ep + `, instructions: 4, seeds_per_prompt: 3, machine_per_prompt: 1, seed: s1, count: 3, cache: cache}
 `
 	t.Setenv("SIEVE_TEST_GEN_KEY", "sk-gen-secret-42")
@@ -129,8 +129,8 @@ stages:
 			t.Errorf("provenance %q: %v", s.Meta, err)
 		}
 		tasks[p.Task]++
-		if p.Task == "doc_qa" && (s.Source.Dataset != "doc_qa" || s.License != "cc0-1.0" && s.License != "") {
-			t.Errorf("doc_qa sample source %+v license %q", s.Source, s.License)
+		if p.Task == "doc_qa" && (s.Source.Dataset != "doc_qa" || s.License != "cc0-1.0" || p.Doc != "manual.md") {
+			t.Errorf("doc_qa sample source %+v license %q doc %q", s.Source, s.License, p.Doc)
 		}
 		if p.Task == "chain_of_thought" && !strings.HasPrefix(s.Messages[len(s.Messages)-1].Content, "<think>") {
 			t.Errorf("CoT answer %q", s.Messages[len(s.Messages)-1].Content)
@@ -212,4 +212,53 @@ func readShards(t *testing.T, dir string) []byte {
 		}
 	}
 	return all
+}
+
+// TestGeneratedDuplicatesAreDeduplicated: candidates made from identical
+// samples are identical, yet keep distinct origins, so a later dedup
+// stage keeps exactly one of them; in replace mode a failed call keeps
+// the sample as it was.
+func TestGeneratedDuplicatesAreDeduplicated(t *testing.T) {
+	var listed atomic.Int64
+	srv := llmtest.Start(llmtest.Config{Respond: fakeModel(&listed), Decide: func(n int, r *llmtest.ChatRequest) *llmtest.Step {
+		if strings.Contains(r.LastUser(), "Name a planet") && strings.Contains(r.LastUser(), "<reasoning>") {
+			s := llmtest.Fail(400) // this sample's call fails for good
+			return &s
+		}
+		return nil
+	}})
+	defer srv.Close()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte(`{"prompt":"Why is the sky blue?","completion":"Rayleigh scattering."}
+{"prompt":"Why is the sky blue?","completion":"Rayleigh scattering."}
+{"prompt":"Name a planet.","completion":"Mars."}
+`), 0o644)
+	ep := `{name: gen, kind: other, base_url: "` + srv.URL + `", model: gen-model}`
+	res := runRecipe(t, dir, `name: d
+sources: [{name: s, path: in.jsonl}]
+stages:
+  - evol_instruct: {endpoint: `+ep+`, operations: [deepen], cache: cache}
+  - chain_of_thought: {endpoint: `+ep+`, cache: cache}
+  - exact_dedup
+`, filepath.Join(dir, "store"))
+	f := res.Manifest.Funnel
+	st := map[string]datasets.StageFunnel{}
+	for _, s := range f.Stages {
+		st[s.Stage] = s
+	}
+	// 3 read; evol adds 3 (two identical); CoT replaces the 4 sky samples
+	// and keeps both planet samples (original and evolved), whose calls
+	// fail, as they were (their failed candidates are dropped); exact
+	// dedup drops one original and one evolved sky copy.
+	if st["evol_instruct"].Generated != 3 || st["evol_instruct"].Out != 6 {
+		t.Fatalf("evol %+v", st["evol_instruct"])
+	}
+	cot := st["chain_of_thought"]
+	if cot.Out != 6 || cot.Generated != 2 || len(cot.Dropped) != 1 || cot.Dropped[0] != (datasets.Count{Reason: synth.ReasonLLMError, Count: 2}) ||
+		len(cot.Modified) != 2 || cot.Modified[0] != (datasets.Count{Reason: "synth.kept_original", Count: 2}) || cot.Modified[1].Count != 4 {
+		t.Errorf("chain_of_thought %+v", cot)
+	}
+	if d := st["exact_dedup"]; d.Out != 4 || f.Written != 4 {
+		t.Errorf("exact_dedup %+v, written %d", d, f.Written)
+	}
 }

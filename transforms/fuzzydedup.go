@@ -42,7 +42,7 @@ func init() {
 	register.DoFn6x1[context.Context, datasets.Sample, func(*string) bool, func(string, []byte), func(string, []byte), func(string, string), error](&signFn{})
 	register.DoFn4x0[string, func(*string) bool, func(*string) bool, func(string)](&joinOriginFn{})
 	register.Emitter2[string, []byte]()
-	register.DoFn3x0[string, func(*[]byte) bool, func(string, string)](&bucketEdgesFn{})
+	register.DoFn3x1[string, func(*[]byte) bool, func(string, string), error](&bucketEdgesFn{})
 	register.Function3x0(distinctEdgeFn)
 	register.Function3x0(edgeFromKeyFn)
 	register.DoFn4x0[string, func(*string) bool, func(*[]byte) bool, func(string, string)](&attachSetFn{})
@@ -161,8 +161,12 @@ type signFn struct {
 	packed map[uint16][]byte
 }
 
-// bandGroups is how many groups band keys are packed into.
-const bandGroups = 1024
+// bandGroups is how many groups band keys are packed into; maxPack caps
+// a pack's bytes.
+const (
+	bandGroups = 1024
+	maxPack    = 256 << 10
+)
 
 // packPair appends a (band key, node) pair: 8 bytes of key, a uvarint
 // length and the node.
@@ -192,7 +196,7 @@ func unpackPairs(b []byte, fn func(key uint64, node string)) error {
 // ProcessElement emits (band key, node) per band and (node, set).
 // Samples without a single shingle take no part (their signatures would
 // all collide).
-func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, marks func(*string) bool, _ func(string, []byte), set func(string, []byte), origin func(string, string)) error {
+func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, marks func(*string) bool, band func(string, []byte), set func(string, []byte), origin func(string, string)) error {
 	if f.marks == nil {
 		f.marks = loadMarks(marks)
 	}
@@ -224,6 +228,13 @@ func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, marks fu
 	for _, k := range f.keys {
 		g := uint16(k % bandGroups)
 		f.packed[g] = packPair(f.packed[g], k, node)
+		if len(f.packed[g]) >= maxPack {
+			// Bounded memory on runners that make one bundle of everything;
+			// the groups are sorted on the other side, so where a pack ends
+			// does not change the result.
+			band(strconv.Itoa(int(g)), f.packed[g])
+			f.packed[g] = nil
+		}
 	}
 	if f.Cfg.Verify == "exact" {
 		set(node, encodeSet(dedup.CompactSet(sh)))
@@ -298,12 +309,13 @@ type bandPair struct {
 	node string
 }
 
-func (f *bucketEdgesFn) ProcessElement(_ string, packs func(*[]byte) bool, emit func(string, string)) {
+func (f *bucketEdgesFn) ProcessElement(group string, packs func(*[]byte) bool, emit func(string, string)) error {
 	var pairs []bandPair
 	var b []byte
 	for packs(&b) {
-		// Malformed packs cannot occur: signFn writes them all.
-		_ = unpackPairs(b, func(k uint64, n string) { pairs = append(pairs, bandPair{k, n}) })
+		if err := unpackPairs(b, func(k uint64, n string) { pairs = append(pairs, bandPair{k, n}) }); err != nil {
+			return fmt.Errorf("band group %s: %w", group, err)
+		}
 	}
 	sort.Slice(pairs, func(i, j int) bool {
 		if pairs[i].key != pairs[j].key {
@@ -321,6 +333,7 @@ func (f *bucketEdgesFn) ProcessElement(_ string, packs func(*[]byte) bool, emit 
 		f.bucket(uniq(bucket), emit)
 		i = j
 	}
+	return nil
 }
 
 // bucket emits the candidate edges of one bucket's sorted, distinct nodes.

@@ -52,6 +52,8 @@ type SynthConfig struct {
 	// Mode (evol_instruct, chain_of_thought): add keeps the input samples
 	// and adds the generated ones; replace puts them in their place.
 	Mode string `json:"mode,omitempty"`
+	// License is given to doc_qa's samples (the documents' license).
+	License string `json:"license,omitempty"`
 
 	Evol *synth.EvolConfig         `json:"evol,omitempty"`
 	CoT  *synth.CoTConfig          `json:"cot,omitempty"`
@@ -142,6 +144,23 @@ type synthState struct {
 	generated int64
 	stopped   int64 // inputs passed unprocessed after the stop
 	replaced  int64
+	// notMade counts inputs the task declined (unusable samples, short
+	// chunks) and replace-mode samples kept because their candidate
+	// failed for a reason of the call, not of the sample, by reason.
+	notMade map[string]int64
+}
+
+// notCandidate tells whether a rejection says the input was unfit for
+// the task, rather than a candidate was made and failed.
+func notCandidate(r datasets.Rejected) bool {
+	return r.Reason == synth.ReasonUnusable || r.Reason == synth.ReasonShortChunk
+}
+
+// keepsOriginal tells whether, in replace mode, a sample whose candidate
+// was rejected for this reason stays as it was: the call failed (retries
+// ran out, an unreadable answer), which says nothing about the sample.
+func keepsOriginal(reason string) bool {
+	return reason == synth.ReasonLLMError || reason == synth.ReasonParse || reason == synth.ReasonUnusable
 }
 
 // run runs the task on inputs, up to the endpoint's concurrency at once.
@@ -177,12 +196,23 @@ func (st *synthState) emitCandidates(stage, seed string, k int, gens []datasets.
 		out(g)
 	}
 	for _, rj := range rejs {
+		if notCandidate(rj) {
+			st.countNotMade(rj.Reason)
+			continue
+		}
 		rj.Stage = stage
 		rj.Sample.Source = synthSource(stage, seed, k)
 		k++
 		st.generated++
 		rej(rj)
 	}
+}
+
+func (st *synthState) countNotMade(reason string) {
+	if st.notMade == nil {
+		st.notMade = map[string]int64{}
+	}
+	st.notMade[reason]++
 }
 
 func (st *synthState) init(cfg SynthConfig) error {
@@ -218,8 +248,11 @@ func (st *synthState) flushReports(stage string, report func(string)) error {
 	if st.stopped > 0 {
 		counts["stopped"] = st.stopped
 	}
+	for k, n := range st.notMade {
+		counts[k] = n
+	}
 	stop := st.stop
-	st.generated, st.replaced, st.stopped = 0, 0, 0
+	st.generated, st.replaced, st.stopped, st.notMade = 0, 0, 0, nil
 	st.mu.Unlock()
 	if len(counts) > 0 || stop != nil {
 		r := Report{Kind: "generated", Stage: stage, Counts: counts}
@@ -342,19 +375,33 @@ func (f *expandFn) emit(in datasets.Sample, r expandResult, out func(datasets.Sa
 			out(g)
 			f.st.replaced++
 			gens = gens[1:]
-		case len(rejs) > 0:
+		case len(rejs) > 0 && !keepsOriginal(rejs[0].Reason):
 			rj := rejs[0]
 			rj.Stage = f.Cfg.Stage
 			rj.Sample.Source = in.Source
 			rej(rj)
 			rejs = rejs[1:]
 		default:
+			// Nothing made, or the call failed: the sample stays as it was
+			// (a failed candidate is still reported, as generated and
+			// dropped).
 			out(in)
+			if len(rejs) > 0 && rejs[0].Reason != synth.ReasonUnusable {
+				f.st.countNotMade("synth.kept_original")
+			}
 		}
 	} else {
 		out(in)
 	}
-	f.st.emitCandidates(f.Cfg.Stage, in.ID, 0, gens, rejs, out, rej)
+	f.st.emitCandidates(f.Cfg.Stage, originKey(&in), 0, gens, rejs, out, rej)
+}
+
+// originKey names an input by its origin, unique within a run (unlike
+// its id: identical samples share one).
+func originKey(s *datasets.Sample) string {
+	h := fnv.New64a()
+	h.Write([]byte(sampleOrigin(s)))
+	return fmt.Sprintf("%016x", h.Sum64())
 }
 
 // GenerateFromChunks runs doc_qa over document chunks (JSON-encoded
@@ -422,6 +469,13 @@ func (f *chunkQAFn) flush(ctx context.Context, out func(datasets.Sample), rej fu
 	f.st.mu.Lock()
 	defer f.st.mu.Unlock()
 	for i, c := range f.batch {
+		if res[i].skip {
+			f.st.stopped++
+			continue
+		}
+		for j := range res[i].gens {
+			res[i].gens[j].License = f.Cfg.License
+		}
 		f.st.emitCandidates(f.Cfg.Stage, c.ID, 0, res[i].gens, res[i].rejs, out, rej)
 	}
 	f.batch = f.batch[:0]
@@ -435,11 +489,12 @@ func (f *chunkQAFn) flush(ctx context.Context, out func(datasets.Sample), rej fu
 // go on unchanged (the caller flattens them with what was generated).
 func SelfInstruct(s beam.Scope, samples beam.PCollection, cfg SynthConfig) (out, rejected, reports beam.PCollection) {
 	s = s.Scope("Synth_" + cfg.Stage)
-	var seeds beam.PCollection
-	if len(cfg.SelfDriver.Seeds) > 0 {
-		seeds = beam.Create(s, datasets.Sample{}) // a marker: the seeds travel in the config
-	} else {
-		seeds = samples
+	// A marker (no id) makes sure the loop's one group exists even when no
+	// sample reaches the stage; with a seeds file the seeds travel in the
+	// configuration and the marker alone is grouped.
+	seeds := beam.Create(s, datasets.Sample{})
+	if len(cfg.SelfDriver.Seeds) == 0 {
+		seeds = beam.Flatten(s, seeds, samples)
 	}
 	keyed := beam.ParDo(s, toSeedKey, seeds)
 	return beam.ParDo3(s, &selfInstructFn{Cfg: cfg}, beam.GroupByKey(s, keyed))
@@ -498,6 +553,10 @@ func (f *selfInstructFn) ProcessElement(ctx context.Context, _ int, values func(
 	}
 	if err := f.st.init(f.Cfg); err != nil {
 		return err
+	}
+	if len(seeds) == 0 {
+		f.st.setStop(fmt.Errorf("no seed samples reached the stage"))
+		return f.st.flushReports(f.Cfg.Stage, report)
 	}
 	task, ok := f.st.task.(*synth.SelfInstruct)
 	if !ok {
