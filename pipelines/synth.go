@@ -180,7 +180,7 @@ func (p *Plan) readSeeds(ctx context.Context, stage, file string) ([]datasets.Sa
 		return nil, fmt.Errorf("stage %s: seeds: %w", stage, err)
 	}
 	var seeds []datasets.Sample
-	_, err = datasets.ReadSamples(ctx, file, datasets.ReadOptions{Source: stage + ".seeds"},
+	_, err = datasets.ReadSamples(ctx, file, datasets.ReadOptions{Source: stage + ".seeds", Format: datasets.FormatAuto},
 		func(s datasets.Sample) error { seeds = append(seeds, s); return nil },
 		func(d datasets.DeadLetter) error {
 			return fmt.Errorf("line %d: %s", d.Line, d.Reason)

@@ -262,3 +262,50 @@ stages:
 		t.Errorf("exact_dedup %+v, written %d", d, f.Written)
 	}
 }
+
+// TestSelfInstructFromSeedFile: seeds come from a file (any format), are
+// recorded as an input, and do not join the output; the new samples do.
+func TestSelfInstructFromSeedFile(t *testing.T) {
+	var listed atomic.Int64
+	srv := llmtest.Start(llmtest.Config{Respond: fakeModel(&listed)})
+	defer srv.Close()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte(`{"prompt":"Why is the sky blue?","completion":"Rayleigh scattering."}`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "seeds.jsonl"), []byte(`{"instruction":"List three primary colours.","input":"","output":"Red, yellow and blue."}
+{"instruction":"Translate 'good morning' into French.","input":"","output":"Bonjour."}
+{"instruction":"Give an antonym of 'ancient'.","input":"","output":"Modern."}
+`), 0o644)
+	ep := `{name: gen, kind: other, base_url: "` + srv.URL + `", model: gen-model}`
+	res := runRecipe(t, dir, `name: si
+sources: [{name: s, path: in.jsonl}]
+stages:
+  - self_instruct: {endpoint: `+ep+`, seeds: seeds.jsonl, instructions: 3, seeds_per_prompt: 2, machine_per_prompt: 1, max_seeds: 2, count: 3, cache: cache}
+`, filepath.Join(dir, "store"))
+	m := res.Manifest
+	si := m.Funnel.Stages[0]
+	if si.In != 1 || si.Out-si.In < 3 || m.Funnel.Check() != nil {
+		t.Fatalf("funnel %+v", m.Funnel)
+	}
+	found := false
+	for _, in := range m.Inputs {
+		found = found || (in.Format == "seeds" && strings.HasSuffix(in.File, "seeds.jsonl") && in.SHA256 != "")
+	}
+	if !found {
+		t.Errorf("seed file not among the inputs: %+v", m.Inputs)
+	}
+	// Every prompt shows examples from the two seeds the pool kept (and
+	// generated ones), never the third.
+	kept := 0
+	for _, q := range srv.Requests() {
+		if p := q.Request.LastUser(); strings.Contains(p, "example tasks") {
+			n := strings.Count(p, "List three primary colours.") + strings.Count(p, "Translate 'good morning' into French.") + strings.Count(p, "Give an antonym of 'ancient'.")
+			if n == 0 || n > 2 {
+				t.Errorf("prompt shows %d seed examples", n)
+			}
+			kept++
+		}
+	}
+	if kept == 0 {
+		t.Error("no self-instruct prompt was sent")
+	}
+}

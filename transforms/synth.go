@@ -1,7 +1,9 @@
 package transforms
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -126,8 +128,8 @@ func (c SynthConfig) concurrency() int {
 func init() {
 	register.DoFn5x1[context.Context, datasets.Sample, func(datasets.Sample), func(datasets.Rejected), func(string), error](&expandFn{})
 	register.DoFn5x1[context.Context, string, func(datasets.Sample), func(datasets.Rejected), func(string), error](&chunkQAFn{})
-	register.DoFn6x1[context.Context, int, func(*datasets.Sample) bool, func(datasets.Sample), func(datasets.Rejected), func(string), error](&selfInstructFn{})
-	register.Function2x0(toSeedKey)
+	register.DoFn5x1[context.Context, SeedPool, func(datasets.Sample), func(datasets.Rejected), func(string), error](&selfInstructFn{})
+	register.Combiner3[SeedPool, datasets.Sample, SeedPool](&seedPoolFn{})
 }
 
 // synthState is what the generation DoFns share: the task, the client,
@@ -489,18 +491,60 @@ func (f *chunkQAFn) flush(ctx context.Context, out func(datasets.Sample), rej fu
 // go on unchanged (the caller flattens them with what was generated).
 func SelfInstruct(s beam.Scope, samples beam.PCollection, cfg SynthConfig) (out, rejected, reports beam.PCollection) {
 	s = s.Scope("Synth_" + cfg.Stage)
-	// A marker (no id) makes sure the loop's one group exists even when no
-	// sample reaches the stage; with a seeds file the seeds travel in the
-	// configuration and the marker alone is grouped.
-	seeds := beam.Create(s, datasets.Sample{})
-	if len(cfg.SelfDriver.Seeds) == 0 {
-		seeds = beam.Flatten(s, seeds, samples)
+	// The seed pool is a global combine (the MaxSeeds samples of lowest
+	// rank), so the dataset never meets in one group, and it always
+	// yields one pool, empty when no sample reaches the stage. With a
+	// seeds file the seeds travel in the configuration.
+	in := samples
+	if len(cfg.SelfDriver.Seeds) > 0 {
+		in = beam.Create(s, datasets.Sample{})
 	}
-	keyed := beam.ParDo(s, toSeedKey, seeds)
-	return beam.ParDo3(s, &selfInstructFn{Cfg: cfg}, beam.GroupByKey(s, keyed))
+	pool := beam.Combine(s, &seedPoolFn{Seed: cfg.SelfDriver.Seed, Max: cfg.SelfDriver.MaxSeeds}, in)
+	return beam.ParDo3(s, &selfInstructFn{Cfg: cfg}, pool)
 }
 
-func toSeedKey(s datasets.Sample, emit func(int, datasets.Sample)) { emit(0, s) }
+// SeedPool is self_instruct's seed pool as a combine accumulates it: each
+// item the sample's rank (8 bytes, big-endian) and its binary encoding,
+// kept sorted and capped.
+type SeedPool struct {
+	Items [][]byte
+}
+
+// seedPoolFn keeps the Max samples of lowest rank (seedRank; ties by
+// encoding, so the pool does not depend on order).
+type seedPoolFn struct {
+	Seed string `json:"seed"`
+	Max  int    `json:"max"`
+}
+
+func (f *seedPoolFn) CreateAccumulator() SeedPool { return SeedPool{} }
+
+func (f *seedPoolFn) AddInput(p SeedPool, s datasets.Sample) SeedPool {
+	if s.ID == "" {
+		return p
+	}
+	b := binary.BigEndian.AppendUint64(nil, seedRank(f.Seed, s.ID))
+	p.Items = append(p.Items, s.AppendBinary(b))
+	if len(p.Items) >= 2*f.Max {
+		p = f.trim(p)
+	}
+	return p
+}
+
+func (f *seedPoolFn) MergeAccumulators(a, b SeedPool) SeedPool {
+	a.Items = append(a.Items, b.Items...)
+	return f.trim(a)
+}
+
+func (f *seedPoolFn) ExtractOutput(p SeedPool) SeedPool { return f.trim(p) }
+
+func (f *seedPoolFn) trim(p SeedPool) SeedPool {
+	sort.Slice(p.Items, func(i, j int) bool { return bytes.Compare(p.Items[i], p.Items[j]) < 0 })
+	if len(p.Items) > f.Max {
+		p.Items = p.Items[:f.Max:f.Max]
+	}
+	return p
+}
 
 type selfInstructFn struct {
 	Cfg SynthConfig `json:"cfg"`
@@ -516,40 +560,25 @@ func seedRank(seed, id string) uint64 {
 	return h.Sum64()
 }
 
-func (f *selfInstructFn) ProcessElement(ctx context.Context, _ int, values func(*datasets.Sample) bool,
+func (f *selfInstructFn) ProcessElement(ctx context.Context, pool SeedPool,
 	out func(datasets.Sample), rej func(datasets.Rejected), report func(string)) error {
 	d := *f.Cfg.SelfDriver
-	type ranked struct {
-		rank uint64
-		s    datasets.Sample
-	}
-	var pool []ranked
 	if len(d.Seeds) > 0 {
+		// Seeds from a file go through the same choice.
+		fn := &seedPoolFn{Seed: d.Seed, Max: d.MaxSeeds}
+		pool = fn.CreateAccumulator()
 		for _, s := range d.Seeds {
-			pool = append(pool, ranked{seedRank(d.Seed, s.ID), s})
+			pool = fn.AddInput(pool, s)
 		}
-	} else {
-		// Keep the MaxSeeds lowest ranks while streaming.
-		var v datasets.Sample
-		for values(&v) {
-			if v.ID == "" {
-				continue
-			}
-			pool = append(pool, ranked{seedRank(d.Seed, v.ID), v})
-			if len(pool) >= 2*d.MaxSeeds {
-				sort.Slice(pool, func(i, j int) bool { return pool[i].rank < pool[j].rank })
-				pool = pool[:d.MaxSeeds]
-			}
-			v = datasets.Sample{}
+		pool = fn.ExtractOutput(pool)
+	}
+	var seeds []datasets.Sample
+	for _, it := range pool.Items {
+		var s datasets.Sample
+		if err := s.UnmarshalBinary(it[8:]); err != nil {
+			return fmt.Errorf("stage %s: seed pool: %w", f.Cfg.Stage, err)
 		}
-	}
-	sort.Slice(pool, func(i, j int) bool { return pool[i].rank < pool[j].rank })
-	if len(pool) > d.MaxSeeds {
-		pool = pool[:d.MaxSeeds]
-	}
-	seeds := make([]datasets.Sample, len(pool))
-	for i, p := range pool {
-		seeds[i] = p.s
+		seeds = append(seeds, s)
 	}
 	if err := f.st.init(f.Cfg); err != nil {
 		return err
