@@ -76,32 +76,29 @@ func (p *Plan) planSynth(ctx context.Context) error {
 		if p.Skipped[i] {
 			continue
 		}
+		base := func(l recipe.LLMStage) transforms.SynthConfig {
+			return transforms.SynthConfig{Stage: st.Kind, Kind: st.Kind, Endpoint: *l.Endpoint, CacheDir: cacheDir(l.Cache, r.ResolvePath)}
+		}
 		var cfg transforms.SynthConfig
 		switch c := st.Config.(type) {
 		case *recipe.EvolInstruct:
 			e := c.EvolConfig
 			e.Prompts = resolvePrompts(e.Prompts, r.ResolvePath)
-			if _, err := synth.NewEvolInstruct(e); err != nil {
-				return fmt.Errorf("stage %s: %w", st.Kind, err)
-			}
-			cfg = transforms.SynthConfig{Task: st.Kind, Endpoint: *c.Endpoint, CacheDir: cacheDir(c.Cache, r.ResolvePath), Mode: c.Mode, Evol: &e}
+			cfg = base(c.LLMStage)
+			cfg.Mode, cfg.Evol = c.Mode, &e
 		case *recipe.ChainOfThought:
 			e := c.CoTConfig
 			e.Prompts = resolvePrompts(e.Prompts, r.ResolvePath)
-			if _, err := synth.NewChainOfThought(e); err != nil {
-				return fmt.Errorf("stage %s: %w", st.Kind, err)
-			}
-			cfg = transforms.SynthConfig{Task: st.Kind, Endpoint: *c.Endpoint, CacheDir: cacheDir(c.Cache, r.ResolvePath), Mode: c.Mode, CoT: &e}
+			cfg = base(c.LLMStage)
+			cfg.Mode, cfg.CoT = c.Mode, &e
 		case *recipe.DocQA:
-			e := c.QAConfig
-			e.Prompts = resolvePrompts(e.Prompts, r.ResolvePath)
-			if _, err := synth.NewDocQA(e); err != nil {
-				return fmt.Errorf("stage %s: %w", st.Kind, err)
-			}
-			if len(r.AllowLicenses) > 0 && !slices.ContainsFunc(r.AllowLicenses, func(l string) bool { return strings.EqualFold(l, c.License) }) {
+			if !r.LicenseAllowed(c.License) {
 				return fmt.Errorf("stage %s: documents have license %q, not in allow_licenses %v", st.Kind, c.License, r.AllowLicenses)
 			}
-			cfg = transforms.SynthConfig{Task: st.Kind, Endpoint: *c.Endpoint, CacheDir: cacheDir(c.Cache, r.ResolvePath), QA: &e, License: c.License}
+			e := c.QAConfig
+			e.Prompts = resolvePrompts(e.Prompts, r.ResolvePath)
+			cfg = base(c.LLMStage)
+			cfg.QA, cfg.License = &e, c.License
 			chunks, err := p.readDocuments(ctx, st.Kind, c)
 			if err != nil {
 				return err
@@ -110,9 +107,6 @@ func (p *Plan) planSynth(ctx context.Context) error {
 		case *recipe.SelfInstruct:
 			e := c.SelfInstructConfig
 			e.Prompts = resolvePrompts(e.Prompts, r.ResolvePath)
-			if _, err := synth.NewSelfInstruct(e); err != nil {
-				return fmt.Errorf("stage %s: %w", st.Kind, err)
-			}
 			d := &transforms.SelfInstructDriver{Instructions: c.Instructions, SeedsPerPrompt: c.SeedsPerPrompt,
 				MachinePerPrompt: c.MachinePerPrompt, MaxSeeds: c.MaxSeeds, MaxPrompts: c.MaxPrompts, Seed: c.Seed}
 			if c.Seeds != "" {
@@ -122,9 +116,13 @@ func (p *Plan) planSynth(ctx context.Context) error {
 				}
 				d.Seeds = seeds
 			}
-			cfg = transforms.SynthConfig{Task: st.Kind, Endpoint: *c.Endpoint, CacheDir: cacheDir(c.Cache, r.ResolvePath), Self: &e, SelfDriver: d}
+			cfg = base(c.LLMStage)
+			cfg.Self, cfg.SelfDriver = &e, d
 		default:
 			continue
+		}
+		if _, err := cfg.Task(); err != nil {
+			return err
 		}
 		p.synth[i] = cfg
 	}

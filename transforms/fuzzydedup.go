@@ -139,9 +139,15 @@ func nodeID(node string) string {
 // only for the marks. It sorts by id first, like datasets.Less, breaking
 // ties between byte-identical samples by the origin hash.
 func shortRef(s *datasets.Sample) string {
+	return s.ID + "\x00" + originHash(s)
+}
+
+// originHash is a 64-bit hash of a sample's origin in hex: unique within
+// a run for all practical purposes, and short.
+func originHash(s *datasets.Sample) string {
 	h := fnv.New64a()
 	h.Write([]byte(sampleOrigin(s)))
-	return fmt.Sprintf("%s\x00%016x", s.ID, h.Sum64())
+	return fmt.Sprintf("%016x", h.Sum64())
 }
 
 type signFn struct {

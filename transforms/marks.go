@@ -225,15 +225,9 @@ func (f *applyTailFn) flush(ctx context.Context, kept func(datasets.Sample), dro
 	if err != nil {
 		return err
 	}
-	rejs := make([]*datasets.Rejected, len(f.batch))
-	forEach(len(f.batch), workersFor(steps), func(i int) { rejs[i] = applyTail(ctx, f.Tail, steps, f.marks, &f.batch[i]) })
-	for i := range f.batch {
-		if rejs[i] != nil {
-			dropped(*rejs[i])
-		} else {
-			kept(f.batch[i])
-		}
-	}
+	applyBatch(f.batch, workersFor(steps), func(s *datasets.Sample) *datasets.Rejected {
+		return applyTail(ctx, f.Tail, steps, f.marks, s)
+	}, kept, dropped)
 	f.batch = f.batch[:0]
 	return nil
 }

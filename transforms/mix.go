@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"sort"
 	"strconv"
@@ -147,12 +146,8 @@ func (f *mixKeyFn) ProcessElement(ctx context.Context, s datasets.Sample, keys f
 	if runSteps(ctx, steps, &s) != nil {
 		return nil
 	}
-	h := fnv.New64a()
-	h.Write([]byte(f.Seed))
-	h.Write([]byte{0})
-	h.Write([]byte(s.ID))
 	ref := sampleRef(&s)
-	keys(s.Source.Dataset, fmt.Sprintf("%016x\x06%s", h.Sum64(), ref))
+	keys(s.Source.Dataset, fmt.Sprintf("%016x\x06%s", seededHash(f.Seed, s.ID), ref))
 	ones(s.Source.Dataset, ref)
 	return nil
 }

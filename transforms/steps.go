@@ -200,15 +200,22 @@ func (f *applyStepsFn) flush(ctx context.Context, kept func(datasets.Sample), dr
 	if err != nil {
 		return err
 	}
-	rejs := make([]*datasets.Rejected, len(f.batch))
-	forEach(len(f.batch), workersFor(steps), func(i int) { rejs[i] = runSteps(ctx, steps, &f.batch[i]) })
-	for i := range f.batch {
+	applyBatch(f.batch, workersFor(steps), func(s *datasets.Sample) *datasets.Rejected { return runSteps(ctx, steps, s) }, kept, dropped)
+	f.batch = f.batch[:0]
+	return nil
+}
+
+// applyBatch applies fn to every sample of batch (in place) on up to
+// workers goroutines, then emits each, kept or dropped, in batch order.
+func applyBatch(batch []datasets.Sample, workers int, fn func(*datasets.Sample) *datasets.Rejected,
+	kept func(datasets.Sample), dropped func(datasets.Rejected)) {
+	rejs := make([]*datasets.Rejected, len(batch))
+	forEach(len(batch), workers, func(i int) { rejs[i] = fn(&batch[i]) })
+	for i := range batch {
 		if rejs[i] != nil {
 			dropped(*rejs[i])
 		} else {
-			kept(f.batch[i])
+			kept(batch[i])
 		}
 	}
-	f.batch = f.batch[:0]
-	return nil
 }

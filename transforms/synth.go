@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"sort"
 	"sync"
 
@@ -48,7 +47,7 @@ const (
 // SynthConfig is one generation stage as its workers see it.
 type SynthConfig struct {
 	Stage    string       `json:"stage"`
-	Task     string       `json:"task"` // evol_instruct, chain_of_thought, self_instruct, doc_qa
+	Kind     string       `json:"task"` // evol_instruct, chain_of_thought, self_instruct, doc_qa
 	Endpoint llm.Endpoint `json:"endpoint"`
 	CacheDir string       `json:"cache_dir"`
 	// Mode (evol_instruct, chain_of_thought): add keeps the input samples
@@ -87,12 +86,23 @@ type SelfInstructDriver struct {
 
 // build makes the stage's task and client.
 func (c SynthConfig) build() (synth.Task, *llm.Client, error) {
+	t, err := c.Task()
+	if err != nil {
+		return nil, nil, err
+	}
 	client, err := llm.Shared(c.Endpoint, llm.Options{CacheDir: c.CacheDir})
 	if err != nil {
 		return nil, nil, err
 	}
+	return t, client, nil
+}
+
+// Task makes the stage's task, loading its templates: a planner calls it
+// to check the configuration before any runner starts.
+func (c SynthConfig) Task() (synth.Task, error) {
 	var t synth.Task
-	switch c.Task {
+	var err error
+	switch c.Kind {
 	case "evol_instruct":
 		t, err = synth.NewEvolInstruct(deref(c.Evol))
 	case "chain_of_thought":
@@ -102,12 +112,12 @@ func (c SynthConfig) build() (synth.Task, *llm.Client, error) {
 	case "self_instruct":
 		t, err = synth.NewSelfInstruct(deref(c.Self))
 	default:
-		err = fmt.Errorf("unknown generation task %q", c.Task)
+		err = fmt.Errorf("unknown generation task %q", c.Kind)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("stage %s: %w", c.Stage, err)
+		return nil, fmt.Errorf("stage %s: %w", c.Stage, err)
 	}
-	return t, client, nil
+	return t, nil
 }
 
 func deref[T any](p *T) T {
@@ -141,16 +151,21 @@ type synthState struct {
 	client *llm.Client
 	err    error
 
-	mu        sync.Mutex
-	stop      error
-	generated int64
-	stopped   int64 // inputs passed unprocessed after the stop
-	replaced  int64
-	// notMade counts inputs the task declined (unusable samples, short
-	// chunks) and replace-mode samples kept because their candidate
-	// failed for a reason of the call, not of the sample, by reason.
-	notMade map[string]int64
+	mu   sync.Mutex
+	stop error
+	// counts are the bundle's: "generated" (candidates made), "stopped"
+	// (inputs passed unprocessed after the stop), "synth.replaced",
+	// "synth.kept_original" (replace-mode samples kept because the call
+	// failed) and the reasons of inputs the task declined
+	// (synth.unusable, synth.short_chunk).
+	counts map[string]int64
 }
+
+// Keys of synthState.counts other than reasons.
+const (
+	countGenerated = "generated"
+	countStopped   = "stopped"
+)
 
 // notCandidate tells whether a rejection says the input was unfit for
 // the task, rather than a candidate was made and failed.
@@ -186,35 +201,37 @@ func (st *synthState) run(ctx context.Context, cfg SynthConfig, inputs []synth.I
 	return res
 }
 
-// emitCandidates emits generated candidates made from seed (a sample id
-// or a chunk id), numbering their origins from k, and counts them. The
-// caller holds st.mu.
-func (st *synthState) emitCandidates(stage, seed string, k int, gens []datasets.Sample, rejs []datasets.Rejected,
+// emitCandidates emits the candidates made from seed (an input's origin
+// hash or a chunk id), numbering their origins in order, and counts them.
+// The caller holds st.mu.
+func (st *synthState) emitCandidates(stage, seed string, gens []datasets.Sample, rejs []datasets.Rejected,
 	out func(datasets.Sample), rej func(datasets.Rejected)) {
+	k := 0
 	for _, g := range gens {
 		g.Source = synthSource(stage, seed, k)
 		k++
-		st.generated++
+		st.count(countGenerated)
 		out(g)
 	}
 	for _, rj := range rejs {
 		if notCandidate(rj) {
-			st.countNotMade(rj.Reason)
+			st.count(rj.Reason)
 			continue
 		}
 		rj.Stage = stage
 		rj.Sample.Source = synthSource(stage, seed, k)
 		k++
-		st.generated++
+		st.count(countGenerated)
 		rej(rj)
 	}
 }
 
-func (st *synthState) countNotMade(reason string) {
-	if st.notMade == nil {
-		st.notMade = map[string]int64{}
+// count adds one to a count; the caller holds st.mu.
+func (st *synthState) count(key string) {
+	if st.counts == nil {
+		st.counts = map[string]int64{}
 	}
-	st.notMade[reason]++
+	st.counts[key]++
 }
 
 func (st *synthState) init(cfg SynthConfig) error {
@@ -240,21 +257,8 @@ func (st *synthState) setStop(err error) {
 // last report.
 func (st *synthState) flushReports(stage string, report func(string)) error {
 	st.mu.Lock()
-	counts := map[string]int64{}
-	if st.generated > 0 {
-		counts["generated"] = st.generated
-	}
-	if st.replaced > 0 {
-		counts["synth.replaced"] = st.replaced
-	}
-	if st.stopped > 0 {
-		counts["stopped"] = st.stopped
-	}
-	for k, n := range st.notMade {
-		counts[k] = n
-	}
-	stop := st.stop
-	st.generated, st.replaced, st.stopped, st.notMade = 0, 0, 0, nil
+	counts, stop := st.counts, st.stop
+	st.counts = nil
 	st.mu.Unlock()
 	if len(counts) > 0 || stop != nil {
 		r := Report{Kind: "generated", Stage: stage, Counts: counts}
@@ -364,7 +368,7 @@ func (f *expandFn) emit(in datasets.Sample, r expandResult, out func(datasets.Sa
 	f.st.mu.Lock()
 	defer f.st.mu.Unlock()
 	if r.skip {
-		f.st.stopped++
+		f.st.count(countStopped)
 		out(in)
 		return
 	}
@@ -375,7 +379,7 @@ func (f *expandFn) emit(in datasets.Sample, r expandResult, out func(datasets.Sa
 			g := gens[0]
 			g.Source, g.License = in.Source, in.License
 			out(g)
-			f.st.replaced++
+			f.st.count("synth.replaced")
 			gens = gens[1:]
 		case len(rejs) > 0 && !keepsOriginal(rejs[0].Reason):
 			rj := rejs[0]
@@ -389,21 +393,15 @@ func (f *expandFn) emit(in datasets.Sample, r expandResult, out func(datasets.Sa
 			// dropped).
 			out(in)
 			if len(rejs) > 0 && rejs[0].Reason != synth.ReasonUnusable {
-				f.st.countNotMade("synth.kept_original")
+				f.st.count("synth.kept_original")
 			}
 		}
 	} else {
 		out(in)
 	}
-	f.st.emitCandidates(f.Cfg.Stage, originKey(&in), 0, gens, rejs, out, rej)
-}
-
-// originKey names an input by its origin, unique within a run (unlike
-// its id: identical samples share one).
-func originKey(s *datasets.Sample) string {
-	h := fnv.New64a()
-	h.Write([]byte(sampleOrigin(s)))
-	return fmt.Sprintf("%016x", h.Sum64())
+	// Candidates are named by their input's origin, not its id: identical
+	// inputs' candidates must stay distinct for later stages' marks.
+	f.st.emitCandidates(f.Cfg.Stage, originHash(&in), gens, rejs, out, rej)
 }
 
 // GenerateFromChunks runs doc_qa over document chunks (JSON-encoded
@@ -411,7 +409,7 @@ func originKey(s *datasets.Sample) string {
 // candidates and the stage's report lines.
 func GenerateFromChunks(s beam.Scope, chunks []synth.Chunk, cfg SynthConfig) (out, rejected, reports beam.PCollection) {
 	s = s.Scope("Synth_" + cfg.Stage)
-	enc := make([]any, len(chunks))
+	enc := make([]string, len(chunks))
 	for i, c := range chunks {
 		b, err := json.Marshal(c)
 		if err != nil {
@@ -419,16 +417,7 @@ func GenerateFromChunks(s beam.Scope, chunks []synth.Chunk, cfg SynthConfig) (ou
 		}
 		enc[i] = string(b)
 	}
-	col := beam.Reshuffle(s, beam.CreateList(s, toStrings(enc)))
-	return beam.ParDo3(s, &chunkQAFn{Cfg: cfg}, col)
-}
-
-func toStrings(v []any) []string {
-	out := make([]string, len(v))
-	for i, x := range v {
-		out[i] = x.(string)
-	}
-	return out
+	return beam.ParDo3(s, &chunkQAFn{Cfg: cfg}, beam.Reshuffle(s, beam.CreateList(s, enc)))
 }
 
 type chunkQAFn struct {
@@ -472,13 +461,13 @@ func (f *chunkQAFn) flush(ctx context.Context, out func(datasets.Sample), rej fu
 	defer f.st.mu.Unlock()
 	for i, c := range f.batch {
 		if res[i].skip {
-			f.st.stopped++
+			f.st.count(countStopped)
 			continue
 		}
 		for j := range res[i].gens {
 			res[i].gens[j].License = f.Cfg.License
 		}
-		f.st.emitCandidates(f.Cfg.Stage, c.ID, 0, res[i].gens, res[i].rejs, out, rej)
+		f.st.emitCandidates(f.Cfg.Stage, c.ID, res[i].gens, res[i].rejs, out, rej)
 	}
 	f.batch = f.batch[:0]
 	return nil
@@ -510,7 +499,7 @@ type SeedPool struct {
 	Items [][]byte
 }
 
-// seedPoolFn keeps the Max samples of lowest rank (seedRank; ties by
+// seedPoolFn keeps the Max samples of lowest rank (seededHash; ties by
 // encoding, so the pool does not depend on order).
 type seedPoolFn struct {
 	Seed string `json:"seed"`
@@ -523,7 +512,7 @@ func (f *seedPoolFn) AddInput(p SeedPool, s datasets.Sample) SeedPool {
 	if s.ID == "" {
 		return p
 	}
-	b := binary.BigEndian.AppendUint64(nil, seedRank(f.Seed, s.ID))
+	b := binary.BigEndian.AppendUint64(nil, seededHash(f.Seed, s.ID))
 	p.Items = append(p.Items, s.AppendBinary(b))
 	if len(p.Items) >= 2*f.Max {
 		p = f.trim(p)
@@ -549,15 +538,6 @@ func (f *seedPoolFn) trim(p SeedPool) SeedPool {
 type selfInstructFn struct {
 	Cfg SynthConfig `json:"cfg"`
 	st  synthState
-}
-
-// seedRank orders samples for the seed pool.
-func seedRank(seed, id string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(seed))
-	h.Write([]byte{0})
-	h.Write([]byte(id))
-	return h.Sum64()
 }
 
 func (f *selfInstructFn) ProcessElement(ctx context.Context, pool SeedPool,
@@ -607,13 +587,13 @@ func (f *selfInstructFn) ProcessElement(ctx context.Context, pool SeedPool,
 	f.st.mu.Lock()
 	for _, g := range res.Samples {
 		g.Sample.Source = synthSource(f.Cfg.Stage, fmt.Sprintf("prompt-%06d", g.Prompt), g.Index)
-		f.st.generated++
+		f.st.count(countGenerated)
 		out(g.Sample)
 	}
 	for _, rj := range res.Rejected {
 		rj.Rejected.Stage = f.Cfg.Stage
 		rj.Rejected.Sample.Source = synthSource(f.Cfg.Stage, fmt.Sprintf("prompt-%06d", rj.Prompt), rj.Index)
-		f.st.generated++
+		f.st.count(countGenerated)
 		rej(rj.Rejected)
 	}
 	f.st.mu.Unlock()

@@ -67,17 +67,24 @@ func init() {
 	register.Iter1[datasets.Rejected]()
 }
 
+// seededHash is the 64-bit FNV-1a hash of seed, a 0 byte and id: the
+// deterministic, order-free draw behind the split, the mix and the
+// self_instruct seed pool.
+func seededHash(seed, id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(seed))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	return h.Sum64()
+}
+
 // Split returns the split a sample id belongs to: "test" for a fraction
 // ratio of ids, chosen by a hash of seed and id, else "train".
 func Split(id, seed string, ratio float64) string {
 	if ratio <= 0 {
 		return "train"
 	}
-	h := fnv.New64a()
-	h.Write([]byte(seed))
-	h.Write([]byte{0})
-	h.Write([]byte(id))
-	if float64(h.Sum64()>>11)/(1<<53) < ratio {
+	if float64(seededHash(seed, id)>>11)/(1<<53) < ratio {
 		return "test"
 	}
 	return "train"
@@ -198,20 +205,14 @@ func (f *writeShardFn) ProcessElement(ctx context.Context, key string, values fu
 		}
 		v = datasets.Sample{}
 	}
-	rejs := make([]*datasets.Rejected, len(all))
 	workers := 1
 	if len(tail) > 0 {
 		workers = workersFor(tail)
 	}
-	forEach(len(all), workers, func(i int) { rejs[i] = f.applyTail(ctx, tail, &all[i]) })
-	samples := all[:0]
-	for i := range all {
-		if rejs[i] != nil {
-			rejected(*rejs[i])
-		} else {
-			samples = append(samples, all[i])
-		}
-	}
+	samples := all[:0] // survivors, compacted in place (emitted in order)
+	applyBatch(all, workers, func(s *datasets.Sample) *datasets.Rejected {
+		return applyTail(ctx, f.Cfg.Tail, tail, f.marks, s)
+	}, func(s datasets.Sample) { samples = append(samples, s) }, rejected)
 	f.sem <- struct{}{}
 	f.wg.Add(1)
 	go func() {
@@ -240,15 +241,10 @@ func (f *writeShardFn) tailSteps() ([]Step, error) {
 	return f.runner.get(specs)
 }
 
-// applyTail runs the tail in recipe order: marks stages drop what they
-// marked (and set DupCluster on survivors), per-sample steps run on what
-// is left. It returns the first rejection.
-func (f *writeShardFn) applyTail(ctx context.Context, steps []Step, v *datasets.Sample) *datasets.Rejected {
-	return applyTail(ctx, f.Cfg.Tail, steps, f.marks, v)
-}
-
 // applyTail runs tail (whose steps, built, are steps) on v with the marks
-// of ms.
+// of ms, in recipe order: marks stages drop what they marked (and set
+// DupCluster on survivors), per-sample steps run on what is left. It
+// returns the first rejection.
 func applyTail(ctx context.Context, tail []TailStep, steps []Step, ms markSet, v *datasets.Sample) *datasets.Rejected {
 	origin := sampleOrigin(v)
 	k := 0

@@ -97,6 +97,12 @@ type Output struct {
 	MixSeed string `yaml:"mix_seed" json:"mix_seed,omitempty"`
 }
 
+// LicenseAllowed tells whether allow_licenses admits license (any
+// license when the recipe gives no list); case does not matter.
+func (r *Recipe) LicenseAllowed(license string) bool {
+	return len(r.AllowLicenses) == 0 || slices.ContainsFunc(r.AllowLicenses, func(l string) bool { return strings.EqualFold(l, license) })
+}
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 func (r *Recipe) validate() error {
@@ -111,11 +117,7 @@ func (r *Recipe) validate() error {
 	}
 	if len(r.AllowLicenses) > 0 {
 		for i, s := range r.Sources {
-			ok := false
-			for _, l := range r.AllowLicenses {
-				ok = ok || strings.EqualFold(l, s.License)
-			}
-			if !ok {
+			if !r.LicenseAllowed(s.License) {
 				lic := s.License
 				if lic == "" {
 					lic = "(none)"
