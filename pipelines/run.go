@@ -417,7 +417,7 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 			unconverged[rep.Stage]++
 		case "generated":
 			for k, n := range rep.Counts {
-				if k == "generated" {
+				if k == transforms.CountGenerated {
 					generated[rep.Stage] += n
 				} else {
 					modified[rep.Stage+"\x00"+k] += n

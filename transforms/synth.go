@@ -161,9 +161,11 @@ type synthState struct {
 	counts map[string]int64
 }
 
-// Keys of synthState.counts other than reasons.
+// Keys of a "generated" report line's counts other than reasons:
+// CountGenerated is the stage's generated candidates; every other key is
+// something it modified or left undone.
 const (
-	countGenerated = "generated"
+	CountGenerated = "generated"
 	countStopped   = "stopped"
 )
 
@@ -210,7 +212,7 @@ func (st *synthState) emitCandidates(stage, seed string, gens []datasets.Sample,
 	for _, g := range gens {
 		g.Source = synthSource(stage, seed, k)
 		k++
-		st.count(countGenerated)
+		st.count(CountGenerated)
 		out(g)
 	}
 	for _, rj := range rejs {
@@ -221,7 +223,7 @@ func (st *synthState) emitCandidates(stage, seed string, gens []datasets.Sample,
 		rj.Stage = stage
 		rj.Sample.Source = synthSource(stage, seed, k)
 		k++
-		st.count(countGenerated)
+		st.count(CountGenerated)
 		rej(rj)
 	}
 }
@@ -587,13 +589,13 @@ func (f *selfInstructFn) ProcessElement(ctx context.Context, pool SeedPool,
 	f.st.mu.Lock()
 	for _, g := range res.Samples {
 		g.Sample.Source = synthSource(f.Cfg.Stage, fmt.Sprintf("prompt-%06d", g.Prompt), g.Index)
-		f.st.count(countGenerated)
+		f.st.count(CountGenerated)
 		out(g.Sample)
 	}
 	for _, rj := range res.Rejected {
 		rj.Rejected.Stage = f.Cfg.Stage
 		rj.Rejected.Sample.Source = synthSource(f.Cfg.Stage, fmt.Sprintf("prompt-%06d", rj.Prompt), rj.Index)
-		f.st.count(countGenerated)
+		f.st.count(CountGenerated)
 		rej(rj.Rejected)
 	}
 	f.st.mu.Unlock()
