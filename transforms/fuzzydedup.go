@@ -76,14 +76,8 @@ func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage s
 	// Samples earlier stages dropped take no part: their marks (few, and
 	// small) reach the signer as a side input, so that no band pair of
 	// theirs is ever made.
-	priorMarks := []beam.PCollection{beam.Create(s, "")}
-	var stages []string
-	for _, p := range prior {
-		priorMarks = append(priorMarks, p.Marks)
-		stages = append(stages, p.Stage)
-	}
-	bandPairs, sets, origins := beam.ParDo3(s, &signFn{Cfg: cfg, Pre: pre, Stages: stages}, in,
-		beam.SideInput{Input: beam.Flatten(s, priorMarks...)})
+	priorMarks, stages := marksSideInput(s, prior)
+	bandPairs, sets, origins := beam.ParDo3(s, &signFn{Cfg: cfg, Pre: pre, Stages: stages}, in, priorMarks)
 	buckets := beam.GroupByKey(s, bandPairs)
 	cand := beam.ParDo(s, &bucketEdgesFn{Edges: cfg.Edges, Max: cfg.MaxBucketPairs}, buckets)
 	// Distinct candidate edges "a\x03b", a < b.

@@ -118,14 +118,8 @@ func dropMarked(s beam.Scope, col beam.PCollection, prior []StageMarks, valueIsR
 	if len(prior) == 0 {
 		return col
 	}
-	var cols []beam.PCollection
-	var stages []string
-	for _, p := range prior {
-		cols = append(cols, p.Marks)
-		stages = append(stages, p.Stage)
-	}
-	all := beam.Flatten(s, cols...)
-	return beam.ParDo(s, &dropMarkedFn{Stages: stages, ValueIsRef: valueIsRef}, col, beam.SideInput{Input: all})
+	all, stages := marksSideInput(s, prior)
+	return beam.ParDo(s, &dropMarkedFn{Stages: stages, ValueIsRef: valueIsRef}, col, all)
 }
 
 type dropMarkedFn struct {
@@ -170,11 +164,21 @@ func init() {
 // report lines.
 func ApplyTail(s beam.Scope, samples beam.PCollection, tail []TailStep, marks []StageMarks) (kept, dropped, reports beam.PCollection) {
 	s = s.Scope("ApplyTail")
+	all, _ := marksSideInput(s, marks)
+	return beam.ParDo3(s, &applyTailFn{Tail: tail}, samples, all)
+}
+
+// marksSideInput flattens the stages' marks into one side input (never
+// empty: an empty string stands in when there are none, and is skipped
+// by loadMarks) and returns the stages' names in order.
+func marksSideInput(s beam.Scope, marks []StageMarks) (beam.SideInput, []string) {
 	cols := []beam.PCollection{beam.Create(s, "")}
+	var stages []string
 	for _, m := range marks {
 		cols = append(cols, m.Marks)
+		stages = append(stages, m.Stage)
 	}
-	return beam.ParDo3(s, &applyTailFn{Tail: tail}, samples, beam.SideInput{Input: beam.Flatten(s, cols...)})
+	return beam.SideInput{Input: beam.Flatten(s, cols...)}, stages
 }
 
 type applyTailFn struct {

@@ -132,12 +132,8 @@ func WriteShards(s beam.Scope, samples beam.PCollection, cfg WriteConfig, marks 
 	keyed := beam.ParDo(s, &assignShardFn{Cfg: cfg}, samples)
 	markers := beam.ParDo(s, markerSample, beam.Create(s, anys(shardKeys(cfg))...))
 	groups := beam.GroupByKey(s, beam.Flatten(s, keyed, markers))
-	cols := []beam.PCollection{beam.Create(s, "")}
-	for _, m := range marks {
-		cols = append(cols, m.Marks)
-	}
-	allMarks := beam.Flatten(s, cols...)
-	return beam.ParDo2(s, &writeShardFn{Cfg: cfg}, groups, beam.SideInput{Input: allMarks})
+	allMarks, _ := marksSideInput(s, marks)
+	return beam.ParDo2(s, &writeShardFn{Cfg: cfg}, groups, allMarks)
 }
 
 func anys(ss []string) []any {
