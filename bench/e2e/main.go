@@ -36,7 +36,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -47,7 +46,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sieve-data/sieve/bench/chatgen"
@@ -331,59 +329,17 @@ func measure(b *bench, wd string, rep int, timeout time.Duration) (result, error
 	if err != nil {
 		return result{}, err
 	}
+	cmd.Dir = wd
 	logPath := filepath.Join(wd, "logs", fmt.Sprintf("%s.%d.log", b.name, rep))
-	logFile, err := os.Create(logPath)
+	m, err := benchenv.RunChild(cmd, logPath, timeout)
 	if err != nil {
 		return result{}, err
 	}
-	defer logFile.Close()
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = logFile
-	cmd.Dir = wd
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-
-	busy0 := benchenv.CPUBusySeconds()
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return result{}, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			// Kill the child's whole process group.
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		case <-done:
-		}
-	}()
-	waitErr := cmd.Wait()
-	elapsed := time.Since(start).Seconds()
-	busy1 := benchenv.CPUBusySeconds()
-	close(done)
-	fmt.Fprintf(logFile, "\n--- stdout ---\n%s", stdout.Bytes())
-	if ctx.Err() != nil {
-		return result{}, fmt.Errorf("timed out after %s (log: %s)", timeout, logPath)
-	}
-	if waitErr != nil {
-		return result{}, fmt.Errorf("%v; stderr tail: %s (log: %s)", waitErr, tail(logPath, 400), logPath)
-	}
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return result{}, errors.New("no rusage")
-	}
-	extra, err := b.check(stdout.Bytes())
+	extra, err := b.check(m.Stdout)
 	if err != nil {
 		return result{}, fmt.Errorf("%w (log: %s)", err, logPath)
 	}
-	own := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-	other := 0.0
-	if busy0 >= 0 && busy1 >= 0 {
-		other = max(0, busy1-busy0-own)
-	}
-	return result{seconds: elapsed, rssKiB: ru.Maxrss, otherCPU: other, extra: extra}, nil
+	return result{seconds: m.Seconds, rssKiB: m.MaxRSSKiB, otherCPU: m.OtherCPU, extra: extra}, nil
 }
 
 func generate(path string, cfg chatgen.Config) (chatgen.Stats, error) {
@@ -524,21 +480,6 @@ func removeIfExists(path string) error {
 func lastLine(b []byte) []byte {
 	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
 	return bytes.TrimSpace(lines[len(lines)-1])
-}
-
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	if i := bytes.Index(b, []byte("\n--- stdout ---\n")); i >= 0 {
-		b = b[:i]
-	}
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return "(no stderr)"
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return strings.ReplaceAll(string(b), "\n", " | ")
 }
 
 func seconds(rs []result) []float64 {
