@@ -2,6 +2,10 @@
 //
 //   node bench/duckdb/bench.mjs IN.jsonl OUT.parquet [THREADS]
 //
+// IN may be a pattern with * in its file name (DIR/part-*.jsonl, for the
+// scale benchmark's several files); DuckDB then reads the matching files
+// as one table.
+//
 // Reads chat records in the OpenAI messages format from IN (JSONL), drops
 // exact duplicates by the same normalised key sieve uses (for each
 // message: its role and its content lowercased, whitespace runs collapsed
@@ -22,11 +26,24 @@
 // clock starts (read_json fails on a malformed line, so every line is a
 // record). Peak RSS is measured from outside (bench/e2e).
 
-import { createReadStream } from "node:fs";
+import { createReadStream, readdirSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 
 function sqlString(s) {
   return "'" + s.replaceAll("'", "''") + "'";
+}
+
+// expand returns the files that path names: itself, or those matching
+// its file name's * wildcards, in name order.
+function expand(path) {
+  const base = basename(path);
+  if (!base.includes("*")) return [path];
+  const re = new RegExp("^" + base.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*") + "$");
+  const dir = dirname(path);
+  const files = readdirSync(dir).filter((f) => re.test(f)).sort().map((f) => join(dir, f));
+  if (files.length === 0) throw new Error(`no file matches ${path}`);
+  return files;
 }
 
 async function countLines(path) {
@@ -47,7 +64,9 @@ async function main() {
     process.exit(2);
   }
   const threads = Number.parseInt(threadsArg ?? "2", 10);
-  const samplesIn = await countLines(input);
+  const files = expand(input);
+  let samplesIn = 0;
+  for (const f of files) samplesIn += await countLines(f);
 
   const start = process.hrtime.bigint();
   const instance = await DuckDBInstance.create(":memory:", { threads: String(threads) });
@@ -61,7 +80,7 @@ async function main() {
                  list_transform(messages, m -> m.role || chr(1) ||
                    trim(regexp_replace(lower(m.content), '[[:space:]]+', ' ', 'g'))),
                  chr(0))) AS k
-        FROM read_json(${sqlString(input)},
+        FROM read_json([${files.map(sqlString).join(", ")}],
                        format = 'newline_delimited',
                        columns = {messages: 'STRUCT(role VARCHAR, content VARCHAR)[]'})
       )
