@@ -61,6 +61,9 @@ const (
 	FilterEmpty      = "empty"
 	FilterLength     = "length"
 	FilterCodeFences = "code_fences"
+	FilterTemplate   = "template"
+	FilterMojibake   = "mojibake"
+	FilterDegenerate = "degenerate"
 	FilterTruncation = "truncation"
 	FilterRefusal    = "refusal"
 	FilterEcho       = "echo"
@@ -78,11 +81,14 @@ var filterRules = []struct {
 	{FilterEmpty, []string{"empty.response"}},
 	{FilterLength, lengthRules()},
 	{FilterCodeFences, []string{"code_fences.unbalanced"}},
+	{FilterTemplate, []string{"template.leftover_tokens"}},
+	{FilterMojibake, []string{"mojibake.sequences"}},
+	{FilterDegenerate, []string{"degenerate.gibberish", "degenerate.loop"}},
 	{FilterTruncation, []string{"truncation.mid_sentence"}},
 	{FilterRefusal, []string{"refusal.phrase"}},
 	{FilterEcho, []string{"echo.prompt_repeat"}},
 	{FilterGopher, append(slices.Clone(qualityRuleNames), repetitionRuleNames...)},
-	{FilterLanguage, []string{"language.non_target"}},
+	{FilterLanguage, []string{"language.non_target", "language.prompt_mismatch"}},
 }
 
 func lengthRules() []string {
@@ -116,9 +122,11 @@ type Config struct {
 	// Skip names filters ("language") or single rules
 	// ("gopher.stop_words") to leave out.
 	Skip []string `yaml:"skip" json:"skip,omitempty"`
-	// Length, Truncation, Refusal, Echo, Gopher and Language configure
-	// the filters of those names.
+	// Length, Degenerate, Mojibake, Truncation, Refusal, Echo, Gopher and
+	// Language configure the filters of those names.
 	Length     LengthConfig     `yaml:"length" json:"length"`
+	Degenerate DegenerateConfig `yaml:"degenerate" json:"degenerate"` // see Length
+	Mojibake   MojibakeConfig   `yaml:"mojibake" json:"mojibake"`     // see Length
 	Truncation TruncationConfig `yaml:"truncation" json:"truncation"` // see Length
 	Refusal    RefusalConfig    `yaml:"refusal" json:"refusal"`       // see Length
 	Echo       EchoConfig       `yaml:"echo" json:"echo"`             // see Length
@@ -157,6 +165,35 @@ type LengthConfig struct {
 	TemplateTokens int `yaml:"template_tokens" json:"template_tokens,omitempty"`
 }
 
+// DegenerateConfig tunes the checks for token junk and generation loops
+// in assistant turns (fenced and inline code removed).
+type DegenerateConfig struct {
+	// MinTokens: turns with fewer runs of non-space characters are not
+	// judged for gibberish; default 8.
+	MinTokens int `yaml:"min_tokens" json:"min_tokens,omitempty"`
+	// MaxOddTokens: the largest share of tokens that are neither words,
+	// numbers, markdown nor common punctuation (tokenizer pieces, braces,
+	// operators, identifiers); default 0.15.
+	MaxOddTokens float64 `yaml:"max_odd_tokens" json:"max_odd_tokens,omitempty"`
+	// MaxBadBigrams: the largest number, per word, of adjacent function
+	// words in an order English never has ("the of", "to in"); default
+	// 0.02 (and at least 3 such pairs).
+	MaxBadBigrams float64 `yaml:"max_bad_bigrams" json:"max_bad_bigrams,omitempty"`
+	// MinLoopTokens and MinLoopCopies: a run of at least MinLoopTokens
+	// tokens that repeats one unit back to back at least MinLoopCopies
+	// times is a loop; defaults 30 and 4.
+	MinLoopTokens int     `yaml:"min_loop_tokens" json:"min_loop_tokens,omitempty"`
+	MinLoopCopies float64 `yaml:"min_loop_copies" json:"min_loop_copies,omitempty"`
+}
+
+// MojibakeConfig tunes the check for UTF-8 text decoded as Windows-1252
+// or Latin-1.
+type MojibakeConfig struct {
+	// MinSequences: a turn with at least this many mojibake sequences
+	// ("â€™", "Ã©") is dropped; default 1.
+	MinSequences int `yaml:"min_sequences" json:"min_sequences,omitempty"`
+}
+
 // TruncationConfig tunes the mid-sentence check of the last assistant turn.
 type TruncationConfig struct {
 	// MinWords: shorter responses are not checked ("Paris", "42");
@@ -171,6 +208,11 @@ type RefusalConfig struct {
 	Phrases []string `yaml:"phrases" json:"phrases,omitempty"`
 	// ExtraPhrases is added to Phrases (or to the default list).
 	ExtraPhrases []string `yaml:"extra_phrases" json:"extra_phrases,omitempty"`
+	// MinHelpWords: a turn with a phrase is kept when it has at least this
+	// many words outside the sentences holding a phrase, that is when it
+	// goes on to help ("As an AI language model, I have no opinions, but
+	// here are the arguments…"); default 40; -1 drops on any phrase.
+	MinHelpWords int `yaml:"min_help_words" json:"min_help_words,omitempty"`
 }
 
 // EchoConfig tunes the check for responses that merely repeat the prompt.
@@ -188,6 +230,10 @@ type EchoConfig struct {
 // assistant turn on its own, with fenced code blocks removed unless
 // IncludeCode, and only to turns with at least MinWords non-symbol words.
 type GopherConfig struct {
+	// Enabled turns the Gopher rules on. They were written for web pages
+	// and drop good SFT answers (lists, tables, arithmetic, translations,
+	// songs), so they are off by default.
+	Enabled bool `yaml:"enabled" json:"enabled,omitempty"`
 	// MinWords gates every Gopher rule; default 50 (Gopher's minimum
 	// document length, below which its statistics are noise).
 	MinWords int `yaml:"min_words" json:"min_words,omitempty"`
@@ -218,10 +264,13 @@ type GopherConfig struct {
 	Dup10Gram       float64 `yaml:"dup_10gram" json:"dup_10gram,omitempty"`                 // 0.10
 }
 
-// LanguageConfig selects the target languages of the responses.
+// LanguageConfig tunes the language checks: the answer must be in the
+// prompt's language unless the prompt asks for another one
+// (language.prompt_mismatch), and, when Languages is set, in one of them
+// (language.non_target).
 type LanguageConfig struct {
-	// Languages to keep, from Languages(); default [en] (datatrove's
-	// LanguageFilter default). "other" keeps undetected languages too.
+	// Languages to keep, from Languages(); default none (any language).
+	// "other" keeps undetected languages too.
 	Languages []string `yaml:"languages" json:"languages,omitempty"`
 	// MinConfidence: a sample is dropped only when a language outside
 	// Languages is detected with at least this confidence; default 0.5.
@@ -258,10 +307,19 @@ func (c *Config) Defaults() {
 	def(&l.MaxTokens, -1)
 	def(&l.TemplateTokens, 4)
 
+	d := &c.Degenerate
+	def(&d.MinTokens, 8)
+	deff(&d.MaxOddTokens, 0.15)
+	deff(&d.MaxBadBigrams, 0.02)
+	def(&d.MinLoopTokens, 30)
+	deff(&d.MinLoopCopies, 4)
+	def(&c.Mojibake.MinSequences, 1)
+
 	def(&c.Truncation.MinWords, 20)
 	if c.Refusal.Phrases == nil {
 		c.Refusal.Phrases = slices.Clone(DefaultRefusalPhrases)
 	}
+	def(&c.Refusal.MinHelpWords, 40)
 	deff(&c.Echo.Threshold, 0.9)
 	def(&c.Echo.MinWords, 3)
 
@@ -291,9 +349,6 @@ func (c *Config) Defaults() {
 	deff(&g.Dup9Gram, 0.11)
 	deff(&g.Dup10Gram, 0.10)
 
-	if c.Language.Languages == nil {
-		c.Language.Languages = []string{"en"}
-	}
 	deff(&c.Language.MinConfidence, 0.5)
 	def(&c.Language.MinLetters, 40)
 	if c.Language.Scope == "" {
@@ -352,6 +407,31 @@ var DefaultRefusalPhrases = []string{
 	"developed by openai",
 	"trained by openai",
 	"created by openai",
+	"i cannot answer",
+	"i can't answer",
+	"i cannot provide",
+	"i can't provide",
+	"i am not able to provide",
+	"i am unable to provide",
+	"i'm unable to provide",
+	"i'm unable to help",
+	"i am unable to help",
+	"i'm not able to help",
+	"i am not able to help",
+	"i won't be able to",
+	"i will not be able to",
+	"i am not capable of",
+	"i'm not capable of",
+	"i do not feel comfortable",
+	"i don't feel comfortable",
+	"i cannot recommend",
+	"i do not have access to real-time",
+	"i don't have access to real-time",
+	"not something i can help with",
+	"i am unable to complete",
+	"i'm unable to complete",
+	"i cannot do",
+	"i can't do that",
 }
 
 // Validate reports every invalid setting, each prefixed with its key
@@ -395,6 +475,28 @@ func (c *Config) Validate() error {
 	}
 	if c.Length.TemplateTokens < -1 {
 		bad("length.template_tokens", "must be >= 0 or -1 (none), got %d", c.Length.TemplateTokens)
+	}
+	dg := &c.Degenerate
+	if dg.MinTokens < -1 {
+		bad("degenerate.min_tokens", "must be >= 1 or -1, got %d", dg.MinTokens)
+	}
+	if math.IsNaN(dg.MaxOddTokens) || (dg.MaxOddTokens != -1 && (dg.MaxOddTokens <= 0 || dg.MaxOddTokens > 1)) {
+		bad("degenerate.max_odd_tokens", "must be in (0, 1] or -1 (off), got %v", dg.MaxOddTokens)
+	}
+	if math.IsNaN(dg.MaxBadBigrams) || (dg.MaxBadBigrams != -1 && (dg.MaxBadBigrams <= 0 || dg.MaxBadBigrams > 1)) {
+		bad("degenerate.max_bad_bigrams", "must be in (0, 1] or -1 (off), got %v", dg.MaxBadBigrams)
+	}
+	if dg.MinLoopTokens < 1 {
+		bad("degenerate.min_loop_tokens", "must be >= 1, got %d", dg.MinLoopTokens)
+	}
+	if math.IsNaN(dg.MinLoopCopies) || dg.MinLoopCopies < 2 {
+		bad("degenerate.min_loop_copies", "must be >= 2, got %v", dg.MinLoopCopies)
+	}
+	if c.Mojibake.MinSequences < 1 {
+		bad("mojibake.min_sequences", "must be >= 1, got %d", c.Mojibake.MinSequences)
+	}
+	if c.Refusal.MinHelpWords < -1 {
+		bad("refusal.min_help_words", "must be >= 1 or -1 (any phrase drops), got %d", c.Refusal.MinHelpWords)
 	}
 	if c.Truncation.MinWords < -1 {
 		bad("truncation.min_words", "must be >= 1 or -1, got %d", c.Truncation.MinWords)
@@ -450,8 +552,8 @@ func (c *Config) Validate() error {
 	for _, l := range Languages() {
 		supported[l] = true
 	}
-	if len(c.Language.Languages) == 0 {
-		bad("language.languages", "empty (skip the language filter instead)")
+	if c.Language.Languages != nil && len(c.Language.Languages) == 0 {
+		bad("language.languages", "empty (leave it out to accept any language, or skip the language filter)")
 	}
 	for _, l := range c.Language.Languages {
 		if !supported[l] {
@@ -485,9 +587,10 @@ func filterNames() []string {
 }
 
 // New builds the enabled filters of cfg (after Defaults) in evaluation
-// order: turn_order, empty, length, code_fences, truncation, refusal,
-// echo, gopher, language. A filter named in
-// Skip is left out; a rule named in Skip is not evaluated.
+// order: turn_order, empty, length, code_fences, template, mojibake,
+// degenerate, truncation, refusal, echo, gopher (only with
+// gopher.enabled), language. A filter named in Skip is left out; a rule
+// named in Skip is not evaluated.
 func New(cfg Config) ([]Filter, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
@@ -499,7 +602,7 @@ func New(cfg Config) ([]Filter, error) {
 	}
 	var out []Filter
 	for _, f := range filterRules {
-		if skip[f.name] {
+		if skip[f.name] || (f.name == FilterGopher && !cfg.Gopher.Enabled) {
 			continue
 		}
 		var on ruleSet
@@ -523,16 +626,22 @@ func New(cfg Config) ([]Filter, error) {
 			flt = newLengthFilter(cfg.Length, on)
 		case FilterCodeFences:
 			flt = &fenceFilter{}
+		case FilterTemplate:
+			flt = templateFilter{}
+		case FilterMojibake:
+			flt = &mojibakeFilter{min: cfg.Mojibake.MinSequences}
+		case FilterDegenerate:
+			flt = &degenerateFilter{on: on, c: cfg.Degenerate}
 		case FilterTruncation:
 			flt = &truncationFilter{minWords: cfg.Truncation.MinWords}
 		case FilterRefusal:
-			flt = newRefusalFilter(append(slices.Clone(cfg.Refusal.Phrases), cfg.Refusal.ExtraPhrases...))
+			flt = newRefusalFilter(append(slices.Clone(cfg.Refusal.Phrases), cfg.Refusal.ExtraPhrases...), cfg.Refusal.MinHelpWords)
 		case FilterEcho:
 			flt = &echoFilter{threshold: cfg.Echo.Threshold, minWords: cfg.Echo.MinWords}
 		case FilterGopher:
 			flt = newGopherFilter(cfg.Gopher, on)
 		case FilterLanguage:
-			lf, err := newLanguageFilter(cfg.Language)
+			lf, err := newLanguageFilter(cfg.Language, on)
 			if err != nil {
 				return nil, err
 			}

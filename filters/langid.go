@@ -2,6 +2,7 @@ package filters
 
 import (
 	"embed"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -255,37 +256,30 @@ func detectLanguage(text string) (string, float64, int) {
 	return name, 1 / z, letters
 }
 
-// languageFilter drops samples whose text is, with enough confidence, in
-// a language outside the targets.
+// languageFilter checks the language of the answers: against the
+// prompt's (language.prompt_mismatch) and, when targets are set, against
+// them (language.non_target).
 type languageFilter struct {
-	targets       []string
+	on            ruleSet
+	targets       []string // nil: any
 	minConfidence float64
 	minLetters    int
 	scope         string
 }
 
-func newLanguageFilter(c LanguageConfig) (*languageFilter, error) {
+func newLanguageFilter(c LanguageConfig, on ruleSet) (*languageFilter, error) {
 	theLangModel() // train now rather than inside the first Check
-	return &languageFilter{targets: c.Languages, minConfidence: c.MinConfidence, minLetters: c.MinLetters, scope: c.Scope}, nil
+	return &languageFilter{on: on, targets: c.Languages, minConfidence: c.MinConfidence, minLetters: c.MinLetters, scope: c.Scope}, nil
 }
 
 func (f *languageFilter) Name() string { return FilterLanguage }
 
-func (f *languageFilter) Check(s *datasets.Sample) Verdict {
-	sc := getScratch()
-	defer putScratch(sc)
+// detectRoles detects the language of the prose of the turns use
+// selects.
+func detectRoles(sc *scratch, msgs []datasets.Message, use func(role string) bool) (string, float64, int) {
 	b := sc.buf2[:0]
-	for _, m := range s.Messages {
-		var use bool
-		switch f.scope {
-		case "response":
-			use = m.Role == datasets.RoleAssistant
-		case "prompt":
-			use = m.Role == datasets.RoleUser
-		default:
-			use = m.Role != datasets.RoleSystem
-		}
-		if !use {
+	for _, m := range msgs {
+		if !use(m.Role) {
 			continue
 		}
 		if len(b) > 0 {
@@ -302,19 +296,85 @@ func (f *languageFilter) Check(s *datasets.Sample) Verdict {
 		sc.buf = appendNoInlineCode(sc.buf[:0], text)
 		text = bstr(sc.buf)
 	}
-	lang, conf, letters := detectLanguage(text)
-	const rule = "language.non_target"
-	if f.minLetters > 0 && letters < f.minLetters {
-		return Verdict{Keep: true, Detail: "too little text to judge"}
+	return detectLanguage(text)
+}
+
+func (f *languageFilter) Check(s *datasets.Sample) Verdict {
+	sc := getScratch()
+	defer putScratch(sc)
+	var cl closest
+	isAnswer := func(r string) bool { return r == datasets.RoleAssistant }
+	if f.on.has(0) && f.targets != nil {
+		use := isAnswer
+		switch f.scope {
+		case "prompt":
+			use = func(r string) bool { return r == datasets.RoleUser }
+		case "conversation":
+			use = func(r string) bool { return r != datasets.RoleSystem }
+		}
+		lang, conf, letters := detectRoles(sc, s.Messages, use)
+		const rule = "language.non_target"
+		switch {
+		case f.minLetters > 0 && letters < f.minLetters:
+		case slices.Contains(f.targets, lang):
+			cl.note(rule, conf, f.minConfidence, 1)
+		case conf < f.minConfidence:
+			cl.min(rule, f.minConfidence-conf, 0)
+		default:
+			return drop(rule, "non-target language", conf, f.minConfidence, lang)
+		}
 	}
-	detail := lang
-	if slices.Contains(f.targets, lang) {
-		return Verdict{Keep: true, Rule: rule, Value: conf, Threshold: f.minConfidence, Detail: detail}
+	if f.on.has(1) {
+		const rule = "language.prompt_mismatch"
+		al, ac, aLetters := detectRoles(sc, s.Messages, isAnswer)
+		if f.minLetters > 0 && aLetters < f.minLetters {
+			return cl.keep()
+		}
+		prompt := ""
+		for _, m := range s.Messages {
+			if m.Role == datasets.RoleUser {
+				prompt += m.Content + "\n"
+			}
+		}
+		if asksForLanguage(prompt) {
+			return cl.keep()
+		}
+		pl, pc, pLetters := detectRoles(sc, s.Messages, func(r string) bool { return r == datasets.RoleUser })
+		if pLetters < minPromptLetters || al == pl || pc < f.minConfidence {
+			return cl.keep()
+		}
+		detail := fmt.Sprintf("prompt %s (%.2f), answer %s (%.2f)", pl, pc, al, ac)
+		if ac >= f.minConfidence {
+			return drop(rule, "answer not in the prompt's language", ac, f.minConfidence, detail)
+		}
+		cl.max(rule, ac, f.minConfidence)
+		cl.v.Detail = detail
 	}
-	if conf < f.minConfidence {
-		return Verdict{Keep: true, Rule: rule, Value: conf, Threshold: f.minConfidence, Detail: detail + " (unsure)"}
+	return cl.keep()
+}
+
+// minPromptLetters: a prompt with fewer letters ("hi", "2+2?") has no
+// language to match.
+const minPromptLetters = 20
+
+// languageNames in a prompt mean that it may ask for an answer in another
+// language (a translation, a letter in French).
+var languageNames = []string{"translat", "english", "french", "german", "spanish", "italian", "portuguese", "dutch", "russian",
+	"chinese", "mandarin", "cantonese", "japanese", "korean", "arabic", "hindi", "polish", "swedish", "danish", "norwegian",
+	"finnish", "turkish", "greek", "hebrew", "latin", "vietnamese", "thai", "indonesian", "czech", "hungarian", "romanian",
+	"ukrainian", "persian", "farsi", "swahili", "catalan", "esperanto", "bengali", "urdu", "tagalog", "malay", "language",
+	"français", "deutsch", "español", "italiano", "português", "nederlands", "русск", "中文", "日本語", "한국어"}
+
+// asksForLanguage reports whether prompt names a language or asks for a
+// translation.
+func asksForLanguage(prompt string) bool {
+	lp := strings.ToLower(prompt)
+	for _, n := range languageNames {
+		if strings.Contains(lp, n) {
+			return true
+		}
 	}
-	return drop(rule, "non-target language", conf, f.minConfidence, detail)
+	return false
 }
 
 // appendNoInlineCode appends s with its `code spans` replaced by a

@@ -142,17 +142,26 @@ func (f *truncationFilter) Check(s *datasets.Sample) Verdict {
 		return Verdict{Keep: true}
 	}
 	if ok, why := endsCleanly(text); !ok {
-		return drop("truncation.mid_sentence", "ends mid-sentence", 1, 0, why)
+		return drop("truncation.mid_sentence", "ends mid-sentence", 1, 0, fmt.Sprintf("%s: %q", why, ending(text, 40)))
 	}
 	return Verdict{Keep: true}
 }
 
 // endsCleanly reports whether a response ends where a writer could have
-// stopped: after terminal punctuation (also inside closing quotes or
-// brackets), a closing code fence, a closing bracket of code, a number, an
-// emoji or symbol, or on a line that is a list item, a table row, a
-// heading or indented code. Otherwise it says what the text ends with.
-// A response inside an unclosed fence is left to the code_fences rule.
+// stopped, and otherwise says how it ends. SFT answers end in many ways a
+// web page does not, so it drops only what really ends mid-sentence:
+//
+//   - a comma (unless on a short closing line such as "Best regards,"), a
+//     colon, a dash or an opening bracket;
+//   - a dangling function word ("the", "of", "and", "with", "your");
+//   - a table row cut before its closing "|";
+//   - a list item without the final punctuation the earlier items have;
+//   - a prose line of 8+ words whose last sentence (3+ words) has no end.
+//
+// Everything else is clean: terminal punctuation, closing brackets and
+// quotes (placeholders such as "[Your Name]"), code, digits, symbols and
+// emoji, headings, short lines (signatures, titles, verse), and a turn
+// inside an unclosed fence, which is left to the code_fences rule.
 func endsCleanly(s string) (bool, string) {
 	s = strings.TrimRightFunc(s, unicode.IsSpace)
 	if s == "" {
@@ -168,53 +177,115 @@ func endsCleanly(s string) (bool, string) {
 			return true, "" // closing fence
 		}
 	}
-	// Structured last lines: indented code, list items, tables, headings.
 	if strings.HasPrefix(lastLine, "    ") || strings.HasPrefix(lastLine, "\t") {
-		return true, ""
+		return true, "" // indented code
 	}
 	trimmed := strings.TrimLeft(lastLine, " ")
-	if isListItem(trimmed) || strings.HasPrefix(trimmed, "|") || strings.HasPrefix(trimmed, "#") || strings.HasPrefix(trimmed, ">") {
+	if strings.HasPrefix(trimmed, "#") || strings.HasPrefix(trimmed, ">") {
 		return true, ""
 	}
-	// Look through closing quotes, brackets and markdown emphasis.
-	end := s
-	for len(end) > 0 {
-		r, n := utf8.DecodeLastRuneInString(end)
-		switch r {
-		case '"', '\'', '”', '’', '»', ')', ']', '*', '_', '`', '」', '』', '）':
-			end = end[:len(end)-n]
-			continue
+	if strings.HasPrefix(trimmed, "|") {
+		if strings.HasSuffix(trimmed, "|") || strings.Count(s, "|")-strings.Count(trimmed, "|") < 4 {
+			return true, ""
 		}
-		break
+		return false, "table row cut off"
 	}
-	if end == "" {
+	r, _ := utf8.DecodeLastRuneInString(s)
+	switch {
+	case strings.ContainsRune(".!?…。！？;}>/%$€£=‽؟।)]\"'”’»」』）*_`~", r):
+		return true, "" // terminal punctuation, a closing bracket or quote, code
+	case r >= '0' && r <= '9':
 		return true, ""
-	}
-	r, _ := utf8.DecodeLastRuneInString(end)
-	switch r {
-	case '.', '!', '?', '…', '。', '！', '？', ';', '}', '>', '/', '%', '$', '€', '£', '=', '‽', '؟', '।':
-		return true, ""
-	case ':':
-		return false, "ends with a colon"
-	case ',':
+	case r == ',':
+		if len(strings.Fields(trimmed)) <= 4 {
+			return true, "" // "Best regards,", "Dear Sam,"
+		}
 		return false, "ends with a comma"
+	case r == ':':
+		return false, "ends with a colon"
+	case r == '(' || r == '[' || r == '{' || r == '-' || r == '–' || r == '—':
+		return false, fmt.Sprintf("ends with %q", r)
+	case !unicode.IsLetter(r):
+		return true, "" // emoji, symbols, other marks
 	}
-	// Anything closing that is not a letter (the closing bracket case was
-	// looked through above, so a text ending "(see" stays a letter).
-	if r >= '0' && r <= '9' {
-		return true, ""
+	// The text ends with a letter.
+	w := s[strings.LastIndexFunc(s, func(r rune) bool { return !unicode.IsLetter(r) && r != '\'' && r != '’' })+1:]
+	item := isListItem(trimmed)
+	body := trimmed
+	if item {
+		body = strings.TrimLeft(trimmed, "-*+•0123456789.) ")
 	}
-	if unicode.IsLetter(r) {
-		w := end[strings.LastIndexFunc(end, func(r rune) bool { return !unicode.IsLetter(r) })+1:]
-		if len(w) > 24 {
-			w = w[len(w)-24:]
+	lw := strings.ToLower(w)
+	if w != "A" && (danglingWords[lw] || (weakDangling[lw] && len(strings.Fields(body)) >= 6)) {
+		return false, fmt.Sprintf("ends on %q", w)
+	}
+	if item {
+		// An item cut off: the earlier items end with punctuation.
+		withEnd, items := 0, 0
+		for i := 0; i < lineStart; {
+			l, next := nextLine(s, i)
+			i = next
+			l = strings.TrimSpace(l)
+			if !isListItem(l) {
+				continue
+			}
+			items++
+			if strings.ContainsAny(l[len(l)-1:], ".!?;)") {
+				withEnd++
+			}
 		}
-		return false, fmt.Sprintf("ends with the word %q", w)
-	}
-	if unicode.Is(unicode.So, r) || unicode.Is(unicode.Sk, r) || unicode.Is(unicode.Sm, r) || unicode.Is(unicode.Sc, r) {
+		if items >= 2 && withEnd*4 >= items*3 && len(strings.Fields(body)) >= 3 {
+			return false, "list item cut off"
+		}
 		return true, ""
 	}
-	return false, fmt.Sprintf("ends with %q", r)
+	// A prose line: a long last sentence with no end is cut off.
+	words := strings.Fields(body)
+	if len(words) < 8 {
+		return true, "" // signature, title, verse
+	}
+	last := 0
+	for k, wd := range words[:len(words)-1] {
+		if c := wd[len(wd)-1]; c == '.' || c == '!' || c == '?' {
+			last = k + 1
+		}
+	}
+	if len(words)-last >= 3 {
+		return false, "sentence without an end"
+	}
+	return true, ""
+}
+
+// danglingWords cannot end an English sentence: articles, most
+// prepositions, conjunctions, possessives and auxiliaries. weakDangling
+// can (a particle: "log in", "what for"; a pronoun: "this"), so they
+// count only at the end of a prose line of 6+ words.
+var danglingWords, weakDangling = wordSet(`the an of with from into onto than and or but nor because although
+	whereas whether unless whose your my our their is are was were been being am`),
+	wordSet(`a to in for on at by about as if that which who this these those will would shall should can
+	could may might must has have had does did be very`)
+
+func wordSet(s string) map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(s) {
+		m[w] = true
+	}
+	return m
+}
+
+// ending returns the last n characters of s (white space trimmed), with
+// "…" in front when cut.
+func ending(s string, n int) string {
+	s = strings.TrimRightFunc(s, unicode.IsSpace)
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	i := len(s)
+	for k := 0; k < n; k++ {
+		_, size := utf8.DecodeLastRuneInString(s[:i])
+		i -= size
+	}
+	return "…" + s[i:]
 }
 
 // isListItem reports whether line starts like a markdown list item.
@@ -233,8 +304,10 @@ func isListItem(line string) bool {
 }
 
 // refusalFilter drops samples whose assistant turns contain a refusal or
-// boilerplate phrase.
+// boilerplate phrase and give no help besides: fewer than minHelp words
+// outside the sentences holding a phrase (minHelp < 0: any phrase drops).
 type refusalFilter struct {
+	minHelp int
 	phrases [][]byte // lower-cased, ’ read as '
 	byFirst [256][]int
 	// second[c0] has bit c1 set when a phrase starts with c0, c1 (an
@@ -242,8 +315,8 @@ type refusalFilter struct {
 	second [256][4]uint64
 }
 
-func newRefusalFilter(phrases []string) *refusalFilter {
-	f := &refusalFilter{}
+func newRefusalFilter(phrases []string, minHelp int) *refusalFilter {
+	f := &refusalFilter{minHelp: minHelp}
 	for _, p := range phrases {
 		p = strings.TrimSpace(p)
 		if p == "" {
@@ -271,20 +344,70 @@ func (f *refusalFilter) Check(s *datasets.Sample) Verdict {
 	if len(f.phrases) == 0 {
 		return Verdict{Keep: true}
 	}
+	const rule = "refusal.phrase"
+	var cl closest
 	for i, m := range s.Messages {
 		if m.Role != datasets.RoleAssistant {
 			continue
 		}
-		if k, ok := f.find(m.Content); ok {
-			return drop("refusal.phrase", "refusal or boilerplate phrase", 1, 0, fmt.Sprintf("turn %d: %q", i, f.phrases[k]))
+		text := m.Content
+		k, at, ok := f.find(text)
+		if !ok {
+			continue
 		}
+		if f.minHelp < 0 {
+			return drop(rule, "refusal or boilerplate phrase", 1, 0, fmt.Sprintf("turn %d: %q", i, f.phrases[k]))
+		}
+		// Words outside the sentences that hold a phrase.
+		total, _ := countWords(text)
+		refusing := 0
+		for pos := 0; ok; {
+			a, b := sentenceAround(text, pos+at, pos+at+len(f.phrases[k]))
+			n, _ := countWords(text[a:b])
+			refusing += n
+			pos = b
+			var k2 int
+			k2, at, ok = f.find(text[pos:])
+			if ok {
+				k = k2
+			}
+		}
+		help := total - refusing
+		if help < f.minHelp {
+			k0, _, _ := f.find(text)
+			return drop(rule, "refuses without helping", float64(help), float64(f.minHelp), fmt.Sprintf("turn %d: %q, %d other words", i, f.phrases[k0], help))
+		}
+		cl.min(rule, float64(help), float64(f.minHelp))
 	}
-	return Verdict{Keep: true}
+	return cl.keep()
 }
 
-// find returns the index of a phrase occurring in s at a word start,
-// comparing ASCII letters case-insensitively and reading ’ and ‘ as '.
-func (f *refusalFilter) find(s string) (int, bool) {
+// sentenceAround returns the bounds of the sentence of s holding [a, b):
+// from after the previous sentence end or line break to the next.
+func sentenceAround(s string, a, b int) (int, int) {
+	start := 0
+	for i := a - 1; i >= 0; i-- {
+		c := s[i]
+		if c == '\n' || ((c == '.' || c == '!' || c == '?') && i+1 < len(s) && (s[i+1] == ' ' || s[i+1] == '\n')) {
+			start = i + 1
+			break
+		}
+	}
+	end := len(s)
+	for i := b; i < len(s); i++ {
+		c := s[i]
+		if c == '\n' || ((c == '.' || c == '!' || c == '?') && (i+1 == len(s) || s[i+1] == ' ' || s[i+1] == '\n')) {
+			end = i + 1
+			break
+		}
+	}
+	return start, end
+}
+
+// find returns the index of a phrase occurring in s at a word start and
+// its byte offset, comparing ASCII letters case-insensitively and reading
+// ’ and ‘ as '.
+func (f *refusalFilter) find(s string) (int, int, bool) {
 	prevWord := false
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -302,13 +425,13 @@ func (f *refusalFilter) find(s string) (int, bool) {
 			}
 			for _, k := range f.byFirst[c] {
 				if hasPrefixFold(s[i:], f.phrases[k]) {
-					return k, true
+					return k, i, true
 				}
 			}
 		}
 		prevWord = c >= 0x80 || ('a' <= c && c <= 'z') || ('0' <= c && c <= '9')
 	}
-	return 0, false
+	return 0, 0, false
 }
 
 // hasPrefixFold reports whether s starts with the lower-case phrase p,

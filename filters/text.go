@@ -15,7 +15,9 @@ import (
 type scratch struct {
 	buf   []byte
 	buf2  []byte
+	buf3  []byte
 	words []word
+	loop  []loopToken
 	hs    []uint64
 	hs2   []uint64
 	spans []int32

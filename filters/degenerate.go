@@ -1,0 +1,386 @@
+package filters
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/sieve-data/sieve/datasets"
+)
+
+// DegenerateStats are the measures of the degenerate filter on one text
+// (fenced and inline code removed).
+type DegenerateStats struct {
+	// Tokens are the runs of non-space characters; OddTokens those that
+	// are not words, numbers, markdown or common punctuation: tokenizer
+	// pieces (Ġ ▁ ##ing), braces and operators (); => {}), identifiers
+	// (foo_bar), replacement characters. OddRatio is their share.
+	Tokens, OddTokens int
+	OddRatio          float64
+	// Words are the letter words; BadBigrams the pairs of adjacent
+	// function words that English never puts side by side ("the of",
+	// "and the and", "to in"). BadBigramRatio is per word.
+	Words, BadBigrams int
+	BadBigramRatio    float64
+	// The longest loop: a unit of LoopPeriod tokens (words, numbers, or a
+	// run of one punctuation character) repeated back to back,
+	// LoopTokens tokens in all, LoopCopies times. LoopUnit is its text.
+	LoopPeriod, LoopTokens int
+	LoopCopies            float64
+	LoopUnit              string
+}
+
+// MeasureDegenerate computes the degenerate filter's measures of text.
+func MeasureDegenerate(text string) DegenerateStats {
+	sc := getScratch()
+	defer putScratch(sc)
+	var st DegenerateStats
+	measureDegenerate(proseText(text, sc), sc, &st, true, true)
+	return st
+}
+
+// proseText is text without fenced code blocks and inline code spans,
+// over sc.buf.
+func proseText(text string, sc *scratch) string {
+	if !hasFenceChars(text) && strings.IndexByte(text, '`') < 0 {
+		return text
+	}
+	sc.buf2 = appendProse(sc.buf2[:0], text)
+	sc.buf = appendNoInlineCode(sc.buf[:0], bstr(sc.buf2))
+	return bstr(sc.buf)
+}
+
+func measureDegenerate(text string, sc *scratch, st *DegenerateStats, gib, loop bool) {
+	if gib {
+		measureOdd(text, st)
+	}
+	if loop {
+		measureLoop(text, sc, st)
+	}
+}
+
+// measureOdd fills the token composition and bad-bigram counts.
+func measureOdd(text string, st *DegenerateStats) {
+	prevFn := fnNone
+	for i := 0; i < len(text); {
+		c := text[i]
+		if c == ' ' || c == '\n' || c == '\t' || c == '\r' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(text) {
+			c := text[j]
+			if c == ' ' || c == '\n' || c == '\t' || c == '\r' {
+				break
+			}
+			j++
+		}
+		tok := text[i:j]
+		i = j
+		st.Tokens++
+		core, odd := classifyToken(tok)
+		if odd {
+			st.OddTokens++
+		}
+		if core == "" || odd {
+			prevFn = fnNone
+			continue
+		}
+		fn := fnNone
+		if isLetters(core) {
+			st.Words++
+			fn = functionClass(core)
+		}
+		if prevFn != fnNone && fn != fnNone && badPair(prevFn, fn) {
+			st.BadBigrams++
+		}
+		// Punctuation at the end of the token ends the pair.
+		if strings.ContainsRune(",.;:!?)", rune(tok[len(tok)-1])) {
+			fn = fnNone
+		}
+		prevFn = fn
+	}
+	if st.Tokens > 0 {
+		st.OddRatio = float64(st.OddTokens) / float64(st.Tokens)
+	}
+	if st.Words > 0 {
+		st.BadBigramRatio = float64(st.BadBigrams) / float64(st.Words)
+	}
+}
+
+// classifyToken strips the brackets, quotes and punctuation around tok
+// and reports whether what is left is odd: not a word, number, markdown
+// marker or common punctuation.
+func classifyToken(tok string) (core string, odd bool) {
+	// Markdown and prose punctuation that stands alone.
+	switch tok {
+	case "-", "–", "—", "*", "**", "***", "|", "#", "##", "###", "####", ">", "&", "/", "+", "=", "...", "…", ":", "•", "→", "x", "×", "÷", "-->", "<-", "->", "=>", "<", "≤", "≥", "~", "(", ")", "\"", "“", "”", "'", "?", "!", ".", ",", "%", "$":
+		return "", false
+	}
+	// Table separators and rules: only - | : = _ * # characters.
+	if strings.Trim(tok, "-|:=_*#+") == "" {
+		return "", false
+	}
+	core = strings.TrimLeft(tok, "([{\"'“‘*_`¡¿<")
+	core = strings.TrimRight(core, ")]}\"'”’*_`.,;:!?…>")
+	if core == "" {
+		// Brackets and operators only: "});", "{}", "::".
+		return "", true
+	}
+	if strings.HasPrefix(core, "#") || strings.HasPrefix(core, "@") {
+		return core, false // hashtag, mention, heading marker
+	}
+	if strings.Contains(core, "://") || strings.HasPrefix(core, "www.") {
+		return core, false
+	}
+	for _, r := range core {
+		switch {
+		case r < utf8.RuneSelf:
+			switch r {
+			case '_', '{', '}', '[', ']', '(', ')', '<', '>', '=', ';', '\\', '|', '^', '~', '`':
+				return core, true
+			}
+		case r == 'Ġ' || r == '▁' || r == 'Ċ' || r == 'ĉ' || r == utf8.RuneError:
+			return core, true
+		}
+	}
+	if strings.HasPrefix(tok, "##") && len(core) > 2 {
+		return core, true // WordPiece continuation
+	}
+	return core, false
+}
+
+func isLetters(s string) bool {
+	for _, r := range s {
+		if !unicode.IsLetter(r) && r != '\'' && r != '’' && r != '-' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Function-word classes for the bad-bigram test.
+const (
+	fnNone = iota
+	fnDet  // the a an
+	fnPrep // of to in for with on at by from into
+	fnConj // and or but nor
+	fnAux  // is are was were be been
+)
+
+func functionClass(w string) int {
+	if len(w) > 5 {
+		return fnNone
+	}
+	switch strings.ToLower(w) {
+	case "the", "a", "an":
+		return fnDet
+	case "of", "to", "in", "for", "with", "on", "at", "by", "from", "into":
+		return fnPrep
+	case "and", "or", "but", "nor":
+		return fnConj
+	case "is", "are", "was", "were", "been":
+		return fnAux
+	}
+	return fnNone
+}
+
+// badPair reports whether function word classes a then b never follow
+// each other in English prose: a determiner before any function word
+// ("the of", "a and"), a preposition before a preposition, conjunction or
+// auxiliary ("of in", "to and", "with is"), a conjunction before a
+// conjunction ("and or" is allowed in "and/or" only, which is one token).
+func badPair(a, b int) bool {
+	switch a {
+	case fnDet:
+		return true
+	case fnPrep:
+		return b == fnPrep || b == fnConj || b == fnAux
+	case fnConj:
+		return b == fnConj
+	}
+	return false
+}
+
+// loopToken is one token of the loop detector: its hash, whether it is a
+// letter word (or an emoji), and its byte span.
+type loopToken struct {
+	h          uint64
+	word       bool
+	start, end int32
+}
+
+// measureLoop finds the longest run where the text repeats itself with a
+// fixed period of tokens. Numbers compare equal to each other, so "Step
+// 7: … Step 8: …" loops too; a unit must then hold letter words, so
+// tables of numbers and "2 x 3 = 6" lines do not.
+func measureLoop(text string, sc *scratch, st *DegenerateStats) {
+	toks := loopTokens(sc, text)
+	n := len(toks)
+	if n < 2*minLoopCheck {
+		return
+	}
+	// Cheap test first: a loop repeats many 4-grams.
+	sc.tab.reset(n)
+	rep := 0
+	for i := 0; i+4 <= n; i++ {
+		if sc.tab.insert(mix(mix(mix(toks[i].h, toks[i+1].h), toks[i+2].h), toks[i+3].h)) {
+			rep++
+		}
+	}
+	if rep < minLoopCheck {
+		return
+	}
+	maxP := min(n/2, 200)
+	bestRun, bestP, bestEnd := 0, 0, 0
+	for p := 1; p <= maxP; p++ {
+		run := 0
+		for i := p; i < n; i++ {
+			if toks[i].h != toks[i-p].h {
+				run = 0
+				continue
+			}
+			run++
+			// Keep the run with the most repeated tokens whose unit has
+			// enough words (checked only when it would win).
+			if run+p > bestRun+bestP && run >= p {
+				words := 0
+				for _, t := range toks[i-run-p+1 : i-run+1] {
+					if t.word {
+						words++
+					}
+				}
+				if words >= (p+2)/3 {
+					bestRun, bestP, bestEnd = run, p, i
+				}
+			}
+		}
+	}
+	if bestP == 0 {
+		return
+	}
+	st.LoopPeriod = bestP
+	st.LoopTokens = bestRun + bestP
+	st.LoopCopies = float64(bestRun+bestP) / float64(bestP)
+	u := toks[bestEnd-bestRun-bestP+1 : bestEnd-bestRun+1]
+	st.LoopUnit = text[u[0].start:u[len(u)-1].end]
+}
+
+// minLoopCheck: texts with fewer repeated 4-grams are not searched.
+const minLoopCheck = 12
+
+// loopTokens splits text into words (letters and digits; digit runs all
+// hash alike), runs of one punctuation or symbol character, and emoji.
+func loopTokens(sc *scratch, text string) []loopToken {
+	toks := sc.loop[:0]
+	for i := 0; i < len(text); {
+		r, n := rune(text[i]), 1
+		if r >= utf8.RuneSelf {
+			r, n = utf8.DecodeRuneInString(text[i:])
+		}
+		switch {
+		case r == ' ' || r == '\n' || r == '\t' || r == '\r' || unicode.IsSpace(r):
+			i += n
+		case isWordRune(r):
+			j, digits := i, true
+			for j < len(text) {
+				r2, n2 := rune(text[j]), 1
+				if r2 >= utf8.RuneSelf {
+					r2, n2 = utf8.DecodeRuneInString(text[j:])
+				}
+				if !isWordRune(r2) {
+					break
+				}
+				digits = digits && '0' <= r2 && r2 <= '9'
+				j += n2
+			}
+			h := uint64(0x5eed)
+			if !digits {
+				sc.buf3 = lowerASCII(sc.buf3[:0], text[i:j])
+				h = strHash(bstr(sc.buf3))
+			}
+			toks = append(toks, loopToken{h: h, word: !digits, start: int32(i), end: int32(j)})
+			i = j
+		default:
+			j := i + n
+			for j < len(text) && strings.HasPrefix(text[j:], text[i:i+n]) {
+				j += n
+			}
+			toks = append(toks, loopToken{h: strHash(text[i : i+n]), word: unicode.Is(unicode.So, r), start: int32(i), end: int32(j)})
+			i = j
+		}
+	}
+	sc.loop = toks
+	return toks
+}
+
+func isWordRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		return ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9')
+	}
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
+}
+
+// degenerateFilter drops answers that are not text a model should learn
+// from: token junk (degenerate.gibberish) and generation loops
+// (degenerate.loop).
+type degenerateFilter struct {
+	on ruleSet
+	c  DegenerateConfig
+}
+
+func (f *degenerateFilter) Name() string { return FilterDegenerate }
+
+func (f *degenerateFilter) Check(s *datasets.Sample) Verdict {
+	sc := getScratch()
+	defer putScratch(sc)
+	var cl closest
+	for i, m := range s.Messages {
+		if m.Role != datasets.RoleAssistant {
+			continue
+		}
+		text := proseText(m.Content, sc)
+		var st DegenerateStats
+		measureDegenerate(text, sc, &st, f.on.has(0), f.on.has(1))
+		if f.on.has(0) && st.Tokens >= f.c.MinTokens {
+			const rule = "degenerate.gibberish"
+			if f.c.MaxOddTokens > 0 {
+				if st.OddRatio > f.c.MaxOddTokens {
+					return drop(rule, "too many tokens that are not words", st.OddRatio, f.c.MaxOddTokens, fmt.Sprintf("turn %d: %d of %d tokens odd", i, st.OddTokens, st.Tokens))
+				}
+				cl.max(rule, st.OddRatio, f.c.MaxOddTokens)
+			}
+			if f.c.MaxBadBigrams > 0 && st.Words >= f.c.MinTokens {
+				if st.BadBigramRatio > f.c.MaxBadBigrams && st.BadBigrams >= 3 {
+					return drop(rule, "words in no grammatical order", st.BadBigramRatio, f.c.MaxBadBigrams, fmt.Sprintf("turn %d: %d function-word pairs English never has in %d words", i, st.BadBigrams, st.Words))
+				}
+				cl.max(rule, st.BadBigramRatio, f.c.MaxBadBigrams)
+			}
+		}
+		if f.on.has(1) && st.LoopPeriod > 0 && st.LoopTokens >= f.c.MinLoopTokens {
+			const rule = "degenerate.loop"
+			if st.LoopCopies >= f.c.MinLoopCopies {
+				u := st.LoopUnit
+				if len(u) > 80 {
+					u = cutUTF8(u, 80) + "…"
+				}
+				return drop(rule, "loops", st.LoopCopies, f.c.MinLoopCopies, fmt.Sprintf("turn %d: %q repeated %.1f times", i, u, st.LoopCopies))
+			}
+			cl.max(rule, st.LoopCopies, f.c.MinLoopCopies)
+		}
+	}
+	return cl.keep()
+}
+
+// cutUTF8 cuts s to at most n bytes at a rune boundary.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
