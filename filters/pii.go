@@ -983,7 +983,7 @@ func findPhones(s string, add *spanSet) {
 			}
 			continue
 		}
-		if isDigit(c) && continuesGroup(s, i) {
+		if isDigit(c) && (continuesGroup(s, i) || afterParenGroup(s, i)) {
 			i = run(s, i, isDigit)
 			continue
 		}
@@ -995,6 +995,17 @@ func findPhones(s string, add *spanSet) {
 			i = run(s, i, isDigit)
 		}
 	}
+}
+
+// afterParenGroup reports whether s[i] follows "(digits)" and at most
+// one space: the rest of "(123) 456-7890" once the whole was turned down,
+// which must not be redacted on its own.
+func afterParenGroup(s string, i int) bool {
+	k := i
+	if k > 0 && s[k-1] == ' ' {
+		k--
+	}
+	return k >= 2 && s[k-1] == ')' && isDigit(s[k-2])
 }
 
 // phoneAt parses a phone number starting at s[i].
@@ -1058,7 +1069,15 @@ func phoneAt(s string, i int) (int, bool) {
 	if ng == 0 || total > 15 {
 		return 0, false
 	}
-	if j < len(s) && (isWordByte(s[j]) || ((s[j] == '.' || s[j] == '-' || s[j] == '/' || s[j] == ',') && j+1 < len(s) && isDigit(s[j+1]))) {
+	if j < len(s) && !extension(s, j) && (isWordByte(s[j]) || ((s[j] == '.' || s[j] == '-' || s[j] == '/' || s[j] == ',') && j+1 < len(s) && isDigit(s[j+1]))) {
+		return 0, false
+	}
+	// A vanity number ("1-800-273-TALK", "1-800-273-8255-TALK") is a
+	// business's line, and its digits alone are not the whole number.
+	if j+1 < len(s) && (s[j] == '-' || s[j] == '.') && isLetter(s[j+1]) {
+		return 0, false
+	}
+	if servicePhone(s[i:j]) {
 		return 0, false
 	}
 	if plus {
@@ -1085,8 +1104,9 @@ func phoneAt(s string, i int) (int, bool) {
 }
 
 // nanp reports the North American shapes: 3-3-4 with one separator
-// throughout or "(3) 3-4", optionally after a "1" group; area code and
-// exchange start with 2–9.
+// throughout or "(3) 3-4", optionally after a "1" group; the exchange
+// starts with 2–9. The area code may start with any digit, so that the
+// placeholder "(123) 456-7890" is redacted whole rather than in part.
 func nanp(groups []int, paren []bool, seps []byte, first []byte) bool {
 	k := 0
 	if len(groups) == 4 && groups[0] == 1 && first[0] == '1' {
@@ -1095,7 +1115,7 @@ func nanp(groups []int, paren []bool, seps []byte, first []byte) bool {
 	if len(groups)-k != 3 || groups[k] != 3 || groups[k+1] != 3 || groups[k+2] != 4 {
 		return false
 	}
-	if first[k] < '2' || first[k+1] < '2' {
+	if first[k+1] < '2' {
 		return false
 	}
 	if paren[k+1] || paren[k+2] {
@@ -1105,6 +1125,69 @@ func nanp(groups []int, paren []bool, seps []byte, first []byte) bool {
 		return seps[k+2] == '-' || seps[k+2] == ' ' || seps[k+2] == '.'
 	}
 	return seps[k+1] != 0 && seps[k+1] == seps[k+2]
+}
+
+// extension reports "x" and digits right after a number ("x204"): the
+// number is found, the extension stays (on its own it names no one).
+func extension(s string, j int) bool {
+	if s[j] != 'x' || j+1 >= len(s) || !isDigit(s[j+1]) {
+		return false
+	}
+	e := run(s, j+1, isDigit)
+	return e-j-1 <= 6 && (e == len(s) || !isWordByte(s[e]))
+}
+
+// nanpTollFree are the North American toll-free area codes.
+var nanpTollFree = []string{"800", "888", "877", "866", "855", "844", "833"}
+
+// servicePhone reports numbers that name no person, so are not redacted:
+//   - North American toll-free numbers (area code 800, 888, 877, 866,
+//     855, 844 or 833, with or without 1 or +1): businesses' and
+//     hotlines' service lines;
+//   - the North American fiction range 555-0100 to 555-0199 and
+//     directory assistance 555-1212, with or without an area code;
+//   - freephone numbers written nationally as 0800 or 0808 (UK, Germany,
+//     France, the Netherlands, Austria, Switzerland, …) or
+//     internationally with 800 or 808 right after the country code
+//     ("+44 800 1111", "+49 800 111 0 111", "+44 (0)800 …").
+//
+// Emergency and short codes (911, 112, 999, 988, 116 123, 741741) are
+// too short to be found at all.
+func servicePhone(num string) bool {
+	groups := strings.FieldsFunc(num, func(r rune) bool { return r < '0' || r > '9' })
+	d := strings.Join(groups, "")
+	intl := num[0] == '+' || strings.HasPrefix(d, "00")
+	var ten string // a North American number without its 1
+	switch {
+	case num[0] == '+':
+		if len(d) == 11 && d[0] == '1' {
+			ten = d[1:]
+		}
+	case len(d) == 11 && d[0] == '1':
+		ten = d[1:]
+	case len(d) == 10 && d[0] != '0':
+		ten = d
+	case len(d) == 7:
+		ten = "000" + d
+	}
+	if ten != "" {
+		if slices.Contains(nanpTollFree, ten[:3]) {
+			return true
+		}
+		if ten[3:6] == "555" && (ten[6:8] == "01" || ten[6:] == "1212") {
+			return true
+		}
+		return false
+	}
+	if !intl {
+		return strings.HasPrefix(d, "0800") || strings.HasPrefix(d, "0808")
+	}
+	// After the country code, skip a trunk "(0)".
+	k := 1
+	if k < len(groups) && groups[k] == "0" {
+		k++
+	}
+	return k < len(groups) && (groups[k] == "800" || groups[k] == "808" || groups[k] == "0800" || groups[k] == "0808")
 }
 
 // phoneCue looks at the three words before s[i]: +1 if one announces a

@@ -1,9 +1,12 @@
 package filters
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -11,11 +14,13 @@ import (
 	"github.com/sieve-data/sieve/datasets"
 )
 
-// The labelled PII set: texts with every PII span marked {{kind:text}}.
-// Unmarked look-alikes in them are negatives. Policy (docs/filters.md):
-// reserved names (example.com, private and documentation IP ranges) are
-// not PII by default.
-var piiHandLabelled = []string{
+// The REGRESSION set, hand-written part: texts with every PII span marked
+// {{kind:text}}; unmarked look-alikes in them are negatives. It was
+// written alongside the detectors, so it pins behaviour and measures
+// nothing (TestPIIHeldOut does). Policy (docs/filters.md): reserved
+// names (example.com, private and documentation IP ranges) and service
+// phone lines (toll-free, 555-01xx) are not PII by default.
+var piiRegressionHandWritten = []string{
 	// e-mail
 	"Please write to {{email:jane.doe@gmail.com}} if anything changes.",
 	"Contact: {{email:m.rossi+newsletter@libero.it}}; phone not available.",
@@ -34,18 +39,19 @@ var piiHandLabelled = []string{
 	// phone
 	"Call me on {{phone:+44 20 7946 0958}} after six.",
 	"Our Berlin office: {{phone:+49 30 901820}}, fax {{phone:+49 30 9018 2299}}.",
-	"Reach the front desk at {{phone:(415) 555-0132}} or {{phone:415.555.0198}}.",
-	"Toll free: {{phone:1-800-555-0199}}.",
+	"Reach the front desk at {{phone:(415) 555-2132}} or {{phone:415.555.2198}}.",
 	"Mobile {{phone:+33 6 12 34 56 78}}, bureau {{phone:+33 1 42 68 53 00}}.",
 	"WhatsApp: {{phone:+91 98765 43210}}",
 	"Téléphone : {{phone:01 42 68 53 00}}",
 	"Please call {{phone:020 7946 0958}} to book.",
-	"Her cell is {{phone:212-555-0147}}.",
+	"Her cell is {{phone:212-555-2147}}.",
 	"Phone number: {{phone:+1 (555) 234-5678}}",
 	"Tel. {{phone:+61 2 9876 5432}}",
 	"Contact {{phone:+14155552671}} for support.",
-	"Phone: {{phone:(312) 555 0175}}",
-	// phone look-alikes
+	"Phone: {{phone:(312) 555 2175}}",
+	// phone look-alikes; service lines and fiction numbers (issue 13 item 6)
+	"Toll free: 1-800-555-0199.",
+	"Reach the front desk at (415) 555-0132 or 415.555.0198 (fiction range).",
 	"Order #555-123-4567 has shipped.",
 	"Your order number 415-555-0132 is confirmed.",
 	"Tracking 212-555-0147 updated on 2023-11-15.",
@@ -138,20 +144,21 @@ var piiHandLabelled = []string{
 	"The answer is 42, and 1e10 is ten billion.",
 }
 
-// piiHardCases were written after the detectors, as a second, harder
-// check: formats and look-alikes the detectors were not tuned on.
+// piiHardCases were written after the detectors as a harder check; the
+// detectors were then fixed on them, so they are part of the regression
+// set now, and TestPIIHardCases asserts each exactly.
 var piiHardCases = []string{
 	"EMAIL: {{email:JOHN.SMITH@COMPANY.COM}}",
 	"{{email:firstname.lastname@sub.domain.co.uk}} is the format.",
 	"Schreib an {{email:hallo@müller.de}}.",
 	"\"email\":\"{{email:x_y-z@mail-server.org}}\"",
-	"Call {{phone:+1-202-555-0173}} or {{phone:+1.202.555.0173}}.",
-	"Call me at {{phone:202 555 0173}}.",
-	"Office: {{phone:(202)555-0173}}",
+	"Call {{phone:+1-202-555-2173}} or {{phone:+1.202.555.2173}}.",
+	"Call me at {{phone:202 555 2173}}.",
+	"Office: {{phone:(202)555-2173}}",
 	"Dublin {{phone:+353 1 234 5678}}, Moscow {{phone:+7 (495) 123-45-67}}.",
 	"From abroad dial {{phone:0044 20 7946 0958}}.",
-	"Ring me on {{phone:555-0173}} tonight.",
-	"tel:{{phone:+12025550173}}",
+	"Ring me on {{phone:555-2173}} tonight.",
+	"tel:{{phone:+12025552173}}",
 	"IP={{ipv4:23.45.67.89}};",
 	"route via {{ipv6:2001:470:1f0b:1::2}} now",
 	"\"card\":\"{{credit_card:4111111111111111}}\"",
@@ -199,9 +206,10 @@ func parseLabelled(s string) (string, []labelledSpan) {
 	return b.String(), spans
 }
 
-// generatedPII adds programmatically generated positives and negatives
-// around templates, so every kind has at least 40 positives.
-func generatedPII() []string {
+// generatedRegressionPII generates positives and negatives for the
+// regression set from the detectors' own specification, so every kind
+// has at least 40 positives.
+func generatedRegressionPII() []string {
 	r := rand.New(rand.NewPCG(5, 9))
 	var out []string
 	first := []string{"anna", "li.wei", "jose.garcia", "k.nowak", "sam", "o'brien", "marie-claire", "tom_h"}
@@ -354,48 +362,129 @@ func makeIBAN(r *rand.Rand, cc, pattern string) string {
 	panic("no check digits")
 }
 
-// TestPIIPrecisionRecall measures the Scrubber on the labelled set: a
-// finding counts as correct when its kind and exact span match a label.
-func TestPIIPrecisionRecall(t *testing.T) {
-	measurePII(t, append(append(append([]string{}, piiHandLabelled...), piiHardCases...), generatedPII()...), 0.95)
+// TestPIIRegressionSet is a regression pin, not a measure of quality:
+// the hand-labelled texts were written alongside the detectors, the hard
+// cases were folded in once fixed, and the generated texts come from the
+// detectors' own specification. It guards against a change that breaks
+// what already works. TestPIIHeldOut measures quality.
+func TestPIIRegressionSet(t *testing.T) {
+	set := append(append(append([]string{}, piiRegressionHandWritten...), piiHardCases...), generatedRegressionPII()...)
+	per := measurePII(t, set)
+	for _, k := range PIIKinds() {
+		c := per[k]
+		if c.tp+c.fn < 20 {
+			t.Errorf("%s: only %d positives in the regression set", k, c.tp+c.fn)
+		}
+		if p, r := c.precision(), c.recall(); p < 0.95 || r < 0.95 {
+			t.Errorf("%s: precision %.3f recall %.3f on the regression set, want both >= 0.95", k, p, r)
+		}
+	}
 }
 
-// TestPIIHardCases reports the harder cases on their own (not asserted:
-// too few per kind for a rate).
+// TestPIIHardCases asserts each hard case exactly: every labelled span
+// found with its kind, nothing else found.
 func TestPIIHardCases(t *testing.T) {
-	measurePII(t, piiHardCases, -1)
+	assertExact(t, piiHardCases)
 }
 
-func measurePII(t *testing.T, texts []string, floor float64) {
+// piiPhoneBugs are the cases of issue 13 item 6, each written before its
+// fix: public service lines are not personal phone numbers (toll-free
+// NANP codes, vanity numbers, the fiction range 555-0100–0199, directory
+// assistance 555-1212, emergency and short codes, UK/European freephone
+// 0800/0808), and a number is redacted whole or not at all
+// (parenthesised area codes, country codes, a trunk "(0)"; extensions
+// stay).
+var piiPhoneBugs = []string{
+	"If you are in crisis, call 1-800-273-TALK (1-800-273-8255).",
+	"Call 1-800-273-8255-TALK any time.",
+	"Hotline: 1-888-373-7888; SAMHSA 1-877-726-4727.",
+	"Customer service: (866) 331-9474 or +1 855-771-8824.",
+	"Call 1-844-762-8483 or 833.289.6642 for the recall.",
+	"Toll free: 18002738255, +18663319474.",
+	"Order at 1-800-FLOWERS, or call 1-800-356-9377.",
+	"In the film she calls (212) 555-0187 from a payphone.",
+	"Dial 555-0123 for the Simpsons, 555-1212 for directory assistance.",
+	"In an emergency call 911, 112 or 999; text 741741; dial 988.",
+	"NSPCC: call 0808 800 5000; Childline +44 800 1111.",
+	"Please call me at {{phone:(123) 456-7890}} tomorrow.",
+	"Phone: {{phone:(123) 456-7890}}",
+	"Phone: {{phone:(123)456-7890}}",
+	"Call {{phone:123-456-7890}} or {{phone:+1 (123) 456-7890}}.",
+	"London {{phone:+44 20 7946 0958}}, Manchester {{phone:+44 (0)161 496 0753}}.",
+	"Her cell is {{phone:(415) 555-2671}}, not (415) 555-0132.",
+	"Call {{phone:212-736-4410}} ext. 204 or {{phone:212-736-4410}}x205.",
+	"Mobile: {{phone:07911 123456}}; Tel. {{phone:(0161) 496 0753}}.",
+}
+
+// TestPIIPhoneBugs asserts the phone cases of issue 13 item 6 exactly.
+func TestPIIPhoneBugs(t *testing.T) {
+	assertExact(t, piiPhoneBugs)
+}
+
+// assertExact checks that the Scrubber finds exactly the labelled spans
+// of each text.
+func assertExact(t *testing.T, cases []string) {
+	t.Helper()
 	sc, err := NewScrubber(PIIConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	type counts struct{ tp, fp, fn int }
-	per := map[string]*counts{}
-	for _, k := range PIIKinds() {
-		per[k] = &counts{}
+	for _, lt := range cases {
+		text, labels := parseLabelled(lt)
+		var got, want []string
+		for _, f := range sc.Find(text) {
+			got = append(got, f.Kind+":"+text[f.Start:f.End])
+		}
+		for _, l := range labels {
+			want = append(want, l.kind+":"+text[l.start:l.end])
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("%q: found %q, want %q", text, got, want)
+		}
 	}
+}
+
+type piiCounts struct{ tp, fp, fn int }
+
+func (c piiCounts) precision() float64 { return float64(c.tp) / float64(max(c.tp+c.fp, 1)) }
+func (c piiCounts) recall() float64    { return float64(c.tp) / float64(max(c.tp+c.fn, 1)) }
+
+// measurePII runs the default Scrubber over labelled texts and logs, per
+// kind, the positives, findings, precision and recall. A finding counts
+// as correct only with a label's exact span and kind; a partial
+// redaction is a false positive and a miss.
+func measurePII(t *testing.T, texts []string) map[string]piiCounts {
+	t.Helper()
+	sc, err := NewScrubber(PIIConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]piiCounts{}
 	for _, lt := range texts {
 		text, labels := parseLabelled(lt)
-		found := sc.Find(text)
 		want := map[labelledSpan]bool{}
 		for _, l := range labels {
 			want[l] = true
 		}
-		for _, f := range found {
+		for _, f := range sc.Find(text) {
 			ls := labelledSpan{f.Kind, f.Start, f.End}
+			c := per[f.Kind]
 			if want[ls] {
-				per[f.Kind].tp++
+				c.tp++
 				delete(want, ls)
 			} else {
-				per[f.Kind].fp++
+				c.fp++
 				t.Logf("false positive %s %q in %q", f.Kind, text[f.Start:f.End], text)
 			}
+			per[f.Kind] = c
 		}
-		for l := range want {
-			per[l.kind].fn++
-			t.Logf("missed %s %q in %q", l.kind, text[l.start:l.end], text)
+		for _, l := range labels {
+			if want[l] {
+				c := per[l.kind]
+				c.fn++
+				per[l.kind] = c
+				t.Logf("missed %s %q in %q", l.kind, text[l.start:l.end], text)
+			}
 		}
 	}
 	kinds := PIIKinds()
@@ -403,19 +492,84 @@ func measurePII(t *testing.T, texts []string, floor float64) {
 	t.Logf("%d labelled texts", len(texts))
 	for _, k := range kinds {
 		c := per[k]
-		p := float64(c.tp) / float64(max(c.tp+c.fp, 1))
-		r := float64(c.tp) / float64(max(c.tp+c.fn, 1))
-		t.Logf("%-12s positives %3d  found %3d  precision %.3f  recall %.3f", k, c.tp+c.fn, c.tp+c.fp, p, r)
-		if floor < 0 {
-			continue
-		}
-		if c.tp+c.fn < 20 {
-			t.Errorf("%s: only %d positives in the labelled set", k, c.tp+c.fn)
-		}
-		if p < floor || r < floor {
-			t.Errorf("%s: precision %.3f recall %.3f, want both >= %.2f", k, p, r, floor)
+		t.Logf("%-12s positives %3d  found %3d  precision %.3f  recall %.3f", k, c.tp+c.fn, c.tp+c.fp, c.precision(), c.recall())
+	}
+	return per
+}
+
+// TestPIIHeldOut measures the Scrubber on testdata/pii_heldout.jsonl, a
+// set written from real-world formats after the detectors and not from
+// their patterns (docs/filters.md, PII). The set is FROZEN: do not edit,
+// add or relabel lines to make a detector pass; a detector change that
+// the set motivates is a change to the detector, and the numbers in the
+// docs are updated with it. Floors are those that hold now; they guard
+// against regressions and are no target.
+//
+//	go test ./filters -run TestPIIHeldOut -v
+func TestPIIHeldOut(t *testing.T) {
+	texts := loadHeldOut(t, "testdata/pii_heldout.jsonl")
+	if len(texts) < 150 {
+		t.Fatalf("%d held-out texts, want >= 150", len(texts))
+	}
+	per := measurePII(t, texts)
+	floors := map[string][2]float64{ // precision, recall
+		PIIEmail:      {0.90, 0.82},
+		PIIPhone:      {1, 0.96},
+		PIIIPv4:       {1, 1},
+		PIIIPv6:       {1, 1},
+		PIICreditCard: {0.93, 0.93},
+		PIIIBAN:       {1, 1},
+		PIISecret:     {1, 0.77},
+	}
+	for _, k := range PIIKinds() {
+		c, f := per[k], floors[k]
+		if p, r := c.precision(), c.recall(); p < f[0] || r < f[1] {
+			t.Errorf("%s: held-out precision %.3f recall %.3f, floors %.2f %.2f", k, p, r, f[0], f[1])
 		}
 	}
+}
+
+// loadHeldOut reads {"text", "spans": [{"kind", "text"}]} lines and
+// returns them in the {{kind:text}} form parseLabelled reads. Spans are
+// located in order, each after the previous one.
+func loadHeldOut(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for n, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var rec struct {
+			Text  string `json:"text"`
+			Spans []struct {
+				Kind string `json:"kind"`
+				Text string `json:"text"`
+			} `json:"spans"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("%s:%d: %v", path, n+1, err)
+		}
+		if strings.Contains(rec.Text, "{{") {
+			t.Fatalf("%s:%d: text contains {{", path, n+1)
+		}
+		var b strings.Builder
+		rest := rec.Text
+		for _, sp := range rec.Spans {
+			if !slices.Contains(PIIKinds(), sp.Kind) {
+				t.Fatalf("%s:%d: unknown kind %q", path, n+1, sp.Kind)
+			}
+			i := strings.Index(rest, sp.Text)
+			if i < 0 || sp.Text == "" {
+				t.Fatalf("%s:%d: span %q not in the text", path, n+1, sp.Text)
+			}
+			fmt.Fprintf(&b, "%s{{%s:%s}}", rest[:i], sp.Kind, sp.Text)
+			rest = rest[i+len(sp.Text):]
+		}
+		b.WriteString(rest)
+		out = append(out, b.String())
+	}
+	return out
 }
 
 func TestScrubRedactsInPlace(t *testing.T) {
