@@ -27,8 +27,8 @@ type DegenerateStats struct {
 	// run of one punctuation character) repeated back to back,
 	// LoopTokens tokens in all, LoopCopies times. LoopUnit is its text.
 	LoopPeriod, LoopTokens int
-	LoopCopies            float64
-	LoopUnit              string
+	LoopCopies             float64
+	LoopUnit               string
 }
 
 // MeasureDegenerate computes the degenerate filter's measures of text.
@@ -135,11 +135,17 @@ func classifyToken(tok string) (core string, odd bool) {
 	if strings.Contains(core, "://") || strings.HasPrefix(core, "www.") {
 		return core, false
 	}
+	if strings.IndexByte(core, '\\') >= 0 && strings.IndexFunc(core, unicode.IsLetter) > strings.IndexByte(core, '\\') {
+		return core, false // LaTeX: \frac{a}{b}, \sqrt{2}
+	}
+	if gluedDigits(core) {
+		return core, true
+	}
 	for _, r := range core {
 		switch {
 		case r < utf8.RuneSelf:
 			switch r {
-			case '_', '{', '}', '[', ']', '(', ')', '<', '>', '=', ';', '\\', '|', '^', '~', '`':
+			case '_', '{', '}', '[', ']', ';', '\\', '|', '~', '`':
 				return core, true
 			}
 		case r == 'Ġ' || r == '▁' || r == 'Ċ' || r == 'ĉ' || r == utf8.RuneError:
@@ -150,6 +156,38 @@ func classifyToken(tok string) (core string, odd bool) {
 		return core, true // WordPiece continuation
 	}
 	return core, false
+}
+
+// gluedDigits reports whether s glues a number to a word the way
+// detokenized junk does ("the130", "5technologies"): three or more
+// lower-case letters then three or more digits, or digits then five or
+// more lower-case letters.
+func gluedDigits(s string) bool {
+	i := 0
+	for i < len(s) && 'a' <= s[i] && s[i] <= 'z' {
+		i++
+	}
+	if i >= 3 {
+		j := i
+		for j < len(s) && '0' <= s[j] && s[j] <= '9' {
+			j++
+		}
+		return j-i >= 3
+	}
+	if i > 0 {
+		return false
+	}
+	for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	j := i
+	for j < len(s) && 'a' <= s[j] && s[j] <= 'z' {
+		j++
+	}
+	return j-i >= 5
 }
 
 func isLetters(s string) bool {

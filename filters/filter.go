@@ -197,7 +197,7 @@ type MojibakeConfig struct {
 // TruncationConfig tunes the mid-sentence check of the last assistant turn.
 type TruncationConfig struct {
 	// MinWords: shorter responses are not checked ("Paris", "42");
-	// default 20.
+	// default 10.
 	MinWords int `yaml:"min_words" json:"min_words,omitempty"`
 }
 
@@ -217,8 +217,9 @@ type RefusalConfig struct {
 
 // EchoConfig tunes the check for responses that merely repeat the prompt.
 type EchoConfig struct {
-	// Threshold: a response is dropped when more than this fraction of
-	// its word 3-grams occur in the preceding user turn; default 0.9.
+	// Threshold: a response is dropped when it holds more than this
+	// fraction of the distinct word 3-grams of the preceding user turn
+	// and adds few words of its own, not at its end; default 0.8.
 	Threshold float64 `yaml:"threshold" json:"threshold,omitempty"`
 	// MinWords: shorter responses are not checked; default 3.
 	MinWords int `yaml:"min_words" json:"min_words,omitempty"`
@@ -315,12 +316,12 @@ func (c *Config) Defaults() {
 	deff(&d.MinLoopCopies, 4)
 	def(&c.Mojibake.MinSequences, 1)
 
-	def(&c.Truncation.MinWords, 20)
+	def(&c.Truncation.MinWords, 10)
 	if c.Refusal.Phrases == nil {
 		c.Refusal.Phrases = slices.Clone(DefaultRefusalPhrases)
 	}
 	def(&c.Refusal.MinHelpWords, 40)
-	deff(&c.Echo.Threshold, 0.9)
+	deff(&c.Echo.Threshold, 0.8)
 	def(&c.Echo.MinWords, 3)
 
 	g := &c.Gopher

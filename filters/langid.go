@@ -327,7 +327,9 @@ func (f *languageFilter) Check(s *datasets.Sample) Verdict {
 	if f.on.has(1) {
 		const rule = "language.prompt_mismatch"
 		al, ac, aLetters := detectRoles(sc, s.Messages, isAnswer)
-		if f.minLetters > 0 && aLetters < f.minLetters {
+		// Short answers are not judged, unless in another script
+		// (a dozen CJK characters say enough).
+		if f.minLetters > 0 && aLetters < f.minLetters && !(al == LangOther && ac > 0.9 && aLetters >= 10) {
 			return cl.keep()
 		}
 		prompt := ""
@@ -340,17 +342,49 @@ func (f *languageFilter) Check(s *datasets.Sample) Verdict {
 			return cl.keep()
 		}
 		pl, pc, pLetters := detectRoles(sc, s.Messages, func(r string) bool { return r == datasets.RoleUser })
-		if pLetters < minPromptLetters || al == pl || pc < f.minConfidence {
+		if englishCues(prompt) >= 2 {
+			pl, pc = "en", 1 // short English prompts look like anything to trigrams
+		} else if pLetters < minPromptLetters {
+			return cl.keep()
+		}
+		if al == pl || pc < f.minConfidence {
 			return cl.keep()
 		}
 		detail := fmt.Sprintf("prompt %s (%.2f), answer %s (%.2f)", pl, pc, al, ac)
-		if ac >= f.minConfidence {
-			return drop(rule, "answer not in the prompt's language", ac, f.minConfidence, detail)
+		if ac >= mismatchConfidence {
+			return drop(rule, "answer not in the prompt's language", ac, mismatchConfidence, detail)
 		}
-		cl.max(rule, ac, f.minConfidence)
+		cl.max(rule, ac, mismatchConfidence)
 		cl.v.Detail = detail
 	}
 	return cl.keep()
+}
+
+// mismatchConfidence: an answer is taken to be in another language than
+// the prompt only when the identifier is this sure of it (lists of
+// names, tables and terse answers come out unsure).
+const mismatchConfidence = 0.9
+
+// englishCueWords are frequent English words that are not words of the
+// other supported languages.
+var englishCueWords = wordSet(`the and what how you your with this that are please can does which why would could
+	should write give my have from about there`)
+
+// englishCues counts the distinct English cue words of s (up to 3).
+func englishCues(s string) int {
+	var seen [3]string
+	n := 0
+	for _, w := range strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsLetter(r) }) {
+		w = strings.ToLower(w)
+		if englishCueWords[w] && !slices.Contains(seen[:n], w) {
+			seen[n] = w
+			n++
+			if n == len(seen) {
+				break
+			}
+		}
+	}
+	return n
 }
 
 // minPromptLetters: a prompt with fewer letters ("hi", "2+2?") has no
@@ -359,10 +393,10 @@ const minPromptLetters = 20
 
 // languageNames in a prompt mean that it may ask for an answer in another
 // language (a translation, a letter in French).
-var languageNames = []string{"translat", "english", "french", "german", "spanish", "italian", "portuguese", "dutch", "russian",
+var languageNames = []string{"translat", "french", "german", "spanish", "italian", "portuguese", "dutch", "russian",
 	"chinese", "mandarin", "cantonese", "japanese", "korean", "arabic", "hindi", "polish", "swedish", "danish", "norwegian",
 	"finnish", "turkish", "greek", "hebrew", "latin", "vietnamese", "thai", "indonesian", "czech", "hungarian", "romanian",
-	"ukrainian", "persian", "farsi", "swahili", "catalan", "esperanto", "bengali", "urdu", "tagalog", "malay", "language",
+	"ukrainian", "persian", "farsi", "swahili", "catalan", "esperanto", "bengali", "urdu", "tagalog", "malay",
 	"français", "deutsch", "español", "italiano", "português", "nederlands", "русск", "中文", "日本語", "한국어"}
 
 // asksForLanguage reports whether prompt names a language or asks for a

@@ -2,6 +2,7 @@ package filters
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -220,38 +221,82 @@ func endsCleanly(s string) (bool, string) {
 		return false, fmt.Sprintf("ends on %q", w)
 	}
 	if item {
-		// An item cut off: the earlier items end with punctuation.
-		withEnd, items := 0, 0
-		for i := 0; i < lineStart; {
-			l, next := nextLine(s, i)
-			i = next
-			l = strings.TrimSpace(l)
-			if !isListItem(l) {
-				continue
-			}
-			items++
-			if strings.ContainsAny(l[len(l)-1:], ".!?;)") {
-				withEnd++
-			}
-		}
-		if items >= 2 && withEnd*4 >= items*3 && len(strings.Fields(body)) >= 3 {
-			return false, "list item cut off"
-		}
-		return true, ""
+		return listEndsCleanly(s, lineStart, body)
 	}
-	// A prose line: a long last sentence with no end is cut off.
+	// A prose line: a last sentence with no end is cut off, if it is long
+	// (8+ words on the line), follows a sentence end on its line, or reads
+	// as running text (lower-case words around a function word).
 	words := strings.Fields(body)
-	if len(words) < 8 {
-		return true, "" // signature, title, verse
-	}
 	last := 0
 	for k, wd := range words[:len(words)-1] {
 		if c := wd[len(wd)-1]; c == '.' || c == '!' || c == '?' {
 			last = k + 1
 		}
 	}
-	if len(words)-last >= 3 {
+	frag := words[last:]
+	switch {
+	case len(words) >= 8 && len(frag) >= 3, last > 0 && len(frag) >= 2:
 		return false, "sentence without an end"
+	case len(frag) >= 4 && runningText(frag):
+		return false, "sentence without an end"
+	}
+	return true, "" // signature, title, verse
+}
+
+// runningText reports whether words read as a sentence rather than a
+// title or a signature: three or more lower-case words, one of them a
+// function word.
+func runningText(words []string) bool {
+	lower, fn := 0, false
+	for _, w := range words {
+		r, _ := utf8.DecodeRuneInString(w)
+		if unicode.IsLower(r) {
+			lower++
+			w = strings.ToLower(strings.TrimRight(w, ",;"))
+			fn = fn || danglingWords[w] || weakDangling[w]
+		}
+	}
+	return lower >= 3 && fn
+}
+
+// listEndsCleanly judges a last line that is a list item (body without
+// its marker) by the items of its list: it is cut off when most earlier
+// items end with punctuation or a closing mark and it does not, or when
+// it is far shorter than they are.
+func listEndsCleanly(s string, lineStart int, body string) (bool, string) {
+	var lens []int
+	withEnd := 0
+	// Walk back over the list: items, their continuation lines and blank
+	// lines, until other text.
+	for end := lineStart - 1; end > 0; {
+		start := strings.LastIndexByte(s[:end], '\n') + 1
+		l := strings.TrimSpace(s[start:end])
+		end = start - 1
+		if l == "" {
+			continue
+		}
+		if !isListItem(l) {
+			if strings.HasPrefix(s[start:], "  ") {
+				continue // continuation of an item
+			}
+			break
+		}
+		b := strings.TrimLeft(l, "-*+•0123456789.) ")
+		lens = append(lens, len(strings.Fields(b)))
+		if r, _ := utf8.DecodeLastRuneInString(l); !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			withEnd++
+		}
+	}
+	n := len(strings.Fields(body))
+	if len(lens) >= 2 && withEnd*4 >= len(lens)*3 {
+		return false, "list item cut off"
+	}
+	if len(lens) >= 2 {
+		sorted := slices.Clone(lens)
+		slices.Sort(sorted)
+		if med := sorted[len(sorted)/2]; med >= 6 && n*3 < med {
+			return false, "list item cut off"
+		}
 	}
 	return true, ""
 }
@@ -260,9 +305,9 @@ func endsCleanly(s string) (bool, string) {
 // prepositions, conjunctions, possessives and auxiliaries. weakDangling
 // can (a particle: "log in", "what for"; a pronoun: "this"), so they
 // count only at the end of a prose line of 6+ words.
-var danglingWords, weakDangling = wordSet(`the an of with from into onto than and or but nor because although
+var danglingWords, weakDangling = wordSet(`the a an of with from into onto than and or but nor because although
 	whereas whether unless whose your my our their is are was were been being am`),
-	wordSet(`a to in for on at by about as if that which who this these those will would shall should can
+	wordSet(`to in for on at by about as if that which who this these those will would shall should can
 	could may might must has have had does did be very`)
 
 func wordSet(s string) map[string]bool {
@@ -459,8 +504,12 @@ func hasPrefixFold(s string, p []byte) bool {
 }
 
 // echoFilter drops samples where an assistant turn merely repeats the
-// user turn before it: the share of the response's word 3-grams that
-// occur in that user turn is above the threshold.
+// user turn before it: the turn holds more than threshold of the
+// prompt's distinct word 3-grams, adds few words of its own (at most
+// max(4, 10%) words not in the prompt) and does not end on a new word
+// (an answer that restates the question and then gives the answer, "…
+// is called OrganizerRole", ends on one). A colon at the end ("…
+// Answer:") does not count as an answer.
 type echoFilter struct {
 	threshold float64
 	minWords  int
@@ -494,33 +543,42 @@ func (f *echoFilter) Check(s *datasets.Sample) Verdict {
 		if len(uh) < 3 {
 			continue
 		}
-		sc.tab.reset(len(uh))
+		// An echo is about as long as the prompt, or a few copies of it.
+		limit := 4*len(uh) + 20
+		rh, _, buf := normWordHashes(sc.hs[:0], nil, false, m.Content, sc.buf, limit+1)
+		sc.hs, sc.buf = rh, buf
+		if len(rh) < max(f.minWords, 3) || len(rh) > limit {
+			continue
+		}
+		// Prompt words, then prompt 3-grams, in one table (3-gram keys
+		// are mixed, so they do not collide with word keys in practice).
+		sc.tab.reset(2 * len(uh))
+		for _, h := range uh {
+			sc.tab.insert(h)
+		}
 		distinct := 0
 		for j := 0; j+3 <= len(uh); j++ {
 			if !sc.tab.insert(mix(mix(uh[j], uh[j+1]), uh[j+2])) {
 				distinct++
 			}
 		}
-		// Each prompt 3-gram counts once, so a response of more than
-		// distinct/threshold 3-grams cannot repeat the prompt enough:
-		// stop reading it there.
-		limit := int(float64(distinct)/f.threshold) + 3
-		rh, _, buf := normWordHashes(sc.hs[:0], nil, false, m.Content, sc.buf, limit+1)
-		sc.hs, sc.buf = rh, buf
-		if len(rh) < max(f.minWords, 3) || len(rh) > limit {
-			continue
-		}
-		hits, total := 0, 0
+		covered := 0
 		for j := 0; j+3 <= len(rh); j++ {
-			total++
-			if slot := sc.tab.slot(mix(mix(rh[j], rh[j+1]), rh[j+2])); slot >= 0 && sc.tab.count[slot] >= 0 {
-				sc.tab.count[slot] = -1 // count each prompt 3-gram once
-				hits++
+			if slot := sc.tab.slot(mix(mix(rh[j], rh[j+1]), rh[j+2])); slot >= 0 && sc.tab.count[slot] == 0 {
+				sc.tab.count[slot] = 1 // count each prompt 3-gram once
+				covered++
 			}
 		}
-		v := float64(hits) / float64(total)
-		if v > f.threshold {
-			return drop(rule, "response repeats the prompt", v, f.threshold, fmt.Sprintf("turn %d repeats turn %d", i, user))
+		novel := 0
+		for _, h := range rh {
+			if sc.tab.slot(h) < 0 {
+				novel++
+			}
+		}
+		v := float64(covered) / float64(distinct)
+		endsNew := sc.tab.slot(rh[len(rh)-1]) < 0 && !strings.HasSuffix(strings.TrimSpace(m.Content), ":")
+		if v > f.threshold && novel <= max(4, len(rh)/10) && !endsNew {
+			return drop(rule, "response repeats the prompt", v, f.threshold, fmt.Sprintf("turn %d repeats turn %d: %.0f%% of its 3-grams, %d new words", i, user, 100*v, novel))
 		}
 		cl.max(rule, v, f.threshold)
 	}
