@@ -60,8 +60,43 @@ func measureDegenerate(text string, sc *scratch, st *DegenerateStats, gib, loop 
 	}
 }
 
-// measureOdd fills the token composition and bad-bigram counts.
+// measureOdd fills the token composition and bad-bigram counts of the
+// lines of text that are not code (see codeLine).
 func measureOdd(text string, st *DegenerateStats) {
+	for i := 0; i < len(text); {
+		line, next := nextLine(text, i)
+		i = next
+		if !codeLine(line) {
+			measureOddLine(line, st)
+		}
+	}
+	if st.Tokens > 0 {
+		st.OddRatio = float64(st.OddTokens) / float64(st.Tokens)
+	}
+	if st.Words > 0 {
+		st.BadBigramRatio = float64(st.BadBigrams) / float64(st.Words)
+	}
+}
+
+// codeLine reports whether a line looks like code outside a fence:
+// indented, or opening with a keyword of a common language.
+func codeLine(l string) bool {
+	if strings.HasPrefix(l, "  ") || strings.HasPrefix(l, "\t") {
+		return true
+	}
+	sp := strings.IndexByte(l, ' ')
+	if sp < 0 {
+		sp = len(l)
+	}
+	switch l[:sp] {
+	case "def", "class", "import", "from", "return", "#include", "#define", "for", "while", "if", "elif", "else", "else:",
+		"var", "let", "const", "function", "public", "private", "int", "void", "}", "{", "//", "SELECT", "print(", "package", "func":
+		return true
+	}
+	return false
+}
+
+func measureOddLine(text string, st *DegenerateStats) {
 	prevFn := fnNone
 	for i := 0; i < len(text); {
 		c := text[i]
@@ -101,12 +136,6 @@ func measureOdd(text string, st *DegenerateStats) {
 			fn = fnNone
 		}
 		prevFn = fn
-	}
-	if st.Tokens > 0 {
-		st.OddRatio = float64(st.OddTokens) / float64(st.Tokens)
-	}
-	if st.Words > 0 {
-		st.BadBigramRatio = float64(st.BadBigrams) / float64(st.Words)
 	}
 }
 

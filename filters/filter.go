@@ -209,9 +209,10 @@ type RefusalConfig struct {
 	// ExtraPhrases is added to Phrases (or to the default list).
 	ExtraPhrases []string `yaml:"extra_phrases" json:"extra_phrases,omitempty"`
 	// MinHelpWords: a turn with a phrase is kept when it has at least this
-	// many words outside the sentences holding a phrase, that is when it
-	// goes on to help ("As an AI language model, I have no opinions, but
-	// here are the arguments…"); default 40; -1 drops on any phrase.
+	// many words outside the sentences holding a refusal phrase (outside
+	// the phrase itself for identity boilerplate such as "as an AI
+	// language model"), that is when it goes on to help; default 25; -1
+	// drops on any phrase.
 	MinHelpWords int `yaml:"min_help_words" json:"min_help_words,omitempty"`
 }
 
@@ -320,7 +321,7 @@ func (c *Config) Defaults() {
 	if c.Refusal.Phrases == nil {
 		c.Refusal.Phrases = slices.Clone(DefaultRefusalPhrases)
 	}
-	def(&c.Refusal.MinHelpWords, 40)
+	def(&c.Refusal.MinHelpWords, 25)
 	deff(&c.Echo.Threshold, 0.8)
 	def(&c.Echo.MinWords, 3)
 

@@ -368,7 +368,7 @@ const mismatchConfidence = 0.9
 // englishCueWords are frequent English words that are not words of the
 // other supported languages.
 var englishCueWords = wordSet(`the and what how you your with this that are please can does which why would could
-	should write give my have from about there`)
+	should write give my have from about there is do i where who when it`)
 
 // englishCues counts the distinct English cue words of s (up to 3).
 func englishCues(s string) int {
@@ -387,9 +387,10 @@ func englishCues(s string) int {
 	return n
 }
 
-// minPromptLetters: a prompt with fewer letters ("hi", "2+2?") has no
-// language to match.
-const minPromptLetters = 20
+// minPromptLetters: a prompt with fewer letters and no English cue words
+// is too short for the trigram identifier ("Is online casino legal in
+// India?" reads as Italian) and is not matched.
+const minPromptLetters = 60
 
 // languageNames in a prompt mean that it may ask for an answer in another
 // language (a translation, a letter in French).

@@ -210,11 +210,17 @@ func endsCleanly(s string) (bool, string) {
 		return true, "" // emoji, symbols, other marks
 	}
 	// The text ends with a letter.
+	if blockIsVerse(s, lineStart) {
+		return true, "" // verse, lyrics, records: no line of the block has an end
+	}
 	w := s[strings.LastIndexFunc(s, func(r rune) bool { return !unicode.IsLetter(r) && r != '\'' && r != '’' })+1:]
 	item := isListItem(trimmed)
 	body := trimmed
 	if item {
 		body = strings.TrimLeft(trimmed, "-*+•0123456789.) ")
+	}
+	if k := strings.LastIndexAny(trimmed, " \t"); trimmed[k+1] == '#' || trimmed[k+1] == '@' {
+		return true, "" // hashtags and mentions close posts
 	}
 	lw := strings.ToLower(w)
 	if w != "A" && (danglingWords[lw] || (weakDangling[lw] && len(strings.Fields(body)) >= 6)) {
@@ -241,6 +247,26 @@ func endsCleanly(s string) (bool, string) {
 		return false, "sentence without an end"
 	}
 	return true, "" // signature, title, verse
+}
+
+// blockIsVerse reports whether the lines before the last one in its block
+// (the lines since the last blank line) mostly end without punctuation,
+// as verse, lyrics and records do.
+func blockIsVerse(s string, lineStart int) bool {
+	lines, bare := 0, 0
+	for end := lineStart - 1; end > 0 && lines < 8; {
+		start := strings.LastIndexByte(s[:end], '\n') + 1
+		l := strings.TrimSpace(s[start:end])
+		end = start - 1
+		if l == "" {
+			break
+		}
+		lines++
+		if r, _ := utf8.DecodeLastRuneInString(l); unicode.IsLetter(r) || unicode.IsDigit(r) {
+			bare++
+		}
+	}
+	return lines >= 1 && bare*2 >= lines
 }
 
 // runningText reports whether words read as a sentence rather than a
@@ -408,6 +434,11 @@ func (f *refusalFilter) Check(s *datasets.Sample) Verdict {
 		refusing := 0
 		for pos := 0; ok; {
 			a, b := sentenceAround(text, pos+at, pos+at+len(f.phrases[k]))
+			if boilerplate(f.phrases[k]) {
+				// Identity boilerplate opens answers as often as refusals:
+				// only the phrase itself is not help.
+				a, b = pos+at, min(len(text), pos+at+len(f.phrases[k]))
+			}
 			n, _ := countWords(text[a:b])
 			refusing += n
 			pos = b
@@ -425,6 +456,13 @@ func (f *refusalFilter) Check(s *datasets.Sample) Verdict {
 		cl.min(rule, float64(help), float64(f.minHelp))
 	}
 	return cl.keep()
+}
+
+// boilerplate reports whether a lower-case phrase is model-identity or
+// knowledge-cutoff boilerplate rather than a refusal.
+func boilerplate(p []byte) bool {
+	s := string(p)
+	return strings.HasPrefix(s, "as a") || strings.HasPrefix(s, "as of") || strings.Contains(s, "openai") || strings.Contains(s, "knowledge cutoff")
 }
 
 // sentenceAround returns the bounds of the sentence of s holding [a, b):
