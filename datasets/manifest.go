@@ -185,7 +185,10 @@ func (f *Funnel) Check() error {
 	return nil
 }
 
-// WriteTable prints the funnel as an aligned table.
+// WriteTable prints the funnel as an aligned table. What stages changed
+// inside the records they passed on (Modified: PII findings redacted,
+// samples scored) goes in a column of its own, "changes", since those are
+// not records and do not add up with them.
 func (f *Funnel) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	pct := func(n int64) string {
@@ -194,7 +197,15 @@ func (f *Funnel) WriteTable(w io.Writer) error {
 		}
 		return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(f.Read))
 	}
-	fmt.Fprintf(tw, "stage\treason\trecords\tof read\t\n")
+	changes := false
+	for _, s := range f.Stages {
+		changes = changes || len(s.Modified) > 0
+	}
+	if changes {
+		fmt.Fprintf(tw, "stage\treason\trecords\tof read\tchanges\t\n")
+	} else {
+		fmt.Fprintf(tw, "stage\treason\trecords\tof read\t\n")
+	}
 	fmt.Fprintf(tw, "read\t\t%d\t%s\t\n", f.Read, pct(f.Read))
 	for _, c := range f.DeadReasons {
 		fmt.Fprintf(tw, "dead letter\t%s\t-%d\t%s\t\n", c.Reason, c.Count, pct(c.Count))
@@ -207,14 +218,21 @@ func (f *Funnel) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\t(none)\t-0\t\t\n", s.Stage)
 		}
 		for _, c := range s.Modified {
-			fmt.Fprintf(tw, "%s\t%s\t~%d\t(modified)\t\n", s.Stage, c.Reason, c.Count)
+			fmt.Fprintf(tw, "%s\t%s\t\t\t%d\t\n", s.Stage, c.Reason, c.Count)
 		}
 		for _, c := range s.Dropped {
 			fmt.Fprintf(tw, "%s\t%s\t-%d\t%s\t\n", s.Stage, c.Reason, c.Count, pct(c.Count))
 		}
 	}
 	fmt.Fprintf(tw, "written\t\t%d\t%s\t\n", f.Written, pct(f.Written))
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if changes {
+		_, err := fmt.Fprintln(w, "changes: findings redacted (pii.*) or samples scored inside records passed on; not records.")
+		return err
+	}
+	return nil
 }
 
 // Summary is one line: "read 420 → written 371 (dropped 37, dead-lettered 12)".
