@@ -167,7 +167,7 @@ func classifyToken(tok string) (core string, odd bool) {
 	if strings.IndexByte(core, '\\') >= 0 && strings.IndexFunc(core, unicode.IsLetter) > strings.IndexByte(core, '\\') {
 		return core, false // LaTeX: \frac{a}{b}, \sqrt{2}
 	}
-	if gluedDigits(core) {
+	if gluedDigits(core) || camelJoin(core) || (strings.HasPrefix(core, "0x") && len(core) > 4) {
 		return core, true
 	}
 	for _, r := range core {
@@ -217,6 +217,28 @@ func gluedDigits(s string) bool {
 		j++
 	}
 	return j-i >= 5
+}
+
+// camelJoin reports whether s joins two words the way detokenized junk
+// and identifiers do: three or more lower-case letters, then an upper-case
+// one ("structuralSafe", "eachHave"; not "iPhone", "YouTube" or "eBay").
+func camelJoin(s string) bool {
+	lower := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z':
+			lower++
+		case 'A' <= c && c <= 'Z':
+			if lower >= 3 && lower == i {
+				return true
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 func isLetters(s string) bool {

@@ -342,6 +342,14 @@ func (f *languageFilter) Check(s *datasets.Sample) Verdict {
 			return cl.keep()
 		}
 		pl, pc, pLetters := detectRoles(sc, s.Messages, func(r string) bool { return r == datasets.RoleUser })
+		// Scripts settle it when they differ: a Latin-script prompt
+		// answered in Chinese, or the other way round.
+		if pLetters >= 10 && aLetters >= 10 {
+			ps, as := latinShare(prompt), latinShare(answerText(s.Messages))
+			if (ps >= 0.9 && as < 0.5) || (ps < 0.5 && as >= 0.9) {
+				return drop(rule, "answer not in the prompt's script", 1-math.Abs(ps-as), 0.5, fmt.Sprintf("prompt %.0f%% Latin letters, answer %.0f%%", 100*ps, 100*as))
+			}
+		}
 		if englishCues(prompt) >= 2 {
 			pl, pc = "en", 1 // short English prompts look like anything to trigrams
 		} else if pLetters < minPromptLetters {
@@ -358,6 +366,43 @@ func (f *languageFilter) Check(s *datasets.Sample) Verdict {
 		cl.v.Detail = detail
 	}
 	return cl.keep()
+}
+
+// latinShare is the share of the letters of s in the Latin script (1
+// when s has no letters).
+func latinShare(s string) float64 {
+	letters, latin := 0, 0
+	for _, r := range s {
+		if r < utf8.RuneSelf {
+			if ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') {
+				letters++
+				latin++
+			}
+			continue
+		}
+		if unicode.IsLetter(r) {
+			letters++
+			if unicode.Is(unicode.Latin, r) {
+				latin++
+			}
+		}
+	}
+	if letters == 0 {
+		return 1
+	}
+	return float64(latin) / float64(letters)
+}
+
+// answerText is the first 2,000 bytes of the assistant turns' prose.
+func answerText(msgs []datasets.Message) string {
+	var b strings.Builder
+	for _, m := range msgs {
+		if m.Role == datasets.RoleAssistant && b.Len() < 2000 {
+			b.WriteString(cutUTF8(m.Content, 2000))
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
 }
 
 // mismatchConfidence: an answer is taken to be in another language than
@@ -398,7 +443,8 @@ var languageNames = []string{"translat", "french", "german", "spanish", "italian
 	"chinese", "mandarin", "cantonese", "japanese", "korean", "arabic", "hindi", "polish", "swedish", "danish", "norwegian",
 	"finnish", "turkish", "greek", "hebrew", "latin", "vietnamese", "thai", "indonesian", "czech", "hungarian", "romanian",
 	"ukrainian", "persian", "farsi", "swahili", "catalan", "esperanto", "bengali", "urdu", "tagalog", "malay",
-	"français", "deutsch", "español", "italiano", "português", "nederlands", "русск", "中文", "日本語", "한국어"}
+	"français", "deutsch", "español", "italiano", "português", "nederlands", "русск", "中文", "日本語", "한국어",
+	"英", "翻译", "翻譯", "traduc", "tradu", "übersetz", "vertaal", "перев"}
 
 // asksForLanguage reports whether prompt names a language or asks for a
 // translation.
