@@ -1074,14 +1074,11 @@ func phoneAt(s string, i int) (int, bool) {
 	}
 	// A vanity number ("1-800-273-TALK", "1-800-273-8255-TALK") is a
 	// business's line, and its digits alone are not the whole number.
-	if j+1 < len(s) && (s[j] == '-' || s[j] == '.') && isLetter(s[j+1]) {
-		return 0, false
-	}
-	if servicePhone(s[i:j]) {
+	if j+2 < len(s) && (s[j] == '-' || s[j] == '.') && isUpper(s[j+1]) && isUpper(s[j+2]) {
 		return 0, false
 	}
 	if plus {
-		return j, total >= 8 && (ng >= 2 || total >= 10)
+		return j, total >= 8 && (ng >= 2 || total >= 10) && !servicePhone(s[i:j], false)
 	}
 	isNANP := nanp(groups[:ng], paren[:ng], seps[:ng], first[:ng])
 	// "00" is the international prefix outside North America.
@@ -1095,10 +1092,8 @@ func phoneAt(s string, i int) (int, bool) {
 	switch ctx := phoneCue(s, i); {
 	case ctx < 0:
 		return 0, false
-	case isNANP, intl:
-		return j, true
-	case ctx > 0:
-		return j, true
+	case isNANP, intl, ctx > 0:
+		return j, !servicePhone(s[i:j], isNANP || local)
 	}
 	return 0, false
 }
@@ -1153,7 +1148,12 @@ var nanpTollFree = []string{"800", "888", "877", "866", "855", "844", "833"}
 //
 // Emergency and short codes (911, 112, 999, 988, 116 123, 741741) are
 // too short to be found at all.
-func servicePhone(num string) bool {
+//
+// nanpForm says num has a North American shape (3-3-4, "(3) 3-4" or a
+// 3-4 local number); "+1" numbers are North American whatever their
+// shape. A ten-digit run after a cue word is not taken for one: an Indian
+// mobile number may start with 800.
+func servicePhone(num string, nanpForm bool) bool {
 	groups := strings.FieldsFunc(num, func(r rune) bool { return r < '0' || r > '9' })
 	d := strings.Join(groups, "")
 	intl := num[0] == '+' || strings.HasPrefix(d, "00")
@@ -1163,9 +1163,10 @@ func servicePhone(num string) bool {
 		if len(d) == 11 && d[0] == '1' {
 			ten = d[1:]
 		}
+	case !nanpForm:
 	case len(d) == 11 && d[0] == '1':
 		ten = d[1:]
-	case len(d) == 10 && d[0] != '0':
+	case len(d) == 10:
 		ten = d
 	case len(d) == 7:
 		ten = "000" + d

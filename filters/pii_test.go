@@ -414,6 +414,9 @@ var piiPhoneBugs = []string{
 	"Her cell is {{phone:(415) 555-2671}}, not (415) 555-0132.",
 	"Call {{phone:212-736-4410}} ext. 204 or {{phone:212-736-4410}}x205.",
 	"Mobile: {{phone:07911 123456}}; Tel. {{phone:(0161) 496 0753}}.",
+	// A ten-digit run after a cue word is not taken for a North American
+	// toll-free number: Indian mobile numbers may start with 800.
+	"WhatsApp {{phone:8001234567}}",
 }
 
 // TestPIIPhoneBugs asserts the phone cases of issue 13 item 6 exactly.
