@@ -315,8 +315,8 @@ func run(o options, stdout io.Writer) error {
 				if err == nil {
 					extra, err = b.check(m.Stdout)
 				}
-				if b.store != "" && !o.keep {
-					_ = os.RemoveAll(b.store)
+				if b.store != "" && !o.keep && err == nil {
+					_ = os.RemoveAll(b.store) // a failed run's store stays for inspection
 				}
 				if err != nil {
 					b.err = fmt.Errorf("run %d: %w (log: %s)", rep, err, logPath)
@@ -442,7 +442,15 @@ func targets(b *bench, ok bool, secs, rssMiB float64, ratio, rssRatio *float64) 
 func checkSieve(store string, read, wantOut int64) (map[string]any, error) {
 	paths, _ := filepath.Glob(filepath.Join(store, "*", "*", "manifest.json"))
 	if len(paths) != 1 {
-		return nil, fmt.Errorf("want one manifest under %s, found %d", store, len(paths))
+		var found []string
+		_ = filepath.WalkDir(store, func(p string, d os.DirEntry, err error) error {
+			if err == nil && len(found) < 12 {
+				rel, _ := filepath.Rel(store, p)
+				found = append(found, rel)
+			}
+			return nil
+		})
+		return nil, fmt.Errorf("want one manifest under %s, found %d (store holds %v)", store, len(paths), found)
 	}
 	b, err := os.ReadFile(paths[0])
 	if err != nil {
