@@ -263,7 +263,11 @@ func functionClass(w string) int {
 	if len(w) > 5 {
 		return fnNone
 	}
-	switch strings.ToLower(w) {
+	var lb [5]byte
+	for i := 0; i < len(w); i++ {
+		lb[i] = w[i] | 0x20 // ASCII letters only reach the cases below
+	}
+	switch string(lb[:len(w)]) {
 	case "the", "a", "an":
 		return fnDet
 	case "of", "to", "in", "for", "with", "on", "at", "by", "from", "into":

@@ -23,8 +23,14 @@ func conv(pairs ...string) *datasets.Sample {
 // qa is a one-turn conversation.
 func qa(q, a string) *datasets.Sample { return conv("user", q, "assistant", a) }
 
-// only returns a Config whose Skip leaves just the given rules on.
+// only returns a Config whose Skip leaves just the given rules on (Gopher
+// rules are turned on with gopher.enabled).
 func only(cfg Config, rules ...string) Config {
+	for _, r := range rules {
+		if strings.HasPrefix(r, "gopher.") {
+			cfg.Gopher.Enabled = true
+		}
+	}
 	for _, f := range filterRules {
 		for _, r := range f.rules {
 			if !slices.Contains(rules, r) {
@@ -188,27 +194,41 @@ func TestEstimateTokens(t *testing.T) {
 
 func TestTruncation(t *testing.T) {
 	c := only(Config{}, "truncation.mid_sentence")
-	body := words(20) // 20 words, no final punctuation
+	prose := "The library opens at nine on weekdays and at ten on Saturdays, and it stays closed on Sundays and public holidays"
+	steps := "To repot a plant:\n\n1. Water it the day before.\n2. Ease it out of the old pot.\n3. Loosen the roots gently.\n"
 	runCases(t, []ruleCase{
-		{"full stop", c, qa("q", body+"."), true, ""},
-		{"question mark in quotes", c, qa("q", body+"?\""), true, ""},
-		{"mid word", c, qa("q", body), false, "truncation.mid_sentence"},
-		{"comma", c, qa("q", body+","), false, "truncation.mid_sentence"},
-		{"colon with nothing after", c, qa("q", body+":"), false, "truncation.mid_sentence"},
-		{"open parenthesis", c, qa("q", body+" (see the"), false, "truncation.mid_sentence"},
-		{"closed parenthesis after stop", c, qa("q", body+" (see above.)"), true, ""},
-		{"short answer not checked", c, qa("q", words(19)), true, ""},
-		{"ends with number", c, qa("q", body+" is 42"), true, ""},
-		{"closing fence", c, qa("q", body+":\n\n```python\nprint(1)\n```"), true, ""},
-		{"list item", c, qa("q", body+":\n\n- first item\n- second item"), true, ""},
-		{"numbered item", c, qa("q", body+":\n\n1. first item\n2) second item"), true, ""},
-		{"table row", c, qa("q", body+":\n\n| a | b |\n| 1 | 2 |"), true, ""},
-		{"indented code", c, qa("q", body+":\n\n    return total"), true, ""},
-		{"code closing brace", c, qa("q", body+"\nfunc f() {\n}"), true, ""},
-		{"emoji", c, qa("q", body+" 🙂"), true, ""},
-		{"unclosed fence left to code_fences", c, qa("q", body+":\n```go\nx := 1"), true, ""},
-		{"only last turn", c, conv("user", "q", "assistant", body, "user", "q", "assistant", body+"."), true, ""},
+		{"full stop", c, qa("q", prose+"."), true, ""},
+		{"question mark in quotes", c, qa("q", prose+"?\""), true, ""},
+		{"long sentence without an end", c, qa("q", prose), false, "truncation.mid_sentence"},
+		{"fragment after a full stop", c, qa("q", prose+". The reading room"), false, "truncation.mid_sentence"},
+		{"dangling article", c, qa("q", prose+". Bring a library card and the"), false, "truncation.mid_sentence"},
+		{"comma", c, qa("q", prose+","), false, "truncation.mid_sentence"},
+		{"colon with nothing after", c, qa("q", prose+". Here is the timetable:"), false, "truncation.mid_sentence"},
+		{"open parenthesis", c, qa("q", prose+" (see the"), false, "truncation.mid_sentence"},
+		{"closing parenthesis", c, qa("q", prose+" (see the website for the summer hours)"), true, ""},
+		{"placeholder", c, qa("q", "Dear Sam,\n\nThank you for the lovely flowers and the kind card you sent last week.\n\nBest regards,\n[Your Name]"), true, ""},
+		{"signature line", c, qa("q", "Dear Sam,\n\nThank you for the lovely flowers and the kind card you sent last week.\n\nBest regards,\nMaria Lopez"), true, ""},
+		{"closing salutation with a comma", c, qa("q", "Dear Sam,\n\nThank you for the lovely flowers and the kind card you sent last week.\n\nBest regards,"), true, ""},
+		{"short answer not checked", c, qa("q", "The answer is the"), true, ""},
+		{"ends with number", c, qa("q", prose+" is 42"), true, ""},
+		{"closing fence", c, qa("q", prose+":\n\n```python\nprint(1)\n```"), true, ""},
+		{"list item like the others", c, qa("q", steps+"4. Set it in the new pot."), true, ""},
+		{"list item cut off", c, qa("q", steps+"4. Set it in the new pot and press the soil down"), false, "truncation.mid_sentence"},
+		{"list without punctuation", c, qa("q", "Good houseplants for beginners:\n\n- Snake plant\n- Pothos\n- Spider plant\n- Peace lily"), true, ""},
+		{"table row", c, qa("q", prose+":\n\n| a | b |\n| --- | --- |\n| 1 | 2 |"), true, ""},
+		{"table row cut off", c, qa("q", prose+":\n\n| day | hours |\n| --- | --- |\n| Monday | 9 to 5 |\n| Tuesday | 9 to"), false, "truncation.mid_sentence"},
+		{"verse", c, qa("q", "Snow on the rooftops\nSmoke from the chimney\nThe kettle is singing\nAnd nobody hurries today"), true, ""},
+		{"hashtags", c, qa("q", "Fresh bread on a rainy morning is the best kind of comfort. #baking #sourdough"), true, ""},
+		{"indented code", c, qa("q", prose+":\n\n    return total"), true, ""},
+		{"code closing brace", c, qa("q", prose+"\nfunc f() {\n}"), true, ""},
+		{"emoji", c, qa("q", prose+" 🙂"), true, ""},
+		{"unclosed fence left to code_fences", c, qa("q", prose+":\n```go\nx := 1"), true, ""},
+		{"only last turn", c, conv("user", "q", "assistant", prose, "user", "q", "assistant", prose+"."), true, ""},
 	})
+	fs, _ := New(c)
+	if v := fs[0].Check(qa("q", prose)); !strings.Contains(v.Detail, "public holidays") {
+		t.Errorf("detail does not show the ending: %+v", v)
+	}
 }
 
 func TestRefusal(t *testing.T) {
@@ -232,21 +252,30 @@ func TestRefusal(t *testing.T) {
 
 func TestEcho(t *testing.T) {
 	c := only(Config{}, "echo.prompt_repeat")
-	p := uniqueWords(40)
-	prompt := strings.Join(p, " ")
-	novel := []string{"zz1", "zz2", "zz3", "zz4"}
-	resp := func(fromPrompt, fresh int) string {
-		return strings.Join(append(slices.Clone(p[:fromPrompt]), novel[:fresh]...), " ")
-	}
+	prompt := "Write a short paragraph about why regular exercise improves sleep quality for adults who work from home."
 	runCases(t, []ruleCase{
 		{"copy", c, qa(prompt, prompt), false, "echo.prompt_repeat"},
-		{"copy with other case and punctuation", c, qa(prompt, strings.ToUpper(strings.ReplaceAll(prompt, " ", ", "))), false, "echo.prompt_repeat"},
-		{"just inside: 27 of 30 trigrams", c, qa(prompt, resp(29, 3)), true, ""},
-		{"just outside: 27 of 29 trigrams", c, qa(prompt, resp(29, 2)), false, "echo.prompt_repeat"},
+		{"copy with a prefix", c, qa(prompt, "Sure! "+prompt), false, "echo.prompt_repeat"},
+		{"copied twice", c, qa(prompt, prompt+"\n\n"+prompt), false, "echo.prompt_repeat"},
+		{"copy with an empty answer slot", c, qa(prompt, prompt+"\n\nAnswer:"), false, "echo.prompt_repeat"},
+		{"restated", c, qa(prompt, "You asked me to write a short paragraph about why regular exercise improves sleep quality for adults who work from home."), false, "echo.prompt_repeat"},
+		{"restated, then answered", c, qa("What's the permission that allows creating provisioning profiles called?", "The permission that allows creating provisioning profiles is called Admin."), true, ""},
+		{"half the prompt quoted", c, qa("Correct the spelling in this sentence: I recieved the pakage yesterday and it was broken.", "I received the package yesterday and it was broken."), true, ""},
 		{"real answer", c, qa("What is the capital of France?", "The capital of France is Paris."), true, ""},
 		{"short response not checked", c, qa("yes no", "yes no"), true, ""},
 		{"compares with the preceding user turn", c, conv("user", prompt, "assistant", "Fine.", "user", "Next question please.", "assistant", prompt), true, ""},
 	})
+	// Just inside and outside the new-word allowance: 17 prompt words,
+	// so max(4, 10%) = 4 new words are allowed before the copy.
+	for _, tc := range []struct {
+		extra string
+		keep  bool
+	}{{"one two three four", false}, {"one two three four five", true}} {
+		fs, _ := New(c)
+		if _, keep := CheckAll(fs, qa(prompt, tc.extra+" "+prompt)); keep != tc.keep {
+			t.Errorf("%d new words: keep = %v, want %v", len(strings.Fields(tc.extra)), keep, tc.keep)
+		}
+	}
 }
 
 func TestGopherQuality(t *testing.T) {
@@ -445,7 +474,9 @@ func TestGopherRepetition(t *testing.T) {
 }
 
 func TestLanguageFilter(t *testing.T) {
-	c := only(Config{}, "language.non_target")
+	var enCfg Config
+	enCfg.Language.Languages = []string{"en"}
+	c := only(enCfg, "language.non_target")
 	var de Config
 	de.Language.Languages = []string{"de"}
 	en := "The weather was lovely, so we took the children to the beach and stayed until sunset."
@@ -468,7 +499,7 @@ func TestConfigDefaultsValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
 	}
-	if c.Gopher.DupLineFrac != 0.3 || c.Gopher.Top4Gram != 0.16 || c.Echo.Threshold != 0.9 || c.Length.TemplateTokens != 4 || c.Decontam.N != 13 {
+	if c.Gopher.DupLineFrac != 0.3 || c.Gopher.Top4Gram != 0.16 || c.Echo.Threshold != 0.8 || c.Length.TemplateTokens != 4 || c.Decontam.N != 13 {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	d := c
@@ -508,15 +539,21 @@ func TestNewOrderAndSkip(t *testing.T) {
 	for _, f := range fs {
 		names = append(names, f.Name())
 	}
-	want := []string{"turn_order", "empty", "length", "code_fences", "truncation", "refusal", "echo", "gopher", "language"}
+	want := []string{"turn_order", "empty", "length", "code_fences", "template", "mojibake", "degenerate", "truncation", "refusal", "echo", "language"}
 	if !slices.Equal(names, want) {
 		t.Errorf("filters %v, want %v", names, want)
 	}
 	fs, _ = New(Config{Skip: []string{"language", "echo", "empty.response"}})
-	if len(fs) != 6 {
+	if len(fs) != 8 {
 		t.Errorf("%d filters after skipping 3", len(fs))
 	}
-	if filterRules[7].name != FilterGopher || filterRules[7].rules[7] != "gopher.dup_para_frac" || len(filterRules[7].rules) != 20 {
+	var g Config
+	g.Gopher.Enabled = true
+	fs, _ = New(g)
+	if len(fs) != 12 || fs[10].Name() != FilterGopher {
+		t.Errorf("gopher.enabled: %d filters", len(fs))
+	}
+	if filterRules[10].name != FilterGopher || filterRules[10].rules[7] != "gopher.dup_para_frac" || len(filterRules[10].rules) != 20 {
 		t.Error("gopher rule table out of step")
 	}
 }

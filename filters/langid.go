@@ -332,25 +332,25 @@ func (f *languageFilter) Check(s *datasets.Sample) Verdict {
 		if f.minLetters > 0 && aLetters < f.minLetters && !(al == LangOther && ac > 0.9 && aLetters >= 10) {
 			return cl.keep()
 		}
-		prompt := ""
+		cues := 0
 		for _, m := range s.Messages {
 			if m.Role == datasets.RoleUser {
-				prompt += m.Content + "\n"
+				if asksForLanguage(sc, m.Content) {
+					return cl.keep()
+				}
+				cues = max(cues, englishCues(sc, m.Content))
 			}
-		}
-		if asksForLanguage(prompt) {
-			return cl.keep()
 		}
 		pl, pc, pLetters := detectRoles(sc, s.Messages, func(r string) bool { return r == datasets.RoleUser })
 		// Scripts settle it when they differ: a Latin-script prompt
 		// answered in Chinese, or the other way round.
 		if pLetters >= 10 && aLetters >= 10 {
-			ps, as := latinShare(prompt), latinShare(answerText(s.Messages))
+			ps, as := rolesLatinShare(s.Messages, datasets.RoleUser), rolesLatinShare(s.Messages, datasets.RoleAssistant)
 			if (ps >= 0.9 && as < 0.5) || (ps < 0.5 && as >= 0.9) {
 				return drop(rule, "answer not in the prompt's script", 1-math.Abs(ps-as), 0.5, fmt.Sprintf("prompt %.0f%% Latin letters, answer %.0f%%", 100*ps, 100*as))
 			}
 		}
-		if englishCues(prompt) >= 2 {
+		if cues >= 2 {
 			pl, pc = "en", 1 // short English prompts look like anything to trigrams
 		} else if pLetters < minPromptLetters {
 			return cl.keep()
@@ -368,10 +368,8 @@ func (f *languageFilter) Check(s *datasets.Sample) Verdict {
 	return cl.keep()
 }
 
-// latinShare is the share of the letters of s in the Latin script (1
-// when s has no letters).
-func latinShare(s string) float64 {
-	letters, latin := 0, 0
+// countLatin counts the letters of s and those in the Latin script.
+func countLatin(s string) (letters, latin int) {
 	for _, r := range s {
 		if r < utf8.RuneSelf {
 			if ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') {
@@ -387,22 +385,24 @@ func latinShare(s string) float64 {
 			}
 		}
 	}
+	return letters, latin
+}
+
+// rolesLatinShare is the share of Latin-script letters in the first
+// 2,000 bytes of each turn of the role (1 with no letters).
+func rolesLatinShare(msgs []datasets.Message, role string) float64 {
+	letters, latin := 0, 0
+	for _, m := range msgs {
+		if m.Role == role {
+			l, t := countLatin(cutUTF8(m.Content, 2000))
+			letters += l
+			latin += t
+		}
+	}
 	if letters == 0 {
 		return 1
 	}
 	return float64(latin) / float64(letters)
-}
-
-// answerText is the first 2,000 bytes of the assistant turns' prose.
-func answerText(msgs []datasets.Message) string {
-	var b strings.Builder
-	for _, m := range msgs {
-		if m.Role == datasets.RoleAssistant && b.Len() < 2000 {
-			b.WriteString(cutUTF8(m.Content, 2000))
-			b.WriteByte('\n')
-		}
-	}
-	return b.String()
 }
 
 // mismatchConfidence: an answer is taken to be in another language than
@@ -416,21 +416,33 @@ var englishCueWords = wordSet(`the and what how you your with this that are plea
 	should write give my have from about there is do i where who when it`)
 
 // englishCues counts the distinct English cue words of s (up to 3).
-func englishCues(s string) int {
-	var seen [3]string
+func englishCues(sc *scratch, s string) int {
+	var seen [3]uint64
 	n := 0
-	for _, w := range strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsLetter(r) }) {
-		w = strings.ToLower(w)
-		if englishCueWords[w] && !slices.Contains(seen[:n], w) {
-			seen[n] = w
-			n++
-			if n == len(seen) {
-				break
+	for i := 0; i < len(s) && n < len(seen); {
+		if !isASCIILetter(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && isASCIILetter(s[j]) {
+			j++
+		}
+		if j-i <= 6 {
+			sc.buf3 = lowerASCII(sc.buf3[:0], s[i:j])
+			if w := bstr(sc.buf3); englishCueWords[w] {
+				if h := strHash(w); !slices.Contains(seen[:n], h) {
+					seen[n] = h
+					n++
+				}
 			}
 		}
+		i = j
 	}
 	return n
 }
+
+func isASCIILetter(c byte) bool { return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') }
 
 // minPromptLetters: a prompt with fewer letters and no English cue words
 // is too short for the trigram identifier ("Is online casino legal in
@@ -448,8 +460,9 @@ var languageNames = []string{"translat", "french", "german", "spanish", "italian
 
 // asksForLanguage reports whether prompt names a language or asks for a
 // translation.
-func asksForLanguage(prompt string) bool {
-	lp := strings.ToLower(prompt)
+func asksForLanguage(sc *scratch, prompt string) bool {
+	sc.buf3 = lowerASCII(sc.buf3[:0], prompt)
+	lp := bstr(sc.buf3)
 	for _, n := range languageNames {
 		if strings.Contains(lp, n) {
 			return true

@@ -88,9 +88,8 @@ func findTemplateToken(text, prompt string) (string, int, bool) {
 		}
 	}
 	plainOK := true
-	lp := strings.ToLower(prompt)
 	for _, w := range dialogueWords {
-		if strings.Contains(lp, w) {
+		if promptHasWord(prompt, w) {
 			plainOK = false
 			break
 		}
@@ -117,6 +116,17 @@ func findTemplateToken(text, prompt string) (string, int, bool) {
 		i = next
 	}
 	return best, bestAt, bestAt >= 0
+}
+
+// promptHasWord reports whether s contains the lower-case ASCII word w,
+// ignoring ASCII case.
+func promptHasWord(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if s[i]|0x20 == w[0] && strings.EqualFold(s[i:i+len(w)], w) {
+			return true
+		}
+	}
+	return false
 }
 
 func isTokenName(s string) bool {
