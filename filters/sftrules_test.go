@@ -104,7 +104,9 @@ func TestLanguagePromptMismatch(t *testing.T) {
 
 func TestRefusalHelp(t *testing.T) {
 	c := only(Config{}, "refusal.phrase")
-	help := func(n int) string { return strings.Join(strings.Fields(strings.Repeat("you could try a local library or a bookshop ", 5))[:n], " ") + "." }
+	help := func(n int) string {
+		return strings.Join(strings.Fields(strings.Repeat("you could try a local library or a bookshop ", 5))[:n], " ") + "."
+	}
 	runCases(t, []ruleCase{
 		{"bare refusal", c, qa("q", "I'm sorry, but I can't help with that request. Is there anything else I can help you with?"), false, "refusal.phrase"},
 		{"refusal with 24 words of help", c, qa("q", "I cannot provide that book. However, "+help(23)), false, "refusal.phrase"},
