@@ -27,8 +27,11 @@ type FuzzyConfig struct {
 	// "estimate" (from the signatures) or "none" (every bucket-mate is a
 	// duplicate).
 	Verify string `json:"verify"`
-	// Edges is "all" (every pair of a bucket) or "star" (every member to
-	// the bucket's first); buckets larger than MaxBucketPairs use star.
+	// Edges is the candidate edge policy of a bucket (dedup.BucketEdges):
+	// "linear" (the default: every member to the bucket's first
+	// dedup.BucketLeaders members and to its predecessor), "all" (every
+	// pair; buckets with more than MaxBucketPairs pairs use linear) or
+	// "star" (every member to the bucket's first).
 	Edges          string `json:"edges"`
 	MaxBucketPairs int    `json:"max_bucket_pairs"`
 	// Keep picks each cluster's survivor: "smallest_id", "longest" or
@@ -42,7 +45,7 @@ func init() {
 	register.DoFn6x1[context.Context, datasets.Sample, func(*string) bool, func(string, []byte), func(string, []byte), func(string, string), error](&signFn{})
 	register.DoFn4x0[string, func(*string) bool, func(*string) bool, func(string)](&joinOriginFn{})
 	register.Emitter2[string, []byte]()
-	register.DoFn3x1[string, func(*[]byte) bool, func(string, string), error](&bucketEdgesFn{})
+	register.DoFn4x1[context.Context, string, func(*[]byte) bool, func(string, string), error](&bucketEdgesFn{})
 	register.Function3x0(distinctEdgeFn)
 	register.Function3x0(edgeFromKeyFn)
 	register.DoFn4x0[string, func(*string) bool, func(*[]byte) bool, func(string, string)](&attachSetFn{})
@@ -78,16 +81,13 @@ func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage s
 	// theirs is ever made.
 	priorMarks, stages := marksSideInput(s, prior)
 	bandPairs, sets, origins := beam.ParDo3(s, &signFn{Cfg: cfg, Pre: pre, Stages: stages}, in, priorMarks)
-	buckets := beam.GroupByKey(s, bandPairs)
-	cand := beam.ParDo(s, &bucketEdgesFn{Edges: cfg.Edges, Max: cfg.MaxBucketPairs}, buckets)
-	// Distinct candidate edges "a\x03b", a < b.
-	cand = beam.ParDo(s, edgeFromKeyFn, beam.GroupByKey(s, beam.ParDo(s, distinctEdgeFn, cand)))
+	cand := candidateEdges(s, bandPairs, cfg, stage)
 	edges := cand
 	if cfg.Verify != "none" {
 		byA := beam.CoGroupByKey(s, cand, sets)
 		withA := beam.ParDo(s, &attachSetFn{}, byA)
 		byB := beam.CoGroupByKey(s, withA, sets)
-		edges = beam.ParDo(s, &verifyEdgeFn{Threshold: cfg.Threshold}, byB)
+		edges = beam.ParDo(s, &verifyEdgeFn{Threshold: cfg.Threshold, Stage: stage}, byB)
 	}
 	// Large-star / small-star rounds on (child, parent) edges.
 	for i := 0; i < cfg.Rounds; i++ {
@@ -99,6 +99,17 @@ func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage s
 	verdicts := beam.ParDo(s, &fuzzyMarksFn{Stage: stage}, beam.GroupByKey(s, edges))
 	marks := beam.ParDo(s, &joinOriginFn{Stage: stage}, beam.CoGroupByKey(s, verdicts, origins))
 	return StageMarks{Stage: stage, Reason: "near_duplicate", Detail: "near duplicate (Jaccard ≥ " + strconv.FormatFloat(cfg.Threshold, 'g', -1, 64) + ") of %s", Marks: marks}, check
+}
+
+// candidateEdges turns packed (band key, node) pairs into the distinct
+// candidate edges (a, b), a < b, of their buckets under cfg.Edges
+// (dedup.BucketEdges: linear in the bucket's size by default, whatever
+// the cluster sizes).
+func candidateEdges(s beam.Scope, bandPairs beam.PCollection, cfg FuzzyConfig, stage string) beam.PCollection {
+	buckets := beam.GroupByKey(s, bandPairs)
+	cand := beam.ParDo(s, &bucketEdgesFn{Edges: cfg.Edges, Max: cfg.MaxBucketPairs, Stage: stage}, buckets)
+	// Distinct candidate edges "a\x03b", a < b.
+	return beam.ParDo(s, edgeFromKeyFn, beam.GroupByKey(s, beam.ParDo(s, distinctEdgeFn, cand)))
 }
 
 // node keys sort in keep-policy order: a fixed-width policy prefix, then
@@ -302,6 +313,14 @@ func decodeU64(b []byte) []uint64 {
 type bucketEdgesFn struct {
 	Edges string `json:"edges"`
 	Max   int    `json:"max"`
+	Stage string `json:"stage"`
+	// edges counts candidate edges before the distinct step (monitoring
+	// only: counters are not the funnel).
+	edges beam.Counter
+}
+
+func (f *bucketEdgesFn) Setup() {
+	f.edges = beam.NewCounter(Namespace, f.Stage+"_candidate_edges")
 }
 
 type bandPair struct {
@@ -309,7 +328,7 @@ type bandPair struct {
 	node string
 }
 
-func (f *bucketEdgesFn) ProcessElement(group string, packs func(*[]byte) bool, emit func(string, string)) error {
+func (f *bucketEdgesFn) ProcessElement(ctx context.Context, group string, packs func(*[]byte) bool, emit func(string, string)) error {
 	var pairs []bandPair
 	var b []byte
 	for packs(&b) {
@@ -330,29 +349,12 @@ func (f *bucketEdgesFn) ProcessElement(group string, packs func(*[]byte) bool, e
 		for ; j < len(pairs) && pairs[j].key == pairs[i].key; j++ {
 			bucket = append(bucket, pairs[j].node)
 		}
-		f.bucket(uniq(bucket), emit)
+		nodes := uniq(bucket)
+		n := dedup.BucketEdges(len(nodes), f.Edges, f.Max, func(a, b int) { emit(nodes[a], nodes[b]) })
+		f.edges.Inc(ctx, int64(n))
 		i = j
 	}
 	return nil
-}
-
-// bucket emits the candidate edges of one bucket's sorted, distinct nodes.
-func (f *bucketEdgesFn) bucket(all []string, emit func(string, string)) {
-	if len(all) < 2 {
-		return
-	}
-	pairs := len(all) * (len(all) - 1) / 2
-	if f.Edges == "star" || (f.Max > 0 && pairs > f.Max) {
-		for _, b := range all[1:] {
-			emit(all[0], b)
-		}
-		return
-	}
-	for i, a := range all {
-		for _, b := range all[i+1:] {
-			emit(a, b)
-		}
-	}
 }
 
 func uniq(s []string) []string {
@@ -390,10 +392,11 @@ func (f *attachSetFn) ProcessElement(a string, bs func(*string) bool, sets func(
 // (child, parent) = (larger, smaller).
 type verifyEdgeFn struct {
 	Threshold float64 `json:"threshold"`
+	Stage     string  `json:"stage"`
 	kept      beam.Counter
 }
 
-func (f *verifyEdgeFn) Setup() { f.kept = beam.NewCounter(Namespace, "fuzzy_verified_edges") }
+func (f *verifyEdgeFn) Setup() { f.kept = beam.NewCounter(Namespace, f.Stage+"_verified_edges") }
 
 func (f *verifyEdgeFn) ProcessElement(ctx context.Context, b string, as func(*string) bool, sets func(*[]byte) bool, emit func(string, string)) {
 	var setB []byte

@@ -78,7 +78,7 @@ func main() {
 	flag.Float64Var(&o.fnw, "fnw", dedup.DefaultFNWeight, "false-negative weight of OptimalBands")
 	flag.Float64Var(&o.margin, "margin", 0, "verify candidates by Jaccard ≥ threshold − margin")
 	verify := flag.String("verify", "exact,estimate", "verifications to score: by exact Jaccard of the 32-bit compact shingle sets (exact), by estimated Jaccard (estimate), or none")
-	flag.StringVar(&o.edges, "edges", "clique", "candidate edges of a bucket: every pair (clique) or each member to the smallest id (star)")
+	flag.StringVar(&o.edges, "edges", dedup.EdgesLinear, "candidate edges of a bucket, the stage's policies (dedup.BucketEdges): linear, all (every pair up to 2,000 a bucket, then linear) or star")
 	reps := flag.Int("reps", 5, "repetitions of the throughput measurement (median reported); 0 skips it")
 	sweep := flag.Bool("sweep", false, "also score other n-gram sizes, normalisations, weights and signature lengths")
 	flag.Parse()
@@ -259,20 +259,13 @@ func score(p *prepared, c dedup.TextConfig, sigs [][]uint64, t float64, verify s
 			buckets[k] = append(buckets[k], int32(i))
 		}
 	}
+	// Candidate edges by the production policy (dedup.BucketEdges): each
+	// bucket's members sorted as the stage sorts its nodes (by id, and
+	// ids follow the index order here).
 	cand := map[uint64]bool{}
 	for _, b := range buckets {
-		if o.edges == "star" {
-			// Members were appended in index order, and ids follow it.
-			for _, y := range b[1:] {
-				cand[corpus.PairKey(b[0], y)] = true
-			}
-			continue
-		}
-		for x := 0; x < len(b); x++ {
-			for y := x + 1; y < len(b); y++ {
-				cand[corpus.PairKey(b[x], b[y])] = true
-			}
-		}
+		slices.Sort(b)
+		dedup.BucketEdges(len(b), o.edges, 2000, func(x, y int) { cand[corpus.PairKey(b[x], b[y])] = true })
 	}
 	// Verification by estimated Jaccard, then components.
 	pred := map[uint64]bool{}

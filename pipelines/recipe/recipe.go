@@ -251,7 +251,9 @@ type FuzzyDedup struct {
 	Rows  int `yaml:"rows" json:"rows,omitempty"`
 	// Verify candidates: exact (default), estimate or none.
 	Verify string `yaml:"verify" json:"verify"`
-	// Edges of a bucket: all (default) or star.
+	// Edges of a bucket: linear (default; every member to the bucket's
+	// first three and to its predecessor, linear in the bucket's size),
+	// all (every pair, up to 2,000 a bucket) or star.
 	Edges string `yaml:"edges" json:"edges"`
 	// Keep each cluster's smallest_id (default), longest or quality.
 	Keep string `yaml:"keep" json:"keep"`
@@ -267,7 +269,7 @@ type FuzzyDedup struct {
 }
 
 func newFuzzyDedup() StageConfig {
-	return &FuzzyDedup{Threshold: 0.7, Verify: "exact", Edges: "all", Keep: "smallest_id", Rounds: 10, Text: dedup.DefaultTextConfig()}
+	return &FuzzyDedup{Threshold: 0.7, Verify: "exact", Edges: "linear", Keep: "smallest_id", Rounds: 10, Text: dedup.DefaultTextConfig()}
 }
 
 func (c *FuzzyDedup) defaults() {
@@ -298,9 +300,9 @@ func (c *FuzzyDedup) validate() error {
 		return keyErr("verify", "want exact, estimate or none, got %q", c.Verify)
 	}
 	switch c.Edges {
-	case "all", "star":
+	case "linear", "all", "star":
 	default:
-		return keyErr("edges", "want all or star, got %q", c.Edges)
+		return keyErr("edges", "want linear, all or star, got %q", c.Edges)
 	}
 	switch c.Keep {
 	case "smallest_id", "longest", "quality":
