@@ -34,8 +34,9 @@ type Prediction struct {
 	// over what the stages above it left, as in the run.
 	Funnel datasets.Funnel
 	// Notes says, by stage name, why a row is not an exact prediction:
-	// "estimate: …" (fuzzy dedup on a sample; every row below it follows
-	// an estimate) or "not predicted: …" (an LLM stage).
+	// "estimate: …" (fuzzy dedup on a sample), "not predicted: …" (an LLM
+	// stage), "partly predicted: …" (fuzzy dedup against stored
+	// versions) or "approximate: …" (a stage below one of those).
 	Notes map[string]string
 	// Skipped are the stages the run would skip (LLM stages without an
 	// API key), one line each, as the run says them.
@@ -100,7 +101,7 @@ func Predict(ctx context.Context, r *recipe.Recipe, store datasets.Store, exampl
 		f.DeadReasons = []datasets.Count{}
 	}
 	flow := f.Read - f.DeadLettered
-	estimated := "" // the stage whose estimate the rows below follow
+	inexact := "" // the first stage not exactly predicted: the rows below follow it
 
 	p := &predictor{pr: pr, examples: examples, near: map[string][]nearMiss{}}
 	seen := map[string]int{}
@@ -143,7 +144,7 @@ func Predict(ctx context.Context, r *recipe.Recipe, store datasets.Store, exampl
 		case *recipe.FuzzyDedup:
 			live, note = p.fuzzy(live, cfg)
 			if len(cfg.Against) > 0 {
-				note = joinNotes(note, "not predicted: near duplicates of the versions in against: (the run looks them up in their saved indexes)")
+				note = joinNotes(note, "partly predicted: near duplicates of the versions in against: are not (the run looks them up in their saved indexes)")
 			}
 		case *recipe.Judge:
 			if !cfg.Heuristic {
@@ -163,14 +164,14 @@ func Predict(ctx context.Context, r *recipe.Recipe, store datasets.Store, exampl
 		}
 		sf := p.row(name, flow)
 		flow = sf.Out
-		if note == "" && estimated != "" {
-			note = "estimate: follows the estimate of " + estimated
+		if note == "" && inexact != "" {
+			note = followsNote(inexact)
 		}
 		if note != "" {
 			pr.Notes[name] = note
-		}
-		if strings.HasPrefix(note, "estimate: on a sample") {
-			estimated = name
+			if inexact == "" {
+				inexact = name
+			}
 		}
 		f.Stages = append(f.Stages, sf)
 	}
@@ -188,8 +189,8 @@ func Predict(ctx context.Context, r *recipe.Recipe, store datasets.Store, exampl
 		live = p.mix(live, mixCfg)
 		sf := p.row("mix", flow)
 		flow = sf.Out
-		if estimated != "" {
-			pr.Notes["mix"] = "estimate: follows the estimate of " + estimated
+		if inexact != "" {
+			pr.Notes["mix"] = followsNote(inexact)
 		}
 		f.Stages = append(f.Stages, sf)
 	}
@@ -201,6 +202,11 @@ func Predict(ctx context.Context, r *recipe.Recipe, store datasets.Store, exampl
 		}
 	}
 	return pr, nil
+}
+
+// followsNote is the note of a stage below one not exactly predicted.
+func followsNote(stage string) string {
+	return "approximate: it sees what the prediction of " + stage + " above leaves, which is not exact"
 }
 
 // joinNotes joins two notes of one stage.
@@ -341,7 +347,9 @@ func (p *predictor) pii(live []datasets.Sample, sc *filters.Scrubber, drop bool)
 		}
 		kinds := sortedKeys(counts)
 		if drop {
-			p.drop("pii."+kinds[0], 1, func() string { return fmt.Sprintf("%s  contains %v", shortID(id), counts) })
+			p.drop("pii."+kinds[0], 1, func() string {
+				return fmt.Sprintf("%s (%s#%d)  contains %v", shortID(id), s.Source.Dataset, s.Source.Index, counts)
+			})
 			return false
 		}
 		for k, n := range counts {
@@ -373,7 +381,7 @@ func (p *predictor) decontaminate(live []datasets.Sample, d *filters.Decontamina
 	return keepIf(live, func(s *datasets.Sample) bool {
 		item, gram, ok := d.Match(s)
 		if ok {
-			p.drop("benchmark_overlap", 1, func() string { return fmt.Sprintf("%s  shares the n-gram %q with %s", shortID(s.ID), gram, item) })
+			p.drop("benchmark_overlap", 1, func() string { return fmt.Sprintf("%s  shares the n-gram %q with %s", where(s), gram, item) })
 		}
 		return !ok
 	})
@@ -392,7 +400,7 @@ func (p *predictor) judge(ctx context.Context, live []datasets.Sample, name stri
 	return keepIf(live, func(s *datasets.Sample) bool {
 		rej := steps[0].Apply(ctx, s)
 		if rej != nil {
-			p.drop(rej.Reason, 1, func() string { return fmt.Sprintf("%s  %s", shortID(s.ID), rej.Detail) })
+			p.drop(rej.Reason, 1, func() string { return fmt.Sprintf("%s  %s", where(s), rej.Detail) })
 		}
 		return rej == nil
 	}), nil
@@ -658,7 +666,7 @@ func (p *predictor) mix(live []datasets.Sample, cfg transforms.MixConfig) []data
 		}
 		t := targets[s.Source.Dataset]
 		p.drop("mix.over_target", 1, func() string {
-			return fmt.Sprintf("%s  beyond source %s's share: target %d of %d available", shortID(s.ID), t.Source, t.Target, t.Available)
+			return fmt.Sprintf("%s  beyond source %s's share: target %d of %d available", where(s), t.Source, t.Target, t.Available)
 		})
 		return false
 	})
@@ -690,11 +698,11 @@ func sampleOrigin(s *datasets.Sample) string {
 // the notes, the skipped stages, examples and near misses.
 func (p *Prediction) Write(w io.Writer) error {
 	f := &p.Funnel
-	exact := "exact"
+	exact := "every row exact"
 	if !p.Exact() {
-		exact = "see the notes"
+		exact = "rows with a note are not exact"
 	}
-	fmt.Fprintf(w, "dry run of %s: predicted funnel (%s; nothing is written)\n\n", p.Recipe, exact)
+	fmt.Fprintf(w, "dry run of %s: %d records read; the run's funnel, predicted (%s); nothing is written\n\n", p.Recipe, f.Read, exact)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	pct := func(n int64) string {
 		if f.Read == 0 {
@@ -702,34 +710,32 @@ func (p *Prediction) Write(w io.Writer) error {
 		}
 		return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(f.Read))
 	}
-	fmt.Fprintf(tw, "stage\treason\trecords\tof read\tchanges\tnote\t\n")
-	fmt.Fprintf(tw, "read\t\t%d\t%s\t\t\t\n", f.Read, pct(f.Read))
+	fmt.Fprintf(tw, "stage\treason\twould drop\tof read\tchanges\tnote\t\n")
 	for _, c := range f.DeadReasons {
-		fmt.Fprintf(tw, "dead letter\t%s\t-%d\t%s\t\t\t\n", c.Reason, c.Count, pct(c.Count))
+		fmt.Fprintf(tw, "dead letter\t%s\t%d\t%s\t\t\t\n", c.Reason, c.Count, pct(c.Count))
 	}
 	for _, s := range f.Stages {
 		note := ""
-		switch n := p.Notes[s.Stage]; {
-		case strings.HasPrefix(n, "estimate"):
-			note = "estimate"
-		case strings.HasPrefix(n, "not predicted"):
-			note = "not predicted"
+		if n, ok := p.Notes[s.Stage]; ok {
+			note, _, _ = strings.Cut(n, ":") // estimate, not predicted, partly predicted, approximate
 		}
 		if len(s.Dropped) == 0 {
-			fmt.Fprintf(tw, "%s\t(none)\t-0\t\t\t%s\t\n", s.Stage, note)
+			fmt.Fprintf(tw, "%s\t(none)\t0\t\t\t%s\t\n", s.Stage, note)
 		}
 		for _, c := range s.Modified {
 			fmt.Fprintf(tw, "%s\t%s\t\t\t%d\t%s\t\n", s.Stage, c.Reason, c.Count, note)
 		}
 		for _, c := range s.Dropped {
-			fmt.Fprintf(tw, "%s\t%s\t-%d\t%s\t\t%s\t\n", s.Stage, c.Reason, c.Count, pct(c.Count), note)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t\t%s\t\n", s.Stage, c.Reason, c.Count, pct(c.Count), note)
 		}
 	}
-	fmt.Fprintf(tw, "written\t\t%d\t%s\t\t\t\n", f.Written, pct(f.Written))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "\nwould write %d of %d records read (%s)\n", f.Written, f.Read, pct(f.Written))
+	if len(p.Notes)+len(p.Skipped) > 0 {
+		fmt.Fprintln(w)
+	}
 	for _, s := range f.Stages {
 		if n, ok := p.Notes[s.Stage]; ok {
 			fmt.Fprintf(w, "%s: %s\n", s.Stage, n)

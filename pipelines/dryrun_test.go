@@ -94,7 +94,7 @@ func TestDryRunMatchesRunOnDemo(t *testing.T) {
 	var table bytes.Buffer
 	res.Manifest.Funnel.WriteTable(&table)
 	t.Logf("run:\n%s", table.String())
-	for _, want := range []string{"fuzzy_dedup", "near_duplicate", "Jaccard", "exact_duplicate", "skipped"} {
+	for _, want := range []string{"fuzzy_dedup", "near_duplicate", "Jaccard", "exact_duplicate", "skipped", "would write 270"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("dry run output lacks %q", want)
 		}
@@ -180,6 +180,11 @@ func TestDryRunOrderMatters(t *testing.T) {
 	}
 	res := runRecipe(t, dir, yaml, filepath.Join(dir, "store"))
 	comparePrediction(t, pred, res.Manifest.Funnel)
+	for _, st := range pred.Funnel.Stages {
+		if (st.Stage == "judge" || st.Stage == "mix" || st.Stage == "fuzzy_dedup") && st.In == st.Out {
+			t.Errorf("stage %s drops nothing here: the comparison does not test it", st.Stage)
+		}
+	}
 }
 
 // TestDryRunFuzzyEstimate bounds the fuzzy sample below the input: the
@@ -246,5 +251,95 @@ func TestDryRunFuzzyEstimate(t *testing.T) {
 	pred.Write(&out)
 	if !strings.Contains(out.String(), "estimate") {
 		t.Errorf("table does not say estimate:\n%s", out.String())
+	}
+}
+
+// TestDryRunMatchesRunTailAndMix runs the bundled samples through a
+// recipe whose filter, heuristic judge and decontamination come after
+// exact dedup (in the run they are applied by the writers, after the
+// marks), with fuzzy dedup between them and a weighted mix, and compares
+// the dry run with the run.
+func TestDryRunMatchesRunTailAndMix(t *testing.T) {
+	dir := t.TempDir()
+	samples, err := filepath.Abs(filepath.Join("..", "datasets", "samples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "bench.jsonl"), []byte(`{"id":"b1","question":"Write a SQL query that returns the second highest salary.","answer":"SELECT MAX(salary) FROM employees"}`+"\n"), 0o644)
+	yaml := fmt.Sprintf(`name: tail
+sources:
+  - {name: alpaca, path: %[1]s/alpaca.jsonl, format: alpaca, license: cc-by-4.0, weight: 2}
+  - {name: sharegpt, path: %[1]s/sharegpt.json, format: sharegpt, license: cc-by-4.0, roles: {customer: user, bing: assistant}, weight: 1}
+stages:
+  - exact_dedup
+  - filter: {}
+  - fuzzy_dedup: {threshold: 0.6}
+  - judge: {heuristic: true, threshold: {min_score: 4.5}}
+  - decontaminate: {files: [bench.jsonl], n: 6}
+  - pii: {mode: drop}
+output: {shards: 2, mix_seed: s1}
+`, samples)
+	path := filepath.Join(dir, "recipe.yaml")
+	os.WriteFile(path, []byte(yaml), 0o644)
+	r, err := recipe.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pred, err := Predict(context.Background(), r, datasets.Store{Root: filepath.Join(dir, "store")}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	pred.Write(&out)
+	t.Logf("dry run:\n%s", out.String())
+	res := runRecipe(t, dir, yaml, filepath.Join(dir, "store"))
+	var table bytes.Buffer
+	res.Manifest.Funnel.WriteTable(&table)
+	t.Logf("run:\n%s", table.String())
+	comparePrediction(t, pred, res.Manifest.Funnel)
+	for _, st := range pred.Funnel.Stages {
+		if (st.Stage == "judge" || st.Stage == "mix" || st.Stage == "fuzzy_dedup") && st.In == st.Out {
+			t.Errorf("stage %s drops nothing here: the comparison does not test it", st.Stage)
+		}
+	}
+}
+
+// TestDryRunNamesLLMStages: an LLM judge whose key is set is named as not
+// predicted (a dry run makes no calls), and the stages below it as
+// approximate; without the key it is skipped, as in the run.
+func TestDryRunNamesLLMStages(t *testing.T) {
+	dir := t.TempDir()
+	orderFixture(t, dir)
+	path := filepath.Join(dir, "recipe.yaml")
+	os.WriteFile(path, []byte(`name: llm
+sources: [{name: s, path: in.jsonl, format: prompt_completion, license: mit}]
+stages:
+  - judge: {rubric: helpfulness, endpoint: {name: e, kind: other, base_url: "http://127.0.0.1:1/v1", model: m, api_key_env: SIEVE_DRYRUN_TEST_KEY}}
+  - exact_dedup
+`), 0o644)
+	r, err := recipe.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SIEVE_DRYRUN_TEST_KEY", "k")
+	pred, err := Predict(context.Background(), r, datasets.Store{Root: dir}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(pred.Notes["judge"], "not predicted") || !strings.HasPrefix(pred.Notes["exact_dedup"], "approximate") {
+		t.Errorf("notes = %v", pred.Notes)
+	}
+	var out bytes.Buffer
+	pred.Write(&out)
+	if !strings.Contains(out.String(), "not predicted") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	t.Setenv("SIEVE_DRYRUN_TEST_KEY", "")
+	pred, err = Predict(context.Background(), r, datasets.Store{Root: dir}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pred.Exact() || len(pred.Skipped) != 1 || len(pred.Funnel.Stages) != 1 {
+		t.Errorf("without the key: notes %v, skipped %v, stages %+v", pred.Notes, pred.Skipped, pred.Funnel.Stages)
 	}
 }

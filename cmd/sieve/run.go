@@ -34,8 +34,11 @@ Flags:
   --verbose        log pipeline progress (log/slog, INFO level)
   --json           print the committed manifest as JSON instead of the funnel table
   --force          rebuild even when a version with the same content id exists
-  --dry-run        report what each filter rule would drop (with examples near the
-                   thresholds) on the inputs, without running the pipeline or writing
+  --dry-run        predict the run's funnel in this process, without running the
+                   pipeline or writing: each stage over what the stages above it leave
+                   (fuzzy dedup estimated above 20,000 samples; LLM stages not
+                   predicted), with examples of each drop's evidence and kept
+                   samples near the filters' thresholds
 
 Beam flags pass through to the runner, for example:
   --runner=prism                          in-process prism (the default)
