@@ -41,6 +41,9 @@ type Prediction struct {
 	// Skipped are the stages the run would skip (LLM stages without an
 	// API key), one line each, as the run says them.
 	Skipped []string
+	// Warnings are reasons the run would fail (a fuzzy dedup whose
+	// clusters do not converge in its rounds).
+	Warnings []string
 	// Examples holds, by "stage reason", samples the stage would drop,
 	// each with the rule's evidence.
 	Examples map[string][]string
@@ -544,6 +547,9 @@ func (p *predictor) fuzzy(live []datasets.Sample, cfg *recipe.FuzzyDedup) ([]dat
 		index[nodes[n].key] = int32(n)
 	}
 	labels := dedup.Components(edges)
+	if _, _, ok := dedup.StarComponents(edges, cfg.Rounds); !ok {
+		p.pr.Warnings = append(p.pr.Warnings, fmt.Sprintf("%s: its duplicate clusters do not converge in %d rounds (here, on %d samples): the run would fail; raise its rounds: setting", p.stage, cfg.Rounds, len(nodes)))
+	}
 	size := map[string]int{}
 	for _, l := range labels {
 		size[l]++
@@ -733,8 +739,11 @@ func (p *Prediction) Write(w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(w, "\nwould write %d of %d records read (%s)\n", f.Written, f.Read, pct(f.Written))
-	if len(p.Notes)+len(p.Skipped) > 0 {
+	if len(p.Notes)+len(p.Skipped)+len(p.Warnings) > 0 {
 		fmt.Fprintln(w)
+	}
+	for _, s := range p.Warnings {
+		fmt.Fprintln(w, "warning: "+s)
 	}
 	for _, s := range f.Stages {
 		if n, ok := p.Notes[s.Stage]; ok {

@@ -76,8 +76,8 @@ func TestDryRunMatchesRunOnDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	comparePrediction(t, pred, res.Manifest.Funnel)
-	if !pred.Exact() {
-		t.Errorf("notes on a demo prediction: %v", pred.Notes)
+	if !pred.Exact() || len(pred.Warnings) > 0 {
+		t.Errorf("notes or warnings on a demo prediction: %v %v", pred.Notes, pred.Warnings)
 	}
 	var nearDup bool
 	for _, st := range pred.Funnel.Stages {
