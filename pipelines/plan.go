@@ -39,6 +39,11 @@ type Plan struct {
 	// says why, one line each.
 	Skipped     map[int]bool
 	SkipReasons []string
+	// SpillBudget is the bytes of samples each spiller and writer keeps
+	// in memory before it writes sorted runs (0: the default,
+	// transforms.DefaultSpillBudget); it bounds the run's memory and
+	// does not change its output.
+	SpillBudget int
 	// ContentID hashes what determines the output's bytes: sieve's
 	// version, the recipe (less the store root), every input file's path
 	// and SHA-256, and the parents' content ids.

@@ -35,6 +35,8 @@ type Options struct {
 	// Notice, when set, receives one-line notices for the user (a stage
 	// skipped for want of an API key).
 	Notice func(string)
+	// SpillBudget: see Plan.SpillBudget.
+	SpillBudget int
 	// Status, when set, is called with a short line whenever the run
 	// moves on to a new phase ("listing inputs", "running on prism", …).
 	Status func(string)
@@ -121,6 +123,7 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 		}
 	}
 	plan.against = against
+	plan.SpillBudget = opt.SpillBudget
 	p, stageNames := Build(plan, staging)
 
 	status("running on " + RunnerName())
@@ -131,6 +134,10 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("pipeline failed on %s: %w", RunnerName(), err)
 	}
 	slog.Info("pipeline finished", "runner", RunnerName(), "seconds", time.Since(start).Seconds())
+	if err := transforms.RemoveSpill(ctx, staging); err != nil {
+		store.Discard(staging)
+		return nil, err
+	}
 
 	status("committing")
 	m, err := assemble(ctx, plan, staging, stageNames)
@@ -198,6 +205,26 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 	var names []string
 	var checks []beam.PCollection
 	seen := map[string]int{}
+	// Sample bodies are spilled into sorted runs at the first
+	// whole-dataset stage (or at the writers): from there on the runner
+	// shuffles only keys and run paths (see transforms.Spill).
+	out := r.Output
+	cfg := transforms.WriteConfig{Dir: dir, Shards: out.Shards, TestShards: out.TestShards,
+		TestRatio: out.TestRatio, SplitSeed: out.SplitSeed, Compression: out.Compression}
+	sc := transforms.SpillConfig{Dir: dir, Budget: plan.SpillBudget}
+	var runs beam.PCollection
+	// live is what a whole-dataset stage keys on: the samples themselves
+	// while nothing is marked, else the runs read back with the marks
+	// and pending steps applied (prior and pre then already done).
+	live := func() (beam.PCollection, []transforms.StageMarks, []transforms.StepSpec) {
+		if !runs.IsValid() {
+			runs = transforms.Spill(s, samples, cfg, sc)
+		}
+		if len(marks) == 0 && len(tailSpecs) == 0 {
+			return samples, nil, nil
+		}
+		return transforms.Unspill(s, runs, marks, tailSpecs), nil, nil
+	}
 	for i, st := range r.Stages {
 		if plan.Skipped[i] {
 			continue
@@ -212,6 +239,9 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 			// A generation stage sees the samples as the stages before it
 			// left them (it should not pay for duplicates): apply what is
 			// pending first.
+			if runs.IsValid() {
+				samples, runs = transforms.Unspill(s, runs, nil, nil), beam.PCollection{}
+			}
 			if len(tail) > 0 {
 				var dropped, reps beam.PCollection
 				samples, dropped, reps = transforms.ApplyTail(s, samples, tail, marks)
@@ -237,7 +267,8 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 		}
 		switch cfg := st.Config.(type) {
 		case *recipe.ExactDedup:
-			m := transforms.ExactDedupMarks(s, samples, dedup.KeyMode(cfg.Key), name, marks, tailSpecs)
+			in, prior, pre := live()
+			m := transforms.ExactDedupMarks(s, in, dedup.KeyMode(cfg.Key), name, prior, pre)
 			marks = append(marks, m)
 			tail = append(tail, transforms.TailStep{Marks: &transforms.MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}})
 		case *recipe.FuzzyDedup:
@@ -257,7 +288,8 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 			fc := transforms.FuzzyConfig{Text: cfg.Text, Mode: dedup.KeyMode(cfg.Key), Threshold: cfg.Threshold,
 				Bands: cfg.Bands, Rows: cfg.Rows, Verify: cfg.Verify, Edges: cfg.Edges, MaxBucketPairs: 2000,
 				Keep: cfg.Keep, Rounds: cfg.Rounds}
-			m, check := transforms.FuzzyDedupMarks(s, samples, fc, name, marks, tailSpecs)
+			in, prior, pre := live()
+			m, check := transforms.FuzzyDedupMarks(s, in, fc, name, prior, pre)
 			checks = append(checks, check)
 			marks = append(marks, m)
 			tail = append(tail, transforms.TailStep{Marks: &transforms.MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}})
@@ -290,18 +322,19 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 	}
 	if mixCfg.Seed != "" {
 		names = append(names, "mix")
-		m, targets := transforms.MixMarks(s, samples, mixCfg, "mix", marks, tailSpecs)
+		in, prior, pre := live()
+		m, targets := transforms.MixMarks(s, in, mixCfg, "mix", prior, pre)
 		checks = append(checks, targets)
 		marks = append(marks, m)
 		tail = append(tail, transforms.TailStep{Marks: &transforms.MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}})
 	}
-	out := r.Output
-	cfg := transforms.WriteConfig{Dir: dir, Shards: out.Shards, TestShards: out.TestShards,
-		TestRatio: out.TestRatio, SplitSeed: out.SplitSeed, Compression: out.Compression, Tail: tail}
-	shardReports, dropped := transforms.WriteShards(s, samples, cfg, marks)
-	rejected = append(rejected, dropped)
+	cfg.Tail = tail
+	if !runs.IsValid() {
+		runs = transforms.Spill(s, samples, cfg, sc)
+	}
+	shardReports, rejectedRuns := transforms.WriteSpilled(s, runs, cfg, sc, marks)
 	deadReport := transforms.WriteDeadLetters(s, dead, dir)
-	rejReport := transforms.WriteRejected(s, rejected, dir)
+	rejReport := transforms.WriteRejected(s, rejected, rejectedRuns, dir, sc)
 	transforms.WriteReport(s, dir, append([]beam.PCollection{inputReports, shardReports, deadReport, rejReport}, checks...)...)
 	return p, names
 }

@@ -43,6 +43,7 @@ type FuzzyConfig struct {
 
 func init() {
 	register.DoFn6x1[context.Context, datasets.Sample, func(*string) bool, func(string, []byte), func(string, []byte), func(string, string), error](&signFn{})
+	register.DoFn5x1[context.Context, datasets.Sample, func(string, []byte), func(string, []byte), func(string, string), error](&signFreeFn{})
 	register.DoFn4x0[string, func(*string) bool, func(*string) bool, func(string)](&joinOriginFn{})
 	register.Emitter2[string, []byte]()
 	register.DoFn4x1[context.Context, string, func(*[]byte) bool, func(string, string), error](&bucketEdgesFn{})
@@ -79,8 +80,15 @@ func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage s
 	// Samples earlier stages dropped take no part: their marks (few, and
 	// small) reach the signer as a side input, so that no band pair of
 	// theirs is ever made.
-	priorMarks, stages := marksSideInput(s, prior)
-	bandPairs, sets, origins := beam.ParDo3(s, &signFn{Cfg: cfg, Pre: pre, Stages: stages}, in, priorMarks)
+	var bandPairs, sets, origins beam.PCollection
+	if len(prior) == 0 {
+		// No side input: an in-process runner then streams the samples
+		// through the signer instead of buffering them for the marks.
+		bandPairs, sets, origins = beam.ParDo3(s, &signFreeFn{Cfg: cfg, Pre: pre}, in)
+	} else {
+		priorMarks, stages := marksSideInput(s, prior)
+		bandPairs, sets, origins = beam.ParDo3(s, &signFn{Cfg: cfg, Pre: pre, Stages: stages}, in, priorMarks)
+	}
 	cand := candidateEdges(s, bandPairs, cfg, stage)
 	edges := cand
 	if cfg.Verify != "none" {
@@ -162,9 +170,11 @@ type signFn struct {
 	Stages []string `json:"stages,omitempty"`
 	marks  markSet
 	runner stepRunner
-	signer *dedup.Signer
-	hasher dedup.Hasher
-	keys   []uint64
+	// sketcher gives the signature and the verification payload
+	// (dedup.Sketcher: under key turns, the response's signature and
+	// both turns' sets).
+	sketcher *dedup.Sketcher
+	keys     []uint64
 	// packed holds the bundle's (band key, node) pairs by band group,
 	// emitted at the end of the bundle: a few thousand compact elements
 	// instead of one per pair (bands × samples), which is what the
@@ -204,9 +214,10 @@ func unpackPairs(b []byte, fn func(key uint64, node string)) error {
 	return nil
 }
 
-// ProcessElement emits (band key, node) per band and (node, set).
-// Samples without a single shingle take no part (their signatures would
-// all collide).
+// ProcessElement emits (band key, node) per band and (node, payload),
+// the payload that verification compares (dedup.PayloadSimilarity).
+// Samples without a single shingle in the key's text take no part (their
+// signatures would all collide).
 func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, marks func(*string) bool, band func(string, []byte), set func(string, []byte), origin func(string, string)) error {
 	if f.marks == nil {
 		f.marks = loadMarks(marks)
@@ -221,15 +232,13 @@ func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, marks fu
 	if runSteps(ctx, steps, &s) != nil {
 		return nil
 	}
-	if f.signer == nil {
-		f.signer = f.Cfg.Text.NewSigner()
-		f.hasher = f.Cfg.Text.NewHasher()
+	if f.sketcher == nil {
+		f.sketcher = f.Cfg.Text.NewSketcher(f.Cfg.Mode, f.Cfg.Verify)
 	}
-	sh := f.signer.Shingles(dedup.SampleText(s.Messages, f.Cfg.Mode))
-	if len(sh) == 0 {
+	sig, payload, ok := f.sketcher.Sketch(s.Messages)
+	if !ok {
 		return nil
 	}
-	sig := f.hasher.Signature(sh)
 	node := nodeKey(f.Cfg.Keep, &s, shortRef(&s))
 	origin(node, sampleOrigin(&s))
 	f.keys = dedup.AppendBandKeys(f.keys[:0], sig, f.Cfg.Bands, f.Cfg.Rows)
@@ -247,12 +256,32 @@ func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, marks fu
 			f.packed[g] = nil
 		}
 	}
-	if f.Cfg.Verify == "exact" {
-		set(node, encodeSet(dedup.CompactSet(sh)))
-	} else if f.Cfg.Verify == "estimate" {
-		set(node, encodeSig(sig))
+	if payload != nil {
+		set(node, payload)
 	}
 	return nil
+}
+
+// signFreeFn is signFn without earlier marks (no side input).
+type signFreeFn struct {
+	Cfg   FuzzyConfig `json:"cfg"`
+	Pre   []StepSpec  `json:"pre,omitempty"`
+	inner *signFn
+}
+
+func (f *signFreeFn) get() *signFn {
+	if f.inner == nil {
+		f.inner = &signFn{Cfg: f.Cfg, Pre: f.Pre, marks: markSet{}}
+	}
+	return f.inner
+}
+
+func (f *signFreeFn) ProcessElement(ctx context.Context, s datasets.Sample, band func(string, []byte), set func(string, []byte), origin func(string, string)) error {
+	return f.get().ProcessElement(ctx, s, nil, band, set, origin)
+}
+
+func (f *signFreeFn) FinishBundle(band func(string, []byte), set func(string, []byte), origin func(string, string)) {
+	f.get().FinishBundle(nil, band, set, origin)
 }
 
 // FinishBundle emits the bundle's packed band pairs, one element per
@@ -262,50 +291,6 @@ func (f *signFn) FinishBundle(_ func(*string) bool, band func(string, []byte), _
 		band(strconv.Itoa(int(g)), b)
 	}
 	f.packed = nil
-}
-
-func encodeSet(v []uint32) []byte {
-	b := make([]byte, 0, len(v)*4+1)
-	b = append(b, 's')
-	for _, x := range v {
-		b = binary.LittleEndian.AppendUint32(b, x)
-	}
-	return b
-}
-
-func encodeSig(v []uint64) []byte {
-	b := make([]byte, 0, len(v)*8+1)
-	b = append(b, 'g')
-	for _, x := range v {
-		b = binary.LittleEndian.AppendUint64(b, x)
-	}
-	return b
-}
-
-func similarity(a, b []byte) float64 {
-	if len(a) == 0 || len(b) == 0 || a[0] != b[0] {
-		return 0
-	}
-	if a[0] == 's' {
-		return dedup.CompactJaccard(decodeU32(a[1:]), decodeU32(b[1:]))
-	}
-	return dedup.EstimateJaccard(decodeU64(a[1:]), decodeU64(b[1:]))
-}
-
-func decodeU32(b []byte) []uint32 {
-	out := make([]uint32, len(b)/4)
-	for i := range out {
-		out[i] = binary.LittleEndian.Uint32(b[4*i:])
-	}
-	return out
-}
-
-func decodeU64(b []byte) []uint64 {
-	out := make([]uint64, len(b)/8)
-	for i := range out {
-		out[i] = binary.LittleEndian.Uint64(b[8*i:])
-	}
-	return out
 }
 
 // bucketEdgesFn turns the LSH buckets of one band group into candidate
@@ -407,7 +392,7 @@ func (f *verifyEdgeFn) ProcessElement(ctx context.Context, b string, as func(*st
 	for as(&v) {
 		i := strings.IndexByte(v, 3)
 		a, setA := v[:i], []byte(v[i+1:])
-		if similarity(setA, setB) >= f.Threshold {
+		if dedup.PayloadSimilarity(setA, setB) >= f.Threshold {
 			f.kept.Inc(ctx, 1)
 			emit(b, a)
 		}

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
@@ -55,14 +53,10 @@ const (
 )
 
 func init() {
-	register.DoFn2x0[datasets.Sample, func(string, datasets.Sample)](&assignShardFn{})
-	register.Emitter2[string, datasets.Sample]()
-	register.Function2x0(markerSample)
-	register.DoFn6x1[context.Context, string, func(*datasets.Sample) bool, func(*string) bool, func(string), func(datasets.Rejected), error](&writeShardFn{})
 	register.Iter1[datasets.Sample]()
 	register.DoFn4x1[context.Context, int, func(*string) bool, func(string), error](&writeDeadFn{})
-	register.DoFn4x1[context.Context, int, func(*datasets.Rejected) bool, func(string), error](&writeRejectedFn{})
-	register.Function2x0(markerRejected)
+	register.DoFn4x1[context.Context, int, func(*string) bool, func(string), error](&writeRejectedFn{})
+	register.DoFn3x1[context.Context, datasets.Rejected, func(string), error](&spillRejectedFn{})
 	register.DoFn3x1[context.Context, int, func(*string) bool, error](&writeReportFn{})
 	register.Iter1[datasets.Rejected]()
 }
@@ -116,127 +110,6 @@ func shardKeys(cfg WriteConfig) []string {
 	return keys
 }
 
-// WriteShards splits samples into train and test, assigns each to a shard
-// by a hash of its id, applies cfg.Tail (the marks of whole-dataset
-// stages, side inputs here, and the per-sample steps after them; what
-// they drop goes to the rejected output), sorts every shard by
-// datasets.Less and writes it as one Parquet file through Beam's
-// filesystem package. Every shard is written, empty ones included. It
-// returns the report lines of the shards and the rejected samples.
-//
-// A sample's shard and split follow from the id it has when it reaches
-// the writers; a tail step that rewrites content (PII redaction) keeps
-// it in the shard of its original id.
-func WriteShards(s beam.Scope, samples beam.PCollection, cfg WriteConfig, marks []StageMarks) (reports, rejected beam.PCollection) {
-	s = s.Scope("WriteShards")
-	keyed := beam.ParDo(s, &assignShardFn{Cfg: cfg}, samples)
-	markers := beam.ParDo(s, markerSample, beam.Create(s, anys(shardKeys(cfg))...))
-	groups := beam.GroupByKey(s, beam.Flatten(s, keyed, markers))
-	allMarks, _ := marksSideInput(s, marks)
-	return beam.ParDo2(s, &writeShardFn{Cfg: cfg}, groups, allMarks)
-}
-
-func anys(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
-}
-
-// markerSample makes an empty sample (no id) for a shard key, so that
-// every shard has a group even when no sample falls into it.
-func markerSample(key string, emit func(string, datasets.Sample)) { emit(key, datasets.Sample{}) }
-
-type assignShardFn struct {
-	Cfg WriteConfig `json:"cfg"`
-}
-
-func (f *assignShardFn) ProcessElement(s datasets.Sample, emit func(string, datasets.Sample)) {
-	split := Split(s.ID, f.Cfg.SplitSeed, f.Cfg.TestRatio)
-	n := f.Cfg.Shards
-	if split == "test" {
-		n = f.Cfg.TestShards
-	}
-	emit(ShardPath(split, ShardOf(s.ID, n), n), s)
-}
-
-// writeShardFn writes each shard group as one Parquet file. Runners such
-// as prism hand a stage all its groups in one bundle, so the sorting,
-// encoding and compression of groups run on background goroutines (as
-// many as GOMAXPROCS) and FinishBundle waits for them and emits their
-// reports.
-type writeShardFn struct {
-	Cfg  WriteConfig `json:"cfg"`
-	rows beam.Counter
-
-	marks   markSet
-	runner  stepRunner
-	sem     chan struct{}
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	reports []Report
-	err     error
-}
-
-func (f *writeShardFn) Setup() {
-	f.rows = beam.NewCounter(Namespace, "written_rows")
-	f.sem = make(chan struct{}, runtime.GOMAXPROCS(0))
-}
-
-func (f *writeShardFn) ProcessElement(ctx context.Context, key string, values func(*datasets.Sample) bool, marks func(*string) bool,
-	emit func(string), rejected func(datasets.Rejected)) error {
-	if f.marks == nil {
-		f.marks = loadMarks(marks)
-	}
-	tail, err := f.tailSteps()
-	if err != nil {
-		return err
-	}
-	var all []datasets.Sample
-	var v datasets.Sample
-	for values(&v) {
-		if v.ID != "" {
-			all = append(all, v)
-		}
-		v = datasets.Sample{}
-	}
-	workers := 1
-	if len(tail) > 0 {
-		workers = workersFor(tail)
-	}
-	samples := all[:0] // survivors, compacted in place (emitted in order)
-	applyBatch(all, workers, func(s *datasets.Sample) *datasets.Rejected {
-		return applyTail(ctx, f.Cfg.Tail, tail, f.marks, s)
-	}, func(s datasets.Sample) { samples = append(samples, s) }, rejected)
-	f.sem <- struct{}{}
-	f.wg.Add(1)
-	go func() {
-		defer func() { <-f.sem; f.wg.Done() }()
-		rep, err := f.write(ctx, key, samples)
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if err != nil && f.err == nil {
-			f.err = err
-		}
-		if err == nil {
-			f.reports = append(f.reports, rep)
-		}
-	}()
-	return nil
-}
-
-// tailSteps builds the per-sample steps of the tail once.
-func (f *writeShardFn) tailSteps() ([]Step, error) {
-	var specs []StepSpec
-	for _, t := range f.Cfg.Tail {
-		if t.Step != nil {
-			specs = append(specs, *t.Step)
-		}
-	}
-	return f.runner.get(specs)
-}
-
 // applyTail runs tail (whose steps, built, are steps) on v with the marks
 // of ms, in recipe order: marks stages drop what they marked (and set
 // DupCluster on survivors), per-sample steps run on what is left. It
@@ -263,59 +136,6 @@ func applyTail(ctx context.Context, tail []TailStep, steps []Step, ms markSet, v
 		}
 	}
 	return nil
-}
-
-func (f *writeShardFn) FinishBundle(ctx context.Context, _ func(*string) bool, emit func(string), _ func(datasets.Rejected)) error {
-	f.wg.Wait()
-	f.mu.Lock()
-	reports, err := f.reports, f.err
-	f.reports, f.err = nil, nil
-	f.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	for _, r := range reports {
-		f.rows.Inc(ctx, r.Shard.Rows)
-		if err := emitReport(emit, r); err != nil {
-			return err
-		}
-	}
-	tail, err := f.tailSteps()
-	if err != nil {
-		return err
-	}
-	return stepUsage(tail, emit)
-}
-
-func (f *writeShardFn) write(ctx context.Context, key string, samples []datasets.Sample) (Report, error) {
-	sort.Slice(samples, func(i, j int) bool { return datasets.Less(&samples[i], &samples[j]) })
-	path := joinPath(f.Cfg.Dir, key)
-	var st datasets.ShardStats
-	var lengths datasets.LengthStats
-	sources := map[string]int64{}
-	for i := range samples {
-		lengths.Add(&samples[i])
-		sources[samples[i].Source.Dataset]++
-	}
-	err := writeFile(ctx, path, func(w io.Writer) error {
-		sw, err := datasets.NewShardWriter(w, datasets.ShardOptions{Compression: f.Cfg.Compression})
-		if err != nil {
-			return err
-		}
-		for i := range samples {
-			if err := sw.Write(&samples[i]); err != nil {
-				return err
-			}
-		}
-		st, err = sw.Close()
-		return err
-	})
-	if err != nil {
-		return Report{}, fmt.Errorf("write shard %s: %w", path, err)
-	}
-	split := strings.SplitN(strings.TrimPrefix(key, "data/"), "-", 2)[0]
-	return Report{Kind: "shard", Split: split, Stats: &lengths, Sources: sources,
-		Shard: &datasets.Shard{Path: key, Rows: st.Rows, Bytes: st.Bytes, SHA256: st.SHA256}}, nil
 }
 
 func emitReport(emit func(string), r Report) error {
@@ -413,48 +233,123 @@ func (f *writeDeadFn) ProcessElement(ctx context.Context, _ int, values func(*st
 }
 
 // WriteRejected writes every dropped sample with its stage, reason and
-// detail, sorted by stage, reason and id, to RejectedFile (always, empty
-// when nothing was dropped) and returns its report line with counts by
-// "stage/reason".
-func WriteRejected(s beam.Scope, rejected []beam.PCollection, dir string) beam.PCollection {
+// detail, sorted by stage, reason and datasets.Less, to RejectedFile
+// (always, empty when nothing was dropped) and returns its report line
+// with counts by "stage/reason". rejected are PCollections of
+// datasets.Rejected (drops before the samples were spilled); runs, when
+// valid, is the PCollection of rejected-run references WriteSpilled
+// returns. The in-memory drops are first written into sorted runs of
+// their own, so the writer holds only references and merges the runs of
+// each (stage, reason) in turn: its memory does not grow with the drops.
+func WriteRejected(s beam.Scope, rejected []beam.PCollection, runs beam.PCollection, dir string, sc SpillConfig) beam.PCollection {
 	s = s.Scope("WriteRejected")
-	cols := append([]beam.PCollection{beam.ParDo(s, markerRejected, beam.Create(s, ""))}, rejected...)
-	all := beam.Flatten(s, cols...)
-	return beam.ParDo(s, &writeRejectedFn{Dir: dir}, beam.GroupByKey(s, beam.AddFixedKey(s, all)))
+	refs := []beam.PCollection{beam.Create(s, "")}
+	if len(rejected) > 0 {
+		all := beam.Flatten(s, rejected...)
+		refs = append(refs, beam.ParDo(s, &spillRejectedFn{Spill: sc}, all))
+	}
+	if runs.IsValid() {
+		refs = append(refs, runs)
+	}
+	return beam.ParDo(s, &writeRejectedFn{Dir: dir}, beam.GroupByKey(s, beam.AddFixedKey(s, beam.Flatten(s, refs...))))
 }
 
-func markerRejected(_ string, emit func(datasets.Rejected)) { emit(datasets.Rejected{}) }
+// spillRejectedFn writes rejected samples into sorted runs, one per
+// (stage, reason) and buffer flush, and emits their references (JSON
+// rejectedRun).
+type spillRejectedFn struct {
+	Spill SpillConfig `json:"spill"`
+	buf   map[[2]string][]runRecord
+	bytes int
+	enc   *json.Encoder
+	sink  jsonSink
+}
+
+func (f *spillRejectedFn) ProcessElement(ctx context.Context, r datasets.Rejected, emit func(string)) error {
+	if f.buf == nil {
+		f.buf = map[[2]string][]runRecord{}
+		f.enc = json.NewEncoder(&f.sink)
+		f.enc.SetEscapeHTML(false)
+	}
+	f.sink.b = nil
+	if err := f.enc.Encode(&r); err != nil {
+		return err
+	}
+	k := [2]string{r.Stage, r.Reason}
+	rec := runRecord{key: sampleKey(nil, r.Sample.ID, r.Sample.Source.Dataset, r.Sample.Source.File, r.Sample.Source.Index), payload: f.sink.b}
+	f.buf[k] = append(f.buf[k], rec)
+	f.bytes += len(rec.key) + len(rec.payload) + 64
+	if f.bytes >= f.Spill.budget() {
+		return f.flush(ctx, emit)
+	}
+	return nil
+}
+
+func (f *spillRejectedFn) FinishBundle(ctx context.Context, emit func(string)) error {
+	return f.flush(ctx, emit)
+}
+
+func (f *spillRejectedFn) flush(ctx context.Context, emit func(string)) error {
+	keys := make([][2]string, 0, len(f.buf))
+	for k := range f.buf {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+"\x00"+keys[i][1] < keys[j][0]+"\x00"+keys[j][1] })
+	for _, k := range keys {
+		recs := f.buf[k]
+		sortRecords(recs)
+		path := joinPath(f.Spill.Dir, SpillDir+"/"+runName("r"))
+		if err := writeRun(ctx, path, recs); err != nil {
+			return err
+		}
+		b, err := json.Marshal(rejectedRun{Stage: k[0], Reason: k[1], Path: path, Count: int64(len(recs))})
+		if err != nil {
+			return err
+		}
+		emit(string(b))
+	}
+	f.buf, f.bytes = nil, 0
+	return nil
+}
 
 type writeRejectedFn struct {
 	Dir string `json:"dir"`
 }
 
-func (f *writeRejectedFn) ProcessElement(ctx context.Context, _ int, values func(*datasets.Rejected) bool, emit func(string)) error {
-	var all []datasets.Rejected
-	var v datasets.Rejected
-	for values(&v) {
-		if v.Stage != "" {
-			all = append(all, v)
-		}
-		v = datasets.Rejected{}
-	}
-	sort.Slice(all, func(i, j int) bool {
-		a, b := &all[i], &all[j]
-		if a.Stage != b.Stage {
-			return a.Stage < b.Stage
-		}
-		if a.Reason != b.Reason {
-			return a.Reason < b.Reason
-		}
-		return datasets.Less(&a.Sample, &b.Sample)
-	})
+func (f *writeRejectedFn) ProcessElement(ctx context.Context, _ int, values func(*string) bool, emit func(string)) error {
+	groups := map[[2]string][]string{}
 	counts := map[string]int64{}
+	var v string
+	for values(&v) {
+		if v == "" {
+			continue
+		}
+		var r rejectedRun
+		if err := json.Unmarshal([]byte(v), &r); err != nil {
+			return fmt.Errorf("rejected run reference: %w", err)
+		}
+		k := [2]string{r.Stage, r.Reason}
+		groups[k] = append(groups[k], r.Path)
+		counts[r.Stage+"/"+r.Reason] += r.Count
+	}
+	keys := make([][2]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i][0] != keys[j][0] {
+			return keys[i][0] < keys[j][0]
+		}
+		return keys[i][1] < keys[j][1]
+	})
 	err := writeFile(ctx, joinPath(f.Dir, RejectedFile), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetEscapeHTML(false)
-		for i := range all {
-			counts[all[i].Stage+"/"+all[i].Reason]++
-			if err := enc.Encode(&all[i]); err != nil {
+		for _, k := range keys {
+			paths := groups[k]
+			sort.Strings(paths)
+			if err := mergeRuns(ctx, paths, func(r runRecord) error {
+				_, err := w.Write(r.payload)
+				return err
+			}); err != nil {
 				return err
 			}
 		}

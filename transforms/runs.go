@@ -1,0 +1,331 @@
+package transforms
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	"github.com/klauspost/compress/s2"
+)
+
+// Sorted runs: how sample bodies (and rejected samples) travel between
+// stages without the runner holding them. A run is a file of records
+// (key, payload) in ascending key order, S2-compressed as a stream: a
+// uvarint key length, the key, a uvarint payload length, the payload.
+// Keys are sampleKey: byte order is datasets.Less's order. Runs that
+// cross stages live under the version's staging directory (SpillDir),
+// written through Beam's filesystem package (local and gs:// alike); only
+// their paths are shuffled. Runs private to one DoFn call (an external
+// sort that outgrew its memory) live in the local temporary directory.
+//
+// The memory of a stage that reads runs is bounded by the number of runs
+// it merges (one small buffer each), not by the samples in them.
+
+// SpillDir is the directory of the run files of a version's staging
+// directory; the commit removes it.
+const SpillDir = "_spill"
+
+// runBlock is the S2 block size of run files: small, since a merge keeps
+// one block per open run.
+const runBlock = 64 << 10
+
+// runRecord is one record of a run.
+type runRecord struct {
+	key, payload []byte
+}
+
+// sampleKey is the run key of a sample: its reference (id, dataset,
+// file, index), whose byte order is datasets.Less's.
+func sampleKey(dst []byte, id, dataset, file string, index int64) []byte {
+	dst = append(dst, id...)
+	dst = append(dst, 0)
+	dst = append(dst, dataset...)
+	dst = append(dst, 0)
+	dst = append(dst, file...)
+	dst = append(dst, 0)
+	// Offset so that negative indexes sort before positive ones.
+	return binary.BigEndian.AppendUint64(dst, uint64(index)^(1<<63))
+}
+
+// runWriter writes one run.
+type runWriter struct {
+	close func() error
+	bw    *bufio.Writer
+	zw    *s2.Writer
+	hdr   []byte
+	n     int64
+}
+
+// createRun opens path for writing a run (through Beam's filesystem
+// package when path is a URL or lives in a staging directory, else as a
+// local file).
+func createRun(ctx context.Context, path string) (*runWriter, error) {
+	fs, err := filesystem.New(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	wc, err := fs.OpenWrite(ctx, path)
+	if err != nil {
+		fs.Close()
+		return nil, err
+	}
+	bw := bufio.NewWriterSize(wc, 256<<10)
+	zw := s2.NewWriter(bw, s2.WriterBlockSize(runBlock), s2.WriterConcurrency(1))
+	return &runWriter{bw: bw, zw: zw, close: func() error {
+		err := wc.Close()
+		fs.Close()
+		return err
+	}}, nil
+}
+
+func (w *runWriter) add(key, payload []byte) error {
+	w.hdr = binary.AppendUvarint(w.hdr[:0], uint64(len(key)))
+	w.hdr = append(w.hdr, key...)
+	w.hdr = binary.AppendUvarint(w.hdr, uint64(len(payload)))
+	if _, err := w.zw.Write(w.hdr); err != nil {
+		return err
+	}
+	_, err := w.zw.Write(payload)
+	w.n++
+	return err
+}
+
+// finish flushes and closes the run.
+func (w *runWriter) finish() error {
+	err := w.zw.Close()
+	if err == nil {
+		err = w.bw.Flush()
+	}
+	if cerr := w.close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// abort closes the run without caring about errors (the caller has one).
+func (w *runWriter) abort() { _ = w.close() }
+
+// writeRun writes sorted records to path as one run.
+func writeRun(ctx context.Context, path string, recs []runRecord) error {
+	w, err := createRun(ctx, path)
+	if err != nil {
+		return fmt.Errorf("spill %s: %w", path, err)
+	}
+	for _, r := range recs {
+		if err := w.add(r.key, r.payload); err != nil {
+			w.abort()
+			return fmt.Errorf("spill %s: %w", path, err)
+		}
+	}
+	if err := w.finish(); err != nil {
+		return fmt.Errorf("spill %s: %w", path, err)
+	}
+	return nil
+}
+
+// runReader reads one run record by record.
+type runReader struct {
+	path  string
+	close func()
+	br    *bufio.Reader
+	cur   runRecord
+	buf   []byte
+}
+
+func openRun(ctx context.Context, path string) (*runReader, error) {
+	fs, err := filesystem.New(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := fs.OpenRead(ctx, path)
+	if err != nil {
+		fs.Close()
+		return nil, fmt.Errorf("open run %s: %w", path, err)
+	}
+	zr := s2.NewReader(bufio.NewReaderSize(rc, 64<<10), s2.ReaderMaxBlockSize(runBlock))
+	return &runReader{path: path, br: bufio.NewReaderSize(zr, 32<<10), close: func() { rc.Close(); fs.Close() }}, nil
+}
+
+// next reads the next record into r.cur (valid until the following call)
+// and reports false at the end of the run.
+func (r *runReader) next() (bool, error) {
+	kl, err := binary.ReadUvarint(r.br)
+	if err == io.EOF {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("run %s: %w", r.path, err)
+	}
+	r.buf = slices.Grow(r.buf[:0], int(kl))[:kl]
+	if _, err := io.ReadFull(r.br, r.buf); err != nil {
+		return false, fmt.Errorf("run %s: truncated record: %w", r.path, err)
+	}
+	pl, err := binary.ReadUvarint(r.br)
+	if err != nil {
+		return false, fmt.Errorf("run %s: truncated record: %w", r.path, err)
+	}
+	r.buf = slices.Grow(r.buf, int(pl))[:int(kl)+int(pl)]
+	if _, err := io.ReadFull(r.br, r.buf[kl:]); err != nil {
+		return false, fmt.Errorf("run %s: truncated record: %w", r.path, err)
+	}
+	r.cur = runRecord{key: r.buf[:kl], payload: r.buf[kl:]}
+	return true, nil
+}
+
+// runHeap orders open runs by their current key.
+type runHeap []*runReader
+
+func (h runHeap) Len() int           { return len(h) }
+func (h runHeap) Less(i, j int) bool { return bytes.Compare(h[i].cur.key, h[j].cur.key) < 0 }
+func (h runHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *runHeap) Push(x any)        { *h = append(*h, x.(*runReader)) }
+func (h *runHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// mergeRuns calls fn for every record of the runs at paths in ascending
+// key order (records of equal keys in the order of paths). The record is
+// valid only during the call.
+func mergeRuns(ctx context.Context, paths []string, fn func(runRecord) error) error {
+	var h runHeap
+	defer func() {
+		for _, r := range h {
+			r.close()
+		}
+	}()
+	for _, p := range paths {
+		r, err := openRun(ctx, p)
+		if err != nil {
+			return err
+		}
+		ok, err := r.next()
+		if err != nil {
+			r.close()
+			return err
+		}
+		if !ok {
+			r.close()
+			continue
+		}
+		h = append(h, r)
+	}
+	heap.Init(&h)
+	for len(h) > 0 {
+		r := h[0]
+		if err := fn(r.cur); err != nil {
+			return err
+		}
+		ok, err := r.next()
+		if err != nil {
+			return err
+		}
+		if ok {
+			heap.Fix(&h, 0)
+		} else {
+			r.close()
+			heap.Pop(&h)
+		}
+	}
+	return nil
+}
+
+// runName is a fresh, unique run file name (retried bundles write new
+// runs; only the paths that a committed bundle emitted are read).
+func runName(prefix string) string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return prefix + "-" + hex.EncodeToString(b[:]) + ".run"
+}
+
+// extSorter sorts records by key within a memory budget: records are
+// kept in memory until they exceed it, then sorted into a run in a local
+// temporary directory; each calls fn in key order, merging the runs.
+type extSorter struct {
+	budget int
+	recs   []runRecord
+	bytes  int
+	dir    string
+	runs   []string
+}
+
+func newExtSorter(budget int) *extSorter { return &extSorter{budget: budget} }
+
+// add copies key and payload into the sorter.
+func (s *extSorter) add(ctx context.Context, key, payload []byte) error {
+	b := make([]byte, len(key)+len(payload))
+	copy(b, key)
+	copy(b[len(key):], payload)
+	s.recs = append(s.recs, runRecord{key: b[:len(key):len(key)], payload: b[len(key):]})
+	s.bytes += len(b) + 64
+	if s.bytes > s.budget {
+		return s.spill(ctx)
+	}
+	return nil
+}
+
+func sortRecords(recs []runRecord) {
+	slices.SortStableFunc(recs, func(a, b runRecord) int { return bytes.Compare(a.key, b.key) })
+}
+
+func (s *extSorter) spill(ctx context.Context) error {
+	if s.dir == "" {
+		d, err := os.MkdirTemp("", "sieve-sort-")
+		if err != nil {
+			return fmt.Errorf("external sort: %w", err)
+		}
+		s.dir = d
+	}
+	sortRecords(s.recs)
+	path := s.dir + "/" + runName("sort")
+	if err := writeRun(ctx, path, s.recs); err != nil {
+		return err
+	}
+	s.runs = append(s.runs, path)
+	s.recs, s.bytes = nil, 0
+	return nil
+}
+
+// each calls fn for every record in key order, then releases the sorter.
+func (s *extSorter) each(ctx context.Context, fn func(runRecord) error) error {
+	defer s.release()
+	if len(s.runs) == 0 {
+		sortRecords(s.recs)
+		for _, r := range s.recs {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(s.recs) > 0 {
+		if err := s.spill(ctx); err != nil {
+			return err
+		}
+	}
+	return mergeRuns(ctx, s.runs, fn)
+}
+
+func (s *extSorter) release() {
+	s.recs = nil
+	if s.dir != "" {
+		_ = os.RemoveAll(s.dir)
+		s.dir = ""
+	}
+}
+
+var errStop = errors.New("stop")

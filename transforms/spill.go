@@ -1,0 +1,496 @@
+package transforms
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/sieve-data/sieve/datasets"
+)
+
+// Spilling sample bodies: the in-process runners hold whole PCollections
+// (prism several copies), so memory grew with the dataset. Spill writes
+// the samples, at the point where the pipeline stops changing them before
+// the writers, into sorted runs under the staging directory, one run per
+// (buffer flush, shard), and returns only (shard, run path) pairs. The
+// whole-dataset stages after it read the runs back (Unspill) to compute
+// their small keys, and the shard writers merge their shard's runs in
+// datasets.Less order, apply the tail and write Parquet, streaming. What
+// the runner holds per sample is then its keys, never its body.
+
+// SpillConfig configures Spill and WriteSpilled.
+type SpillConfig struct {
+	// Dir is the version's staging directory; runs go to Dir/_spill/.
+	Dir string `json:"dir"`
+	// Budget is the bytes of samples a spiller buffers before it writes
+	// runs, and of survivors a writer sorts in memory before it sorts on
+	// disk; 0 means DefaultSpillBudget.
+	Budget int `json:"budget,omitempty"`
+}
+
+// DefaultSpillBudget is SpillConfig.Budget's default.
+const DefaultSpillBudget = 64 << 20
+
+func (c SpillConfig) budget() int {
+	if c.Budget > 0 {
+		return c.Budget
+	}
+	return DefaultSpillBudget
+}
+
+func init() {
+	register.DoFn3x1[context.Context, datasets.Sample, func(string, string), error](&spillFn{})
+	register.DoFn5x1[context.Context, string, string, func(*string) bool, func(datasets.Sample), error](&unspillFn{})
+	register.DoFn5x1[context.Context, string, func(*string) bool, func(*string) bool, func(string), error](&writeSpilledFn{})
+	register.Function2x0(markerPath)
+}
+
+// Spill writes samples into sorted runs (see above) and returns a
+// PCollection<KV<string, string>> of (shard key, run path): the shard key
+// as WriteShards assigns it (split and shard of the sample's id).
+func Spill(s beam.Scope, samples beam.PCollection, w WriteConfig, cfg SpillConfig) beam.PCollection {
+	s = s.Scope("Spill")
+	return beam.ParDo(s, &spillFn{Write: w, Cfg: cfg}, samples)
+}
+
+type spillFn struct {
+	Write WriteConfig `json:"write"`
+	Cfg   SpillConfig `json:"cfg"`
+	buf   map[string][]runRecord
+	bytes int
+}
+
+func (f *spillFn) ProcessElement(ctx context.Context, s datasets.Sample, emit func(string, string)) error {
+	if f.buf == nil {
+		f.buf = map[string][]runRecord{}
+	}
+	key := shardKeyOf(f.Write, s.ID)
+	rec := runRecord{key: sampleKey(nil, s.ID, s.Source.Dataset, s.Source.File, s.Source.Index), payload: s.AppendBinary(nil)}
+	f.buf[key] = append(f.buf[key], rec)
+	f.bytes += len(rec.key) + len(rec.payload) + 64
+	if f.bytes >= f.Cfg.budget() {
+		return f.flush(ctx, emit)
+	}
+	return nil
+}
+
+func (f *spillFn) FinishBundle(ctx context.Context, emit func(string, string)) error {
+	return f.flush(ctx, emit)
+}
+
+// flush writes one run per shard of the buffer, sorting the shards on
+// up to GOMAXPROCS goroutines, and emits their paths.
+func (f *spillFn) flush(ctx context.Context, emit func(string, string)) error {
+	if len(f.buf) == 0 {
+		return nil
+	}
+	keys := slices.Sorted(mapKeys(f.buf))
+	paths := make([]string, len(keys))
+	errs := make([]error, len(keys))
+	forEach(len(keys), runtime.GOMAXPROCS(0), func(i int) {
+		recs := f.buf[keys[i]]
+		sortRecords(recs)
+		paths[i] = joinPath(f.Cfg.Dir, SpillDir+"/"+runName("s"))
+		errs[i] = writeRun(ctx, paths[i], recs)
+	})
+	f.buf, f.bytes = nil, 0
+	for i, k := range keys {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		emit(k, paths[i])
+	}
+	return nil
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// shardKeyOf is the shard key (ShardPath) of an id under w.
+func shardKeyOf(w WriteConfig, id string) string {
+	split := Split(id, w.SplitSeed, w.TestRatio)
+	n := w.Shards
+	if split == "test" {
+		n = w.TestShards
+	}
+	return ShardPath(split, ShardOf(id, n), n)
+}
+
+// Unspill reads spilled runs back as samples for a whole-dataset stage:
+// those that the earlier mark stages (prior) did not drop, with the
+// pending per-sample steps (pre) applied, as the stage would see them.
+// The marks arrive as a side input here, so that the stage's own DoFns
+// take none and an in-process runner buffers (waiting for the marks) only
+// run paths, not samples.
+func Unspill(s beam.Scope, runs beam.PCollection, prior []StageMarks, pre []StepSpec) beam.PCollection {
+	s = s.Scope("Unspill")
+	all, stages := marksSideInput(s, prior)
+	return beam.ParDo(s, &unspillFn{Stages: stages, Pre: pre}, runs, all)
+}
+
+type unspillFn struct {
+	Stages []string   `json:"stages,omitempty"`
+	Pre    []StepSpec `json:"pre,omitempty"`
+	marks  markSet
+	runner stepRunner
+}
+
+func (f *unspillFn) ProcessElement(ctx context.Context, _ string, path string, marks func(*string) bool, emit func(datasets.Sample)) error {
+	if f.marks == nil {
+		f.marks = loadMarks(marks)
+	}
+	steps, err := f.runner.get(f.Pre)
+	if err != nil {
+		return err
+	}
+	return mergeRuns(ctx, []string{path}, func(r runRecord) error {
+		var v datasets.Sample
+		if err := v.UnmarshalBinary(r.payload); err != nil {
+			return fmt.Errorf("run %s: %w", path, err)
+		}
+		if _, _, dropped := f.marks.dropped(sampleOrigin(&v), f.Stages); dropped {
+			return nil
+		}
+		if runSteps(ctx, steps, &v) != nil {
+			return nil
+		}
+		emit(v)
+		return nil
+	})
+}
+
+// WriteSpilled is WriteShards over spilled runs: each shard's runs are
+// grouped by shard key (only paths are shuffled), merged in
+// datasets.Less order, put through cfg.Tail (marks as a side input, and
+// the per-sample steps), sorted again by the ids the tail left (in
+// memory up to the budget, else on local disk) and written as one
+// Parquet file, streaming. Rejected samples are written by each writer
+// into sorted runs of their own, one per (stage, reason); it returns the
+// report lines and those runs' references ("R" + JSON rejectedRun), for
+// WriteRejected.
+func WriteSpilled(s beam.Scope, runs beam.PCollection, cfg WriteConfig, sc SpillConfig, marks []StageMarks) (reports, rejected beam.PCollection) {
+	s = s.Scope("WriteShards")
+	markers := beam.ParDo(s, markerPath, beam.Create(s, anys(shardKeys(cfg))...))
+	groups := beam.GroupByKey(s, beam.Flatten(s, runs, markers))
+	allMarks, _ := marksSideInput(s, marks)
+	out := beam.ParDo(s, &writeSpilledFn{Cfg: cfg, Spill: sc}, groups, allMarks)
+	return splitRejectedRuns(s, out)
+}
+
+// markerPath makes an empty run path for a shard key, so that every
+// shard has a group.
+func markerPath(key string, emit func(string, string)) { emit(key, "") }
+
+// rejectedRun names a sorted run of rejected samples of one stage and
+// reason (JSON lines as RejectedFile holds them, keyed by sampleKey).
+type rejectedRun struct {
+	Stage  string `json:"stage"`
+	Reason string `json:"reason"`
+	Path   string `json:"path"`
+	Count  int64  `json:"count"`
+}
+
+func init() {
+	register.Function3x0(splitRejectedRun)
+}
+
+func splitRejectedRuns(s beam.Scope, out beam.PCollection) (reports, rejected beam.PCollection) {
+	return beam.ParDo2(s, splitRejectedRun, out)
+}
+
+func splitRejectedRun(line string, report func(string), rejected func(string)) {
+	if strings.HasPrefix(line, "R{") {
+		rejected(line[1:])
+		return
+	}
+	report(line)
+}
+
+type writeSpilledFn struct {
+	Cfg   WriteConfig `json:"cfg"`
+	Spill SpillConfig `json:"spill"`
+	rows  beam.Counter
+
+	marks  markSet
+	runner stepRunner
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	lines  []string
+	err    error
+}
+
+func (f *writeSpilledFn) Setup() {
+	f.rows = beam.NewCounter(Namespace, "written_rows")
+	f.sem = make(chan struct{}, runtime.GOMAXPROCS(0))
+}
+
+func (f *writeSpilledFn) tailSteps() ([]Step, error) {
+	var specs []StepSpec
+	for _, t := range f.Cfg.Tail {
+		if t.Step != nil {
+			specs = append(specs, *t.Step)
+		}
+	}
+	return f.runner.get(specs)
+}
+
+func (f *writeSpilledFn) ProcessElement(ctx context.Context, key string, paths func(*string) bool, marks func(*string) bool, emit func(string)) error {
+	if f.marks == nil {
+		f.marks = loadMarks(marks)
+	}
+	tail, err := f.tailSteps()
+	if err != nil {
+		return err
+	}
+	var runs []string
+	var p string
+	for paths(&p) {
+		if p != "" {
+			runs = append(runs, p)
+		}
+	}
+	// Runs in a fixed order, so that equal keys (which cannot occur
+	// within a run) merge the same way on every runner.
+	sort.Strings(runs)
+	f.sem <- struct{}{}
+	f.wg.Add(1)
+	go func() {
+		defer func() { <-f.sem; f.wg.Done() }()
+		lines, err := f.writeShard(ctx, key, runs, tail)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if err != nil && f.err == nil {
+			f.err = err
+		}
+		f.lines = append(f.lines, lines...)
+	}()
+	return nil
+}
+
+func (f *writeSpilledFn) FinishBundle(ctx context.Context, _ func(*string) bool, emit func(string)) error {
+	f.wg.Wait()
+	f.mu.Lock()
+	lines, err := f.lines, f.err
+	f.lines, f.err = nil, nil
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, `{"kind":"shard"`) {
+			var r Report
+			if json.Unmarshal([]byte(l), &r) == nil && r.Shard != nil {
+				f.rows.Inc(ctx, r.Shard.Rows)
+			}
+		}
+		emit(l)
+	}
+	tail, err := f.tailSteps()
+	if err != nil {
+		return err
+	}
+	return stepUsage(tail, emit)
+}
+
+// writeShard merges a shard's runs, applies the tail in batches and
+// writes the survivors; it returns the shard's report line and the
+// references of its rejected runs ("R" + JSON).
+func (f *writeSpilledFn) writeShard(ctx context.Context, key string, runs []string, tail []Step) ([]string, error) {
+	workers := 1
+	if len(tail) > 0 {
+		workers = workersFor(tail)
+	}
+	kept := newExtSorter(f.Spill.budget())
+	type rejKey struct{ stage, reason string }
+	rejected := map[rejKey]*extSorter{}
+	var keyBuf, lineBuf []byte
+	var sink jsonSink
+	enc := json.NewEncoder(&sink)
+	enc.SetEscapeHTML(false)
+	batch := make([]datasets.Sample, 0, stepBatch)
+	var ferr error
+	process := func() error {
+		applyBatch(batch, workers, func(s *datasets.Sample) *datasets.Rejected {
+			return applyTail(ctx, f.Cfg.Tail, tail, f.marks, s)
+		}, func(s datasets.Sample) {
+			if ferr != nil {
+				return
+			}
+			keyBuf = sampleKey(keyBuf[:0], s.ID, s.Source.Dataset, s.Source.File, s.Source.Index)
+			lineBuf = s.AppendBinary(lineBuf[:0])
+			ferr = kept.add(ctx, keyBuf, lineBuf)
+		}, func(r datasets.Rejected) {
+			if ferr != nil {
+				return
+			}
+			k := rejKey{r.Stage, r.Reason}
+			rs := rejected[k]
+			if rs == nil {
+				rs = newExtSorter(f.Spill.budget() / 4)
+				rejected[k] = rs
+			}
+			sink.b = sink.b[:0]
+			if ferr = enc.Encode(&r); ferr != nil {
+				return
+			}
+			keyBuf = sampleKey(keyBuf[:0], r.Sample.ID, r.Sample.Source.Dataset, r.Sample.Source.File, r.Sample.Source.Index)
+			ferr = rs.add(ctx, keyBuf, sink.b)
+		})
+		batch = batch[:0]
+		return ferr
+	}
+	err := mergeRuns(ctx, runs, func(r runRecord) error {
+		var v datasets.Sample
+		if err := v.UnmarshalBinary(r.payload); err != nil {
+			return fmt.Errorf("shard %s: %w", key, err)
+		}
+		batch = append(batch, v)
+		if len(batch) == stepBatch {
+			return process()
+		}
+		return nil
+	})
+	if err == nil && len(batch) > 0 {
+		err = process()
+	}
+	if err != nil {
+		kept.release()
+		for _, rs := range rejected {
+			rs.release()
+		}
+		return nil, err
+	}
+	var lines []string
+	rep, err := f.writeParquet(ctx, key, kept)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return nil, err
+	}
+	lines = append(lines, string(b))
+	for k, rs := range rejected {
+		path := joinPath(f.Spill.Dir, SpillDir+"/"+runName("r"))
+		w, err := createRun(ctx, path)
+		if err != nil {
+			rs.release()
+			return nil, fmt.Errorf("spill %s: %w", path, err)
+		}
+		err = rs.each(ctx, func(r runRecord) error { return w.add(r.key, r.payload) })
+		n := w.n
+		if err == nil {
+			err = w.finish()
+		} else {
+			w.abort()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("spill %s: %w", path, err)
+		}
+		b, err := json.Marshal(rejectedRun{Stage: k.stage, Reason: k.reason, Path: path, Count: n})
+		if err != nil {
+			return nil, err
+		}
+		lines = append(lines, "R"+string(b))
+	}
+	return lines, nil
+}
+
+// jsonSink collects one JSON encoding.
+type jsonSink struct{ b []byte }
+
+func (s *jsonSink) Write(p []byte) (int, error) { s.b = append(s.b, p...); return len(p), nil }
+
+// writeParquet writes the sorted survivors of one shard.
+func (f *writeSpilledFn) writeParquet(ctx context.Context, key string, kept *extSorter) (Report, error) {
+	path := joinPath(f.Cfg.Dir, key)
+	var st datasets.ShardStats
+	var lengths datasets.LengthStats
+	sources := map[string]int64{}
+	err := writeFile(ctx, path, func(w io.Writer) error {
+		sw, err := datasets.NewShardWriter(w, datasets.ShardOptions{Compression: f.Cfg.Compression})
+		if err != nil {
+			kept.release()
+			return err
+		}
+		err = kept.each(ctx, func(r runRecord) error {
+			var v datasets.Sample
+			if err := v.UnmarshalBinary(r.payload); err != nil {
+				return err
+			}
+			lengths.Add(&v)
+			sources[v.Source.Dataset]++
+			return sw.Write(&v)
+		})
+		if err != nil {
+			return err
+		}
+		st, err = sw.Close()
+		return err
+	})
+	if err != nil {
+		return Report{}, fmt.Errorf("write shard %s: %w", path, err)
+	}
+	split := strings.SplitN(strings.TrimPrefix(key, "data/"), "-", 2)[0]
+	return Report{Kind: "shard", Split: split, Stats: &lengths, Sources: sources,
+		Shard: &datasets.Shard{Path: key, Rows: st.Rows, Bytes: st.Bytes, SHA256: st.SHA256}}, nil
+}
+
+// RemoveSpill deletes the run files of a staging directory (before the
+// commit: they are not part of the version).
+func RemoveSpill(ctx context.Context, dir string) error {
+	glob := joinPath(dir, SpillDir+"/*")
+	fs, err := filesystem.New(ctx, glob)
+	if err != nil {
+		return err
+	}
+	defer fs.Close()
+	files, err := fs.List(ctx, glob)
+	if err != nil {
+		return err
+	}
+	rm, ok := fs.(filesystem.Remover)
+	if !ok {
+		return fmt.Errorf("remove spill: the file system of %s cannot remove files", dir)
+	}
+	for _, f := range files {
+		if err := rm.Remove(ctx, f); err != nil {
+			return fmt.Errorf("remove spill: %w", err)
+		}
+	}
+	if !strings.Contains(dir, "://") {
+		// Local directories are real; object stores have none to remove.
+		if err := os.Remove(joinPath(dir, SpillDir)); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("remove spill: %w", err)
+		}
+	}
+	return nil
+}
+
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
