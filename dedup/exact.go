@@ -31,34 +31,63 @@ import (
 	"github.com/sieve-data/sieve/datasets"
 )
 
-// KeyMode selects which part of a conversation the exact-dedup key covers.
+// KeyMode selects which part of a conversation dedup compares.
 type KeyMode string
 
 // Key modes.
 const (
-	// KeyConversation keys on every message, roles included: two samples
-	// are duplicates only when whole conversations match.
+	// KeyConversation compares every message: two samples are duplicates
+	// when their whole conversations match (exact) or are similar
+	// (fuzzy), so a long shared prompt can outweigh different answers.
 	KeyConversation KeyMode = "conversation"
-	// KeyPrompt keys on the system and user turns only: samples that ask
+	// KeyPrompt compares the system and user turns only: samples that ask
 	// the same thing are duplicates whatever they answer.
 	KeyPrompt KeyMode = "prompt"
+	// KeyResponse compares the assistant turns only: samples that answer
+	// alike are duplicates whatever they were asked.
+	KeyResponse KeyMode = "response"
+	// KeyTurns compares prompt and response separately: samples are
+	// duplicates only when their prompts match and their responses match
+	// (fuzzy: each Jaccard at least the threshold). Its exact key is the
+	// conversation's, since both parts equal is the whole equal.
+	KeyTurns KeyMode = "turns"
 )
 
-// ParseKeyMode validates a key mode from a recipe.
+// KeyModes lists the key modes in the order recipes document them.
+var KeyModes = []KeyMode{KeyConversation, KeyPrompt, KeyResponse, KeyTurns}
+
+// ParseKeyMode validates a key mode from a recipe; "" is KeyConversation.
 func ParseKeyMode(s string) (KeyMode, error) {
-	switch KeyMode(s) {
-	case "", KeyConversation:
+	switch m := KeyMode(s); m {
+	case "":
 		return KeyConversation, nil
-	case KeyPrompt:
-		return KeyPrompt, nil
+	case KeyConversation, KeyPrompt, KeyResponse, KeyTurns:
+		return m, nil
 	}
-	return "", fmt.Errorf("unknown dedup key %q (want conversation or prompt)", s)
+	return "", fmt.Errorf("unknown dedup key %q (want conversation, prompt, response or turns)", s)
+}
+
+// keeps says whether a message of role takes part in mode's text: the
+// assistant's only for KeyResponse, all but the assistant's for
+// KeyPrompt, every message otherwise.
+func (m KeyMode) keeps(role string) bool {
+	switch m {
+	case KeyPrompt:
+		return role != datasets.RoleAssistant
+	case KeyResponse:
+		return role == datasets.RoleAssistant
+	}
+	return true
 }
 
 // Key is a 128-bit exact-dedup key.
 type Key [16]byte
 
-// ExactKey hashes the normalised text of the messages selected by mode.
+// ExactKey hashes the normalised text of the messages selected by mode:
+// every message for KeyConversation and KeyTurns (prompt and response
+// both equal is the whole conversation equal, so the two keys are one),
+// the system and user messages for KeyPrompt, the assistant messages for
+// KeyResponse.
 // Normalisation lower-cases (Unicode simple folding to lower case),
 // collapses every run of white space to one space and trims both ends, so
 // "Hello  World\n" and "hello world" share a key. Each message contributes
@@ -67,7 +96,7 @@ func ExactKey(msgs []datasets.Message, mode KeyMode) Key {
 	h := sha256.New()
 	buf := make([]byte, 0, 1024)
 	for _, m := range msgs {
-		if mode == KeyPrompt && m.Role == datasets.RoleAssistant {
+		if !mode.keeps(m.Role) {
 			continue
 		}
 		buf = append(buf[:0], m.Role...)

@@ -176,12 +176,17 @@ func (c TextConfig) NewHasher() Hasher {
 	panic(fmt.Sprintf("dedup: unknown hasher %q", c.Hasher))
 }
 
-// SampleText returns the text of a conversation that fuzzy dedup
-// compares: the contents of every message (KeyConversation) or of the
-// system and user messages only (KeyPrompt), in order, joined by
-// newlines. Roles are left out, so that they add no shingles of their
-// own.
+// SampleText returns the text of a conversation that fuzzy dedup signs
+// for its candidates: the contents of every message (KeyConversation),
+// of the system and user messages (KeyPrompt) or of the assistant
+// messages (KeyResponse and KeyTurns: turns draws its candidates from
+// the responses and checks the prompts at verification, see Sketcher),
+// in order, joined by newlines. Roles are left out, so that they add no
+// shingles of their own.
 func SampleText(msgs []datasets.Message, mode KeyMode) string {
+	if mode == KeyTurns {
+		mode = KeyResponse
+	}
 	n := 0
 	for _, m := range msgs {
 		n += len(m.Content) + 1
@@ -189,7 +194,7 @@ func SampleText(msgs []datasets.Message, mode KeyMode) string {
 	var b strings.Builder
 	b.Grow(n)
 	for _, m := range msgs {
-		if mode == KeyPrompt && m.Role == datasets.RoleAssistant {
+		if !mode.keeps(m.Role) {
 			continue
 		}
 		if b.Len() > 0 {

@@ -219,8 +219,10 @@ type StageConfig interface {
 // ExactDedup drops samples whose normalised text (lower case, white space
 // collapsed) equals an earlier one's, keeping the smallest id.
 type ExactDedup struct {
-	// Key is "conversation" (every message) or "prompt" (system and user
-	// turns only).
+	// Key is "conversation" (every message, the default), "prompt"
+	// (system and user turns only), "response" (assistant turns only) or
+	// "turns" (prompt and response both equal: the same key as
+	// conversation).
 	Key string `yaml:"key" json:"key,omitempty"`
 }
 
@@ -240,7 +242,11 @@ func (c *ExactDedup) validate() error {
 // FuzzyDedup removes near duplicates with MinHash-LSH; see
 // transforms.FuzzyDedupMarks and docs/dedup.md.
 type FuzzyDedup struct {
-	// Key is "conversation" or "prompt", as for exact_dedup.
+	// Key is the text compared: "conversation" (every message),
+	// "prompt" (system and user turns), "response" (assistant turns) or
+	// "turns" (candidates by the response, duplicates only when the
+	// prompts' and the responses' Jaccard are both at least the
+	// threshold; needs verify exact or estimate). See docs/dedup.md.
 	Key string `yaml:"key" json:"key"`
 	// Threshold is the Jaccard similarity of shingle sets from which two
 	// samples are duplicates (default 0.7).
@@ -298,6 +304,16 @@ func (c *FuzzyDedup) validate() error {
 	case "exact", "estimate", "none":
 	default:
 		return keyErr("verify", "want exact, estimate or none, got %q", c.Verify)
+	}
+	if c.Key == string(dedup.KeyTurns) {
+		// Turns compares prompts at verification only: unverified, it
+		// would be key response.
+		if c.Verify == "none" {
+			return keyErr("verify", "key turns needs verification (exact or estimate): its candidates come from the responses alone")
+		}
+		if len(c.Against) > 0 {
+			return keyErr("against", "not supported with key turns (a saved index holds one shingle set a sample); use key response or conversation")
+		}
 	}
 	switch c.Edges {
 	case "linear", "all", "star":

@@ -1,0 +1,211 @@
+package dedup
+
+import (
+	"encoding/binary"
+
+	"github.com/sieve-data/sieve/datasets"
+)
+
+// Verifications of fuzzy dedup's candidate pairs.
+const (
+	// VerifyExact compares shingle sets (CompactJaccard).
+	VerifyExact = "exact"
+	// VerifyEstimate compares signatures (EstimateJaccard).
+	VerifyEstimate = "estimate"
+	// VerifyNone takes every candidate pair as a duplicate.
+	VerifyNone = "none"
+)
+
+// Sketcher computes what fuzzy dedup needs of one sample under a key mode
+// and a verification: the signature whose band keys make the candidates,
+// and the payload that verifies them (PayloadSimilarity). The fuzzy_dedup
+// stage and bench/dedupbench both use it, so that they sketch alike.
+//
+// Under KeyTurns the signature is the response's (an answer must be
+// similar for a pair to be a candidate) and the payload carries the
+// prompt's and the response's sets (or signatures) apart, so that a pair
+// verifies only when both are similar. A KeyTurns payload costs what a
+// KeyConversation one does (4 bytes a shingle; twice the signature under
+// VerifyEstimate). A Sketcher is not safe for concurrent use.
+type Sketcher struct {
+	mode   KeyMode
+	verify string
+	signer *Signer
+	hasher Hasher
+}
+
+// NewSketcher returns a Sketcher for c, mode and verify (VerifyExact,
+// VerifyEstimate or VerifyNone).
+func (c TextConfig) NewSketcher(mode KeyMode, verify string) *Sketcher {
+	return &Sketcher{mode: mode, verify: verify, signer: c.NewSigner(), hasher: c.NewHasher()}
+}
+
+// Sketch returns the signature of SampleText(msgs, mode)'s shingles and
+// the verification payload (nil under VerifyNone). ok is false when that
+// text has no shingle (an empty answer under KeyResponse or KeyTurns, an
+// empty prompt under KeyPrompt): such a sample takes no part, since all
+// empty signatures collide. Under KeyTurns an empty prompt is allowed: it
+// is similar only to another empty prompt.
+func (k *Sketcher) Sketch(msgs []datasets.Message) (sig []uint64, payload []byte, ok bool) {
+	sh := k.signer.Shingles(SampleText(msgs, k.mode))
+	if len(sh) == 0 {
+		return nil, nil, false
+	}
+	sig = k.hasher.Signature(sh)
+	switch k.verify {
+	case VerifyNone:
+		return sig, nil, true
+	case VerifyEstimate:
+		if k.mode != KeyTurns {
+			return sig, EncodeSig(sig), true
+		}
+		var psig []uint64
+		if p := k.signer.Shingles(SampleText(msgs, KeyPrompt)); len(p) > 0 {
+			psig = k.hasher.Signature(p)
+		}
+		return sig, EncodeTurnsSigs(psig, sig), true
+	}
+	set := CompactSet(sh) // before the signer's buffer is reused
+	if k.mode != KeyTurns {
+		return sig, EncodeSet(set), true
+	}
+	return sig, EncodeTurnsSets(CompactSet(k.signer.Shingles(SampleText(msgs, KeyPrompt))), set), true
+}
+
+// Payload kinds, the first byte of a payload.
+const (
+	payloadSet       = 's' // one compact set
+	payloadSig       = 'g' // one signature
+	payloadTurnsSets = 't' // uvarint count of prompt values, prompt set, response set
+	payloadTurnsSigs = 'u' // the same with signatures (an empty prompt has none)
+)
+
+// EncodeSet encodes a compact shingle set (CompactSet) as a payload: 's'
+// and 4 little-endian bytes a value.
+func EncodeSet(v []uint32) []byte {
+	b := make([]byte, 0, len(v)*4+1)
+	b = append(b, payloadSet)
+	return appendU32(b, v)
+}
+
+// EncodeSig encodes a signature as a payload: 'g' and 8 bytes a value.
+func EncodeSig(v []uint64) []byte {
+	b := make([]byte, 0, len(v)*8+1)
+	b = append(b, payloadSig)
+	return appendU64(b, v)
+}
+
+// EncodeTurnsSets encodes a prompt's and a response's compact sets: 't',
+// the uvarint number of prompt values, the prompt's values and the
+// response's, 4 bytes each.
+func EncodeTurnsSets(prompt, response []uint32) []byte {
+	b := make([]byte, 0, 4*(len(prompt)+len(response))+1+binary.MaxVarintLen32)
+	b = binary.AppendUvarint(append(b, payloadTurnsSets), uint64(len(prompt)))
+	return appendU32(appendU32(b, prompt), response)
+}
+
+// EncodeTurnsSigs encodes a prompt's and a response's signatures as
+// EncodeTurnsSets does sets ('u'); an empty prompt has an empty
+// signature.
+func EncodeTurnsSigs(prompt, response []uint64) []byte {
+	b := make([]byte, 0, 8*(len(prompt)+len(response))+1+binary.MaxVarintLen32)
+	b = binary.AppendUvarint(append(b, payloadTurnsSigs), uint64(len(prompt)))
+	return appendU64(appendU64(b, prompt), response)
+}
+
+// PayloadSimilarity is the similarity of two payloads of one kind:
+// CompactJaccard of sets, EstimateJaccard of signatures and, for the
+// turns payloads, the smaller of the prompts' and the responses'
+// similarities, so that a pair is at least a threshold only when both
+// are. Two empty prompts are identical (1), an empty and a non-empty one
+// unrelated (0). Payloads of different or unknown kinds, or malformed
+// ones, give 0.
+func PayloadSimilarity(a, b []byte) float64 {
+	if len(a) == 0 || len(b) == 0 || a[0] != b[0] {
+		return 0
+	}
+	switch a[0] {
+	case payloadSet:
+		return CompactJaccard(decodeU32(a[1:]), decodeU32(b[1:]))
+	case payloadSig:
+		return estimate(decodeU64(a[1:]), decodeU64(b[1:]))
+	case payloadTurnsSets, payloadTurnsSigs:
+		w := 4
+		if a[0] == payloadTurnsSigs {
+			w = 8
+		}
+		pa, ra, okA := splitTurns(a[1:], w)
+		pb, rb, okB := splitTurns(b[1:], w)
+		if !okA || !okB {
+			return 0
+		}
+		var jp, jr float64
+		switch {
+		case len(pa) == 0 && len(pb) == 0:
+			jp = 1
+		case len(pa) == 0 || len(pb) == 0:
+			return 0
+		case w == 4:
+			jp = CompactJaccard(decodeU32(pa), decodeU32(pb))
+		default:
+			jp = estimate(decodeU64(pa), decodeU64(pb))
+		}
+		if w == 4 {
+			jr = CompactJaccard(decodeU32(ra), decodeU32(rb))
+		} else {
+			jr = estimate(decodeU64(ra), decodeU64(rb))
+		}
+		return min(jp, jr)
+	}
+	return 0
+}
+
+// splitTurns splits a turns payload (after its kind byte) into the
+// prompt's and the response's bytes, w bytes a value.
+func splitTurns(b []byte, w int) (prompt, response []byte, ok bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k)/uint64(w) {
+		return nil, nil, false
+	}
+	b = b[k:]
+	return b[:int(n)*w], b[int(n)*w:], (len(b)-int(n)*w)%w == 0
+}
+
+// estimate is EstimateJaccard, 0 for signatures of different lengths
+// (malformed payloads) instead of a panic.
+func estimate(a, b []uint64) float64 {
+	if len(a) != len(b) {
+		return 0
+	}
+	return EstimateJaccard(a, b)
+}
+
+func appendU32(b []byte, v []uint32) []byte {
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint32(b, x)
+	}
+	return b
+}
+
+func appendU64(b []byte, v []uint64) []byte {
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint64(b, x)
+	}
+	return b
+}
+
+func decodeU32(b []byte) []uint32 {
+	out := make([]uint32, len(b)/4)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return out
+}
+
+func decodeU64(b []byte) []uint64 {
+	out := make([]uint64, len(b)/8)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint64(b[8*i:])
+	}
+	return out
+}
