@@ -7,6 +7,7 @@
 //	go run ./bench/dedupbench                      # chatgen corpus, ~10 s
 //	go run ./bench/dedupbench -alpaca /work/shared/data/alpaca_eval
 //	go run ./bench/dedupbench -sweep               # n-grams, normalisation, weights, num_perm
+//	go run ./bench/dedupbench -keys -alpaca /work/shared/data/alpaca_eval -thresholds 0.7   # dedup keys on planted SFT pairs
 //
 // A duplicate pair is a pair of documents whose exact Jaccard similarity
 // on the normalised shingle sets (of the TextConfig under test) is at
@@ -81,6 +82,8 @@ func main() {
 	flag.StringVar(&o.edges, "edges", dedup.EdgesLinear, "candidate edges of a bucket, the stage's policies (dedup.BucketEdges): linear, all (every pair up to 2,000 a bucket, then linear) or star")
 	reps := flag.Int("reps", 5, "repetitions of the throughput measurement (median reported); 0 skips it")
 	sweep := flag.Bool("sweep", false, "also score other n-gram sizes, normalisations, weights and signature lengths")
+	keys := flag.Bool("keys", false, "score the dedup keys (conversation, prompt, response, turns) on planted SFT pairs instead (see keys.go); uses -alpaca, -thresholds, -edges, -seed")
+	keysN := flag.Int("keys-n", 805, "instructions of the chatgen fallback of -keys (without -alpaca)")
 	flag.Parse()
 
 	for _, s := range strings.Split(*ths, ",") {
@@ -89,6 +92,14 @@ func main() {
 			fail(fmt.Errorf("bad threshold %q", s))
 		}
 		o.thresholds = append(o.thresholds, t)
+	}
+	if *keys {
+		tc := dedup.DefaultTextConfig()
+		tc.Shingle, tc.N, tc.NumPerm = *shingle, *ngram, *perm
+		if err := runKeys(*alpaca, tc, o.thresholds, o.edges, cc.Seed, *keysN); err != nil {
+			fail(err)
+		}
+		return
 	}
 	o.hashers = strings.Split(*hs, ",")
 	o.verify = strings.Split(*verify, ",")

@@ -316,3 +316,58 @@ func LoadAlpacaEval(dir string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// AlpacaRecord is one model output of alpaca_eval.
+type AlpacaRecord struct {
+	Instruction string `json:"instruction"`
+	Output      string `json:"output"`
+	Generator   string `json:"generator"`
+}
+
+// LoadAlpacaEvalByInstruction reads the alpaca_eval model-output files in
+// dir (sorted by name) and returns the generators' outputs grouped by
+// instruction, instructions in the first file's order, outputs in file
+// order; only instructions every file answers are kept.
+func LoadAlpacaEvalByInstruction(dir string) (instructions []string, outputs [][]string, err error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Strings(files)
+	by := map[string][]string{}
+	for k, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		var recs []AlpacaRecord
+		if err := json.Unmarshal(b, &recs); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", f, err)
+		}
+		for _, r := range recs {
+			if k == 0 {
+				if _, dup := by[r.Instruction]; !dup {
+					instructions = append(instructions, r.Instruction)
+				}
+			}
+			if len(by[r.Instruction]) == k {
+				by[r.Instruction] = append(by[r.Instruction], r.Output)
+			}
+		}
+	}
+	for _, in := range instructions {
+		if len(by[in]) == len(files) {
+			outputs = append(outputs, by[in])
+		}
+	}
+	kept := instructions[:0]
+	for _, in := range instructions {
+		if len(by[in]) == len(files) {
+			kept = append(kept, in)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, nil, fmt.Errorf("no alpaca_eval instructions answered by every file in %s", dir)
+	}
+	return kept, outputs, nil
+}
