@@ -81,7 +81,7 @@ func TestFuzzyDedupMatchesBruteForce(t *testing.T) {
 		t.Fatalf("fixture too weak: brute force finds %d duplicates", wantDropped)
 	}
 
-	res := runRecipe(t, dir, "name: fz\nsources: [{name: s, path: in.jsonl}]\nstages:\n  - fuzzy_dedup: {threshold: 0.7}\n", filepath.Join(dir, "store"))
+	res := runRecipe(t, dir, "name: fz\nsources: [{name: s, path: in.jsonl}]\nstages:\n  - fuzzy_dedup: {threshold: 0.7, key: conversation}\n", filepath.Join(dir, "store"))
 	f2, err := os.Open(filepath.Join(res.Dir, "rejected.jsonl"))
 	if err != nil {
 		t.Fatal(err)
