@@ -287,7 +287,7 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 			}
 			fc := transforms.FuzzyConfig{Text: cfg.Text, Mode: dedup.KeyMode(cfg.Key), Threshold: cfg.Threshold,
 				Bands: cfg.Bands, Rows: cfg.Rows, Verify: cfg.Verify, Edges: cfg.Edges, MaxBucketPairs: 2000,
-				Keep: cfg.Keep, Rounds: cfg.Rounds}
+				Keep: cfg.Keep, Rounds: cfg.Rounds, Components: componentsFor(RunnerName())}
 			in, prior, pre := live()
 			m, check := transforms.FuzzyDedupMarks(s, in, fc, name, prior, pre)
 			checks = append(checks, check)
@@ -337,6 +337,18 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 	rejReport := transforms.WriteRejected(s, rejected, rejectedRuns, dir, sc)
 	transforms.WriteReport(s, dir, append([]beam.PCollection{inputReports, shardReports, deadReport, rejReport}, checks...)...)
 	return p, names
+}
+
+// componentsFor picks how fuzzy dedup finds its clusters on a runner:
+// union-find on one worker for the in-process runners (every shuffle of
+// the rounds is paid on this machine), rounds elsewhere. The clusters
+// are the same.
+func componentsFor(runner string) string {
+	switch runner {
+	case "direct", "DirectRunner", "prism", "PrismRunner":
+		return transforms.ComponentsLocal
+	}
+	return ""
 }
 
 // stepSpec turns a per-sample stage of the recipe into a step spec.

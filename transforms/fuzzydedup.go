@@ -39,6 +39,12 @@ type FuzzyConfig struct {
 	Keep string `json:"keep"`
 	// Rounds bounds the large-star/small-star round pairs.
 	Rounds int `json:"rounds"`
+	// Components is how the connected components of the verified graph
+	// are found: "" (large-star/small-star rounds, each a shuffle: for
+	// runners of many workers) or ComponentsLocal (union-find on one
+	// worker: for the in-process runners, where every round's shuffle is
+	// paid on one machine anyway). Both give the same clusters.
+	Components string `json:"components,omitempty"`
 }
 
 func init() {
@@ -53,6 +59,9 @@ func init() {
 	register.Iter1[[]byte]()
 	register.DoFn5x0[context.Context, string, func(*string) bool, func(*[]byte) bool, func(string, string)](&verifyEdgeFn{})
 	register.Function3x0(bothWays)
+	register.Function3x0(localComponentsFn)
+	register.Function2x1(distinctEdgeKey)
+	register.Function2x0(dropEmpty)
 	register.Function3x0(largeStarFn)
 	register.Function3x0(towardSmaller)
 	register.Function3x0(smallStarFn)
@@ -97,16 +106,84 @@ func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage s
 		byB := beam.CoGroupByKey(s, withA, sets)
 		edges = beam.ParDo(s, &verifyEdgeFn{Threshold: cfg.Threshold, Stage: stage}, byB)
 	}
-	// Large-star / small-star rounds on (child, parent) edges.
-	for i := 0; i < cfg.Rounds; i++ {
-		rs := s.Scope(fmt.Sprintf("Round%d", i+1))
-		large := beam.ParDo(rs, largeStarFn, beam.GroupByKey(rs, beam.ParDo(rs, bothWays, edges)))
-		edges = beam.ParDo(rs, smallStarFn, beam.GroupByKey(rs, beam.ParDo(rs, towardSmaller, large)))
+	var check beam.PCollection
+	if cfg.Components == ComponentsLocal {
+		// One worker finds the components of the verified graph by
+		// union-find: exact, so no convergence check; the same (child,
+		// survivor) edges as converged rounds give.
+		edges = beam.ParDo(s, localComponentsFn, beam.GroupByKey(s, beam.AddFixedKey(s, beam.ParDo(s, distinctEdgeKey, edges))))
+		check = beam.Create(s.Scope("Converged"), "")
+		check = beam.ParDo(s, dropEmpty, check)
+	} else {
+		// Large-star / small-star rounds on (child, parent) edges.
+		for i := 0; i < cfg.Rounds; i++ {
+			rs := s.Scope(fmt.Sprintf("Round%d", i+1))
+			large := beam.ParDo(rs, largeStarFn, beam.GroupByKey(rs, beam.ParDo(rs, bothWays, edges)))
+			edges = beam.ParDo(rs, smallStarFn, beam.GroupByKey(rs, beam.ParDo(rs, towardSmaller, large)))
+		}
+		check = beam.ParDo(s, &nodeCheckFn{Stage: stage}, beam.GroupByKey(s, beam.ParDo(s, convergenceKeys, edges)))
 	}
-	check := beam.ParDo(s, &nodeCheckFn{Stage: stage}, beam.GroupByKey(s, beam.ParDo(s, convergenceKeys, edges)))
 	verdicts := beam.ParDo(s, &fuzzyMarksFn{Stage: stage}, beam.GroupByKey(s, edges))
 	marks := beam.ParDo(s, &joinOriginFn{Stage: stage}, beam.CoGroupByKey(s, verdicts, origins))
 	return StageMarks{Stage: stage, Reason: "near_duplicate", Detail: "near duplicate (Jaccard ≥ " + strconv.FormatFloat(cfg.Threshold, 'g', -1, 64) + ") of %s", Marks: marks}, check
+}
+
+// ComponentsLocal selects union-find on one worker (FuzzyConfig.Components).
+const ComponentsLocal = "local"
+
+// dropEmpty passes non-empty strings.
+func dropEmpty(v string, emit func(string)) {
+	if v != "" {
+		emit(v)
+	}
+}
+
+// localComponentsFn finds the connected components of all verified edges
+// (child, parent) by union-find, each component's root being its
+// smallest node (node keys sort in the keep policy's order), and emits
+// (node, root) for every other node.
+func localComponentsFn(_ int, edges func(*string) bool, emit func(string, string)) {
+	idx := map[string]int32{}
+	var names []string
+	var parent []int32
+	id := func(n string) int32 {
+		if i, ok := idx[n]; ok {
+			return i
+		}
+		i := int32(len(names))
+		idx[n] = i
+		names = append(names, n)
+		parent = append(parent, i)
+		return i
+	}
+	find := func(x int32) int32 {
+		r := x
+		for parent[r] != r {
+			r = parent[r]
+		}
+		for parent[x] != r {
+			parent[x], x = r, parent[x]
+		}
+		return r
+	}
+	var e string
+	for edges(&e) {
+		i := strings.IndexByte(e, 3)
+		a, b := find(id(e[:i])), find(id(e[i+1:]))
+		if a == b {
+			continue
+		}
+		if names[a] < names[b] {
+			parent[b] = a
+		} else {
+			parent[a] = b
+		}
+	}
+	for i := range names {
+		if r := find(int32(i)); r != int32(i) {
+			emit(names[i], names[r])
+		}
+	}
 }
 
 // candidateEdges turns packed (band key, node) pairs into the distinct
@@ -302,6 +379,7 @@ type bucketEdgesFn struct {
 	// edges counts candidate edges before the distinct step (monitoring
 	// only: counters are not the funnel).
 	edges beam.Counter
+	seen  edgeSet
 }
 
 func (f *bucketEdgesFn) Setup() {
@@ -328,6 +406,7 @@ func (f *bucketEdgesFn) ProcessElement(ctx context.Context, group string, packs 
 		return pairs[i].node < pairs[j].node
 	})
 	var bucket []string
+	var hs [][2]uint64
 	for i := 0; i < len(pairs); {
 		j := i
 		bucket = bucket[:0]
@@ -335,11 +414,61 @@ func (f *bucketEdgesFn) ProcessElement(ctx context.Context, group string, packs 
 			bucket = append(bucket, pairs[j].node)
 		}
 		nodes := uniq(bucket)
-		n := dedup.BucketEdges(len(nodes), f.Edges, f.Max, func(a, b int) { emit(nodes[a], nodes[b]) })
+		hs = hs[:0]
+		for _, nd := range nodes {
+			hs = append(hs, [2]uint64{fnvString(nd, fnvBasis), fnvString(nd, fnvBasis2)})
+		}
+		n := dedup.BucketEdges(len(nodes), f.Edges, f.Max, func(a, b int) {
+			if f.seen.add(hs[a], hs[b]) {
+				emit(nodes[a], nodes[b])
+			}
+		})
 		f.edges.Inc(ctx, int64(n))
 		i = j
 	}
 	return nil
+}
+
+// edgeSet remembers the edges a bucketEdgesFn instance emitted, so that
+// the buckets of one cluster in every band (up to bands × the same edges)
+// are not all shuffled to the distinct step; by 128-bit hashes, and
+// forgotten when full, so its memory is bounded. Dropping a repeat is
+// only an optimisation: the distinct step still removes what this misses.
+type edgeSet struct {
+	m map[[2]uint64]struct{}
+}
+
+// maxEdgeSet bounds an edgeSet (about 40 bytes an entry).
+const maxEdgeSet = 4 << 20
+
+// add reports whether the edge between nodes of 128-bit hashes a and b
+// is new.
+func (e *edgeSet) add(a, b [2]uint64) bool {
+	if e.m == nil || len(e.m) >= maxEdgeSet {
+		e.m = make(map[[2]uint64]struct{}, 1<<16)
+	}
+	k := [2]uint64{a[0]*0x9e3779b97f4a7c15 ^ (b[0] + 0x632be59bd9b4e019), (a[1]<<1 | a[1]>>63) ^ b[1]*1099511628211}
+	if _, ok := e.m[k]; ok {
+		return false
+	}
+	e.m[k] = struct{}{}
+	return true
+}
+
+// FNV-1a bases of the two node hashes of an edgeSet.
+const (
+	fnvBasis  = 14695981039346656037
+	fnvBasis2 = 0x9e3779b97f4a7c15
+)
+
+// fnvString is FNV-1a of s from basis.
+func fnvString(s string, basis uint64) uint64 {
+	const prime = 1099511628211
+	h := uint64(basis)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * prime
+	}
+	return h
 }
 
 func uniq(s []string) []string {
@@ -353,6 +482,9 @@ func uniq(s []string) []string {
 }
 
 func distinctEdgeFn(a, b string, emit func(string, string)) { emit(a+"\x03"+b, "") }
+
+// distinctEdgeKey is an edge (a, b) as one string "a\x03b".
+func distinctEdgeKey(a, b string) string { return a + "\x03" + b }
 
 func edgeFromKeyFn(k string, _ func(*string) bool, emit func(string, string)) {
 	i := strings.IndexByte(k, 3)

@@ -145,3 +145,28 @@ func TestFuzzyDedupBigCluster(t *testing.T) {
 	passert.Equals(s, counts, formatCount("D "+smallest, 1999), formatCount("K "+smallest, 1))
 	ptest.RunAndValidate(t, p)
 }
+
+// TestFuzzyComponentsLocalEqualsRounds: union-find on one worker and the
+// large-star/small-star rounds give the same marks (clusters and
+// survivors) on clusters of many sizes.
+func TestFuzzyComponentsLocalEqualsRounds(t *testing.T) {
+	p, s := beam.NewPipelineWithRoot()
+	var in []any
+	for i, size := range []int{1, 2, 3, 5, 8, 13, 40} {
+		for _, v := range variants(3, size) {
+			smp := v.(datasets.Sample)
+			smp.Source.Index += int64(1000 * i)
+			smp.Source.File = fmt.Sprintf("f%d.jsonl", i)
+			in = append(in, smp)
+		}
+	}
+	samples := beam.CreateList(s, in)
+	local := fuzzyTestConfig()
+	local.Components = ComponentsLocal
+	ml, _ := FuzzyDedupMarks(s.Scope("local"), samples, local, "fuzzy_dedup", nil, nil)
+	mr, check := FuzzyDedupMarks(s.Scope("rounds"), samples, fuzzyTestConfig(), "fuzzy_dedup", nil, nil)
+	passert.Empty(s, check)
+	passert.Equals(s, ml.Marks, mr.Marks)
+	passert.NonEmpty(s, ml.Marks)
+	ptest.RunAndValidate(t, p)
+}
