@@ -486,7 +486,6 @@ func RemoveSpill(ctx context.Context, dir string) error {
 	return nil
 }
 
-
 func anys(ss []string) []any {
 	out := make([]any, len(ss))
 	for i, s := range ss {
