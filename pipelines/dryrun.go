@@ -443,8 +443,9 @@ func (p *predictor) exact(live []datasets.Sample, mode dedup.KeyMode) []datasets
 type fuzzyNode struct {
 	live int    // index in the samples
 	key  string // node key: sorts in the keep policy's order
-	set  []uint32
-	sig  []uint64
+	// payload is what verification compares (dedup.Sketcher,
+	// dedup.PayloadSimilarity), as in the run.
+	payload []byte
 }
 
 // fuzzy runs near-duplicate removal as the run's fuzzy_dedup does, with
@@ -461,7 +462,11 @@ type fuzzyNode struct {
 func (p *predictor) fuzzy(live []datasets.Sample, cfg *recipe.FuzzyDedup) ([]datasets.Sample, string) {
 	mode := dedup.KeyMode(cfg.Key)
 	signer := cfg.Text.NewSigner()
-	hasher := cfg.Text.NewHasher()
+	verify := cfg.Verify
+	if verify == "" {
+		verify = dedup.VerifyExact
+	}
+	sketcher := cfg.Text.NewSketcher(mode, verify)
 	text := func(s *datasets.Sample) string { return dedup.SampleText(s.Messages, mode) }
 
 	// Samples without a shingle take no part, as in the run.
@@ -502,15 +507,8 @@ func (p *predictor) fuzzy(live []datasets.Sample, cfg *recipe.FuzzyDedup) ([]dat
 	var keys []uint64
 	for n, i := range chosen {
 		s := &live[i]
-		sh := signer.Shingles(text(s))
-		sig := hasher.Signature(sh)
-		nodes[n] = fuzzyNode{live: i, key: fuzzyNodeKey(cfg.Keep, s)}
-		switch cfg.Verify {
-		case "exact", "":
-			nodes[n].set = dedup.CompactSet(sh)
-		case "estimate":
-			nodes[n].sig = sig
-		}
+		sig, payload, _ := sketcher.Sketch(s.Messages)
+		nodes[n] = fuzzyNode{live: i, key: fuzzyNodeKey(cfg.Keep, s), payload: payload}
 		keys = dedup.AppendBandKeys(keys[:0], sig, cfg.Bands, cfg.Rows)
 		for _, k := range keys {
 			buckets[k] = append(buckets[k], int32(n))
@@ -528,13 +526,10 @@ func (p *predictor) fuzzy(live []datasets.Sample, cfg *recipe.FuzzyDedup) ([]dat
 		dedup.BucketEdges(len(members), cfg.Edges, 2000, func(a, b int) { cand[edge{members[a], members[b]}] = true })
 	}
 	sim := func(a, b int32) float64 {
-		switch cfg.Verify {
-		case "exact", "":
-			return dedup.CompactJaccard(nodes[a].set, nodes[b].set)
-		case "estimate":
-			return dedup.EstimateJaccard(nodes[a].sig, nodes[b].sig)
+		if cfg.Verify == "none" {
+			return 1
 		}
-		return 1
+		return dedup.PayloadSimilarity(nodes[a].payload, nodes[b].payload)
 	}
 	var edges [][2]string
 	for e := range cand {

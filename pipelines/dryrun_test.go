@@ -94,7 +94,7 @@ func TestDryRunMatchesRunOnDemo(t *testing.T) {
 	var table bytes.Buffer
 	res.Manifest.Funnel.WriteTable(&table)
 	t.Logf("run:\n%s", table.String())
-	for _, want := range []string{"fuzzy_dedup", "near_duplicate", "Jaccard", "exact_duplicate", "skipped", "would write 270"} {
+	for _, want := range []string{"fuzzy_dedup", "near_duplicate", "Jaccard", "exact_duplicate", "skipped", "would write 276"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("dry run output lacks %q", want)
 		}

@@ -36,3 +36,31 @@ func TestDedupKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestFuzzyDedupDefaultKey: turns by default; conversation where turns
+// cannot run (verify none, against); exact_dedup stays conversation.
+func TestFuzzyDedupDefaultKey(t *testing.T) {
+	for stage, want := range map[string]string{
+		"fuzzy_dedup: {}":                   "turns",
+		"fuzzy_dedup: {verify: estimate}":   "turns",
+		"fuzzy_dedup: {verify: none}":       "conversation",
+		"fuzzy_dedup: {against: [demo@v1]}": "conversation",
+		"fuzzy_dedup: {key: prompt}":        "prompt",
+		"exact_dedup: {}":                   "conversation",
+	} {
+		r, err := Parse("r.yaml", []byte("name: x\nsources: [{name: a, path: p}]\nstages:\n  - "+stage+"\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", stage, err)
+		}
+		var got string
+		switch c := r.Stages[0].Config.(type) {
+		case *FuzzyDedup:
+			got = c.Key
+		case *ExactDedup:
+			got = c.Key
+		}
+		if got != want {
+			t.Errorf("%s: key %q, want %q", stage, got, want)
+		}
+	}
+}

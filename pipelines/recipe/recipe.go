@@ -246,7 +246,8 @@ type FuzzyDedup struct {
 	// "prompt" (system and user turns), "response" (assistant turns) or
 	// "turns" (candidates by the response, duplicates only when the
 	// prompts' and the responses' Jaccard are both at least the
-	// threshold; needs verify exact or estimate). See docs/dedup.md.
+	// threshold; needs verify exact or estimate, the default unless
+	// verify is none or against is given). See docs/dedup.md.
 	Key string `yaml:"key" json:"key"`
 	// Threshold is the Jaccard similarity of shingle sets from which two
 	// samples are duplicates (default 0.7).
@@ -280,7 +281,14 @@ func newFuzzyDedup() StageConfig {
 
 func (c *FuzzyDedup) defaults() {
 	if c.Key == "" {
-		c.Key = string(dedup.KeyConversation)
+		// turns keeps different answers to one prompt apart (the planted
+		// pairs of go run ./bench/dedupbench -keys, docs/dedup.md); it
+		// needs verification and has no saved index, so without them the
+		// default stays conversation.
+		c.Key = string(dedup.KeyTurns)
+		if c.Verify == "none" || len(c.Against) > 0 {
+			c.Key = string(dedup.KeyConversation)
+		}
 	}
 	if c.Bands == 0 && c.Rows == 0 {
 		c.Bands, c.Rows = dedup.OptimalBands(c.Threshold, c.Text.Perms(), dedup.DefaultFPWeight, dedup.DefaultFNWeight)
