@@ -13,7 +13,7 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx" // registers the runners and file systems
 
 	"github.com/sieve-data/sieve/datasets"
 	"github.com/sieve-data/sieve/dedup"
@@ -68,10 +68,18 @@ func StoreRoot(r *recipe.Recipe, opt Options) string {
 // unset).
 func RunnerName() string {
 	if *runners.Runner == "" {
-		return "prism"
+		return DefaultRunner
 	}
 	return *runners.Runner
 }
+
+// DefaultRunner is the runner of a run without --runner: Beam's direct
+// runner, in this process. Measured on the realistic 50k corpus (pii,
+// exact, fuzzy 0.7, filter; docs/scale.md) it ran 3.2× faster than prism
+// in a quarter of the memory, with byte-identical shards: prism
+// materialises every stage boundary and builds each bundle as one
+// buffer. prism, universal and dataflow stay one flag away.
+const DefaultRunner = "direct"
 
 // Run executes a recipe end to end and commits a new version.
 func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
@@ -128,7 +136,7 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 
 	status("running on " + RunnerName())
 	start := time.Now()
-	res, err := beamx.RunWithMetrics(ctx, p)
+	res, err := beam.Run(ctx, RunnerName(), p)
 	if err != nil {
 		store.Discard(staging)
 		return nil, fmt.Errorf("pipeline failed on %s: %w", RunnerName(), err)
@@ -567,8 +575,10 @@ func sortedCounts(counts map[string]int64, prefix string) []datasets.Count {
 }
 
 // checkCounters compares Beam's committed counters with the manifest and
-// logs a warning on a mismatch (a runner that retried bundles may report
-// attempted rather than committed counts).
+// logs a mismatch at debug level only: counters are for monitoring, the
+// funnel comes from the files, and prism's counters have disagreed with
+// them (a runner that retried bundles may report attempted rather than
+// committed counts), so sieve reports no counter to the user.
 func checkCounters(res beam.PipelineResult, m *datasets.Manifest) {
 	want := map[string]int64{"read_records": m.Funnel.Read, "written_rows": m.Funnel.Written, "dead_letters": m.Funnel.DeadLettered}
 	for _, c := range res.Metrics().AllMetrics().Counters() {
@@ -576,7 +586,7 @@ func checkCounters(res beam.PipelineResult, m *datasets.Manifest) {
 			continue
 		}
 		if w, ok := want[c.Key.Name]; ok && c.Committed != w {
-			slog.Warn("Beam counter disagrees with the files written", "counter", c.Key.Name, "counter_value", c.Committed, "files", w)
+			slog.Debug("Beam counter disagrees with the files written", "counter", c.Key.Name, "counter_value", c.Committed, "files", w)
 		}
 	}
 }

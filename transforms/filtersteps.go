@@ -40,7 +40,9 @@ func init() {
 		}
 		st := &piiStep{stage: spec.Stage, scrubber: sc, drop: cfg.Mode == "drop", counters: map[string]beam.Counter{}}
 		for _, k := range filters.PIIKinds() {
-			st.counters[k] = beam.NewCounter(Namespace, PIICounter(spec.Stage, k))
+			if !spec.Quiet {
+				st.counters[k] = beam.NewCounter(Namespace, PIICounter(spec.Stage, k))
+			}
 		}
 		return st, nil
 	})

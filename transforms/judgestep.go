@@ -34,7 +34,7 @@ func init() {
 		if err := json.Unmarshal(spec.Config, &cfg); err != nil {
 			return nil, err
 		}
-		st := &judgeStep{stage: spec.Stage, cfg: cfg,
+		st := &judgeStep{stage: spec.Stage, cfg: cfg, quiet: spec.Quiet,
 			scored: beam.NewCounter(Namespace, "modified/"+spec.Stage+"/judge.scored"),
 			failed: beam.NewCounter(Namespace, "modified/"+spec.Stage+"/judge.unparsed")}
 		if cfg.Heuristic {
@@ -64,6 +64,7 @@ type judgeStep struct {
 	judge          judges.Judge
 	client         *llm.Client // nil for the heuristic judge
 	scored, failed beam.Counter
+	quiet          bool // counts nothing (StepSpec.Quiet)
 	mu             sync.Mutex
 	stop           error
 }
@@ -95,9 +96,11 @@ func (j *judgeStep) Apply(ctx context.Context, s *datasets.Sample) *datasets.Rej
 		j.mu.Unlock()
 		return &datasets.Rejected{Stage: j.stage, Reason: "judge.stopped", Detail: err.Error(), Sample: *s}
 	}
-	if err != nil {
+	switch {
+	case j.quiet:
+	case err != nil:
 		j.failed.Inc(ctx, 1)
-	} else {
+	default:
 		j.scored.Inc(ctx, 1)
 	}
 	judges.Annotate(s, v)

@@ -143,7 +143,7 @@ func shardKeyOf(w WriteConfig, id string) string {
 func Unspill(s beam.Scope, runs beam.PCollection, prior []StageMarks, pre []StepSpec) beam.PCollection {
 	s = s.Scope("Unspill")
 	all, stages := marksSideInput(s, prior)
-	return beam.ParDo(s, &unspillFn{Stages: stages, Pre: pre}, runs, all)
+	return beam.ParDo(s, &unspillFn{Stages: stages, Pre: quiet(pre)}, runs, all)
 }
 
 type unspillFn struct {

@@ -33,6 +33,20 @@ type StepSpec struct {
 	Stage  string          `json:"stage"`
 	Kind   string          `json:"kind"`
 	Config json.RawMessage `json:"config"`
+	// Quiet steps count nothing: they re-run a pending step only to see
+	// a sample as a later whole-dataset stage sees it (its keys), and
+	// the writers' run of the same step is the one that counts.
+	Quiet bool `json:"quiet,omitempty"`
+}
+
+// quiet returns copies of specs marked Quiet.
+func quiet(specs []StepSpec) []StepSpec {
+	out := make([]StepSpec, len(specs))
+	for i, sp := range specs {
+		sp.Quiet = true
+		out[i] = sp
+	}
+	return out
 }
 
 // StepBuilder makes a Step from its spec.
