@@ -3,7 +3,6 @@ package transforms
 import (
 	"context"
 	"encoding/hex"
-	"fmt"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -16,7 +15,6 @@ func init() {
 	register.DoFn3x1[context.Context, datasets.Sample, func(string, string), error](&exactKeyFn{})
 	register.DoFn4x0[context.Context, string, func(*string) bool, func(string)](&pickSurvivorFn{})
 	register.Iter1[string]()
-	register.DoFn5x0[context.Context, datasets.Sample, func(*string) bool, func(datasets.Sample), func(datasets.Rejected)](&applyMarksFn{})
 	register.Emitter1[datasets.Rejected]()
 }
 
@@ -36,20 +34,6 @@ func ExactDedupMarks(s beam.Scope, in beam.PCollection, mode dedup.KeyMode, stag
 	groups := beam.GroupByKey(s, keyed)
 	marks := beam.ParDo(s, &pickSurvivorFn{Stage: stage}, groups)
 	return StageMarks{Stage: stage, Reason: "exact_duplicate", Detail: "same normalised " + string(mode) + " as %s", Marks: marks}
-}
-
-// ExactDedup is the stand-alone form of ExactDedupMarks: it returns the
-// samples kept (survivors of groups of two or more get DupCluster set to
-// their own id) and the samples dropped (DupCluster and Survivor set to
-// the survivor's id).
-func ExactDedup(s beam.Scope, in beam.PCollection, mode dedup.KeyMode) (kept, dropped beam.PCollection) {
-	m := ExactDedupMarks(s, in, mode, "exact_dedup", nil, nil)
-	return ApplyMarks(s, in, m)
-}
-
-// ApplyMarks splits samples by one stage's marks into kept and dropped.
-func ApplyMarks(s beam.Scope, in beam.PCollection, m StageMarks) (kept, dropped beam.PCollection) {
-	return beam.ParDo2(s.Scope("ApplyMarks"), &applyMarksFn{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}, in, beam.SideInput{Input: m.Marks})
 }
 
 type exactKeyFn struct {
@@ -100,37 +84,4 @@ func (f *pickSurvivorFn) ProcessElement(ctx context.Context, _ string, refs func
 	for _, r := range all {
 		emit(formatMark(f.Stage, r, r == best, survivor))
 	}
-}
-
-// applyMarksFn passes samples through, dropping those one stage's marks
-// drop. The marks are loaded once per DoFn instance (the side input is the
-// same for every element of the global window).
-type applyMarksFn struct {
-	Stage  string `json:"stage"`
-	Reason string `json:"reason"`
-	Detail string `json:"detail"`
-
-	marks   markSet
-	dropped beam.Counter
-}
-
-func (f *applyMarksFn) Setup() { f.dropped = beam.NewCounter(Namespace, f.Stage+"_dropped") }
-
-func (f *applyMarksFn) ProcessElement(ctx context.Context, s datasets.Sample, marks func(*string) bool, kept func(datasets.Sample), dropped func(datasets.Rejected)) {
-	if f.marks == nil {
-		f.marks = loadMarks(marks)
-	}
-	m, ok := f.marks[f.Stage][sampleOrigin(&s)]
-	if !ok {
-		kept(s)
-		return
-	}
-	s.DupCluster = m.survivor
-	if m.kept {
-		kept(s)
-		return
-	}
-	f.dropped.Inc(ctx, 1)
-	dropped(datasets.Rejected{Stage: f.Stage, Reason: f.Reason, Survivor: m.survivor,
-		Detail: fmt.Sprintf(f.Detail, m.survivor), Sample: s})
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -66,18 +65,6 @@ func RegisterStep(kind string, b StepBuilder) {
 		panic("transforms: step kind registered twice: " + kind)
 	}
 	stepBuilders[kind] = b
-}
-
-// StepKinds lists the registered step kinds.
-func StepKinds() []string {
-	stepMu.RLock()
-	defer stepMu.RUnlock()
-	var ks []string
-	for k := range stepBuilders {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // BuildSteps builds specs in order.
