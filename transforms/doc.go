@@ -1,18 +1,23 @@
 // Package transforms wraps sieve's plain-Go algorithms as Apache Beam
-// composites. Each composite follows one shape:
+// transforms. A run has three kinds of stage:
 //
-//	func Stage(s beam.Scope, in beam.PCollection, cfg Config) (kept, dropped beam.PCollection)
+//   - per-sample stages (filters, PII, decontamination, judges) are Steps,
+//     described by StepSpecs and applied in batches by ApplySteps, or left
+//     pending in the writers' tail (WriteConfig.Tail);
+//   - whole-dataset stages (exact and fuzzy dedup) do not move samples:
+//     they shuffle small keys (hashes, references) and return marks
+//     (StageMarks), which travel as side inputs;
+//   - the samples themselves are spilled once (Spill) into sorted runs
+//     under the staging directory; later whole-dataset stages read them
+//     back (Unspill) and the shard writers (WriteSpilled) merge each
+//     shard's runs, apply the tail (marks, then pending steps) and write
+//     Parquet.
 //
-// where in and kept are PCollection<datasets.Sample> and dropped is
-// PCollection<datasets.Rejected>, so that every record is accounted for in
-// the run's funnel. Composites shuffle small keys (hashes, ids), never
-// whole samples, except where a shard is assembled for writing, and they
-// decide by total orders (smallest id), never by arrival, so output is the
-// same whatever the runner's bundling.
-//
-// Every composite counts what it sees with Beam metrics under the
-// namespace "sieve", so the funnel is visible in a runner's monitoring
-// too.
+// Every decision is taken by a total order (datasets.Less, smallest
+// reference), never by arrival, so the output is the same whatever the
+// runner's bundling. Every drop becomes a datasets.Rejected, so the run's
+// funnel accounts for every record. Stages count what they see with Beam
+// metrics under the namespace "sieve".
 package transforms
 
 import (
