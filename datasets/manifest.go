@@ -15,15 +15,23 @@ const ManifestFormat = "sieve.manifest/v1"
 // did, and every shard that came out. It is written last, so a version
 // directory without one is not a version.
 type Manifest struct {
-	Format    string          `json:"format"`
-	Name      string          `json:"name"`
-	Version   string          `json:"version"`
-	ContentID string          `json:"content_id,omitempty"`
-	Parents   []string        `json:"parents,omitempty"`
-	CreatedAt string          `json:"created_at"`
-	Sieve     string          `json:"sieve_version"`
-	Runner    string          `json:"runner"`
-	Recipe    json.RawMessage `json:"recipe"`
+	Format    string   `json:"format"`
+	Name      string   `json:"name"`
+	Version   string   `json:"version"`
+	ContentID string   `json:"content_id,omitempty"`
+	Parents   []string `json:"parents,omitempty"`
+	// ParentContentIDs records each parent's content id as it was when
+	// this version was built, so a name that later holds other data is
+	// not taken for the parent (see Store.CheckParents).
+	ParentContentIDs []ParentRef `json:"parent_content_ids,omitempty"`
+	CreatedAt        string      `json:"created_at"`
+	Sieve            string      `json:"sieve_version"`
+	// SieveBuild identifies the code that built the version: sieve's
+	// version, the VCS revision, and for a build from a modified tree
+	// the binary's build id (part of the content id).
+	SieveBuild string          `json:"sieve_build,omitempty"`
+	Runner     string          `json:"runner"`
+	Recipe     json.RawMessage `json:"recipe"`
 	// Skipped lists stages of the recipe that did not run, and why.
 	Skipped []string `json:"skipped,omitempty"`
 	Inputs  []Input  `json:"inputs"`
@@ -45,6 +53,29 @@ type Manifest struct {
 	// Stopped lists generation stages that stopped before the end (the
 	// budget was spent, the endpoint failed for good), and why.
 	Stopped []string `json:"stopped,omitempty"`
+}
+
+// ParentRef is a parent version and its content id.
+type ParentRef struct {
+	Ref       string `json:"ref"`
+	ContentID string `json:"content_id"`
+}
+
+// AddParent records a parent version (NAME@vN) and its content id.
+func (m *Manifest) AddParent(ref, contentID string) {
+	m.Parents = append(m.Parents, ref)
+	m.ParentContentIDs = append(m.ParentContentIDs, ParentRef{Ref: ref, ContentID: contentID})
+}
+
+// ParentContentID returns the content id recorded for a parent, if any
+// (manifests made before parent_content_ids record none).
+func (m *Manifest) ParentContentID(ref string) (string, bool) {
+	for _, p := range m.ParentContentIDs {
+		if p.Ref == ref {
+			return p.ContentID, true
+		}
+	}
+	return "", false
 }
 
 // LLMUsage is one endpoint's usage in a run. Tokens and cost count what

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 )
 
@@ -84,16 +85,45 @@ func (s Store) OpenVersion(ctx context.Context, r Ref) (*Version, error) {
 		return nil, err
 	}
 	v := &Version{Store: s, Ref: r, Dir: s.VersionDir(r.Name, r.Version), Manifest: m}
-	for _, sh := range v.Shards() {
-		size, err := fileSize(ctx, v.ShardPath(sh))
-		if err != nil {
-			return nil, fmt.Errorf("%s: shard %s is missing: %w", r, sh.Path, err)
-		}
-		if size != sh.Bytes {
-			return nil, fmt.Errorf("%s: shard %s has %d bytes, the manifest says %d", r, sh.Path, size, sh.Bytes)
-		}
+	if problems := v.checkFiles(ctx, true); len(problems) > 0 {
+		return nil, fmt.Errorf("%s: shard %s %s", r, problems[0].Path, problems[0].Reason)
 	}
 	return v, nil
+}
+
+// CheckFiles checks that every shard the manifest lists exists with the
+// listed size, without reading or hashing it (Verify does that). It
+// returns every missing or resized shard.
+func (v *Version) CheckFiles(ctx context.Context) []ShardProblem {
+	return v.checkFiles(ctx, false)
+}
+
+func (v *Version) checkFiles(ctx context.Context, first bool) []ShardProblem {
+	var problems []ShardProblem
+	for _, sh := range v.Shards() {
+		var size int64
+		var err error
+		if isURL(v.Dir) {
+			size, err = fileSize(ctx, v.ShardPath(sh))
+		} else {
+			var info os.FileInfo
+			if info, err = os.Stat(v.ShardPath(sh)); err == nil {
+				size = info.Size()
+			}
+		}
+		switch {
+		case err != nil:
+			problems = append(problems, ShardProblem{Path: sh.Path, Reason: fmt.Sprintf("is missing: %v", err)})
+		case size != sh.Bytes:
+			problems = append(problems, ShardProblem{Path: sh.Path, Reason: fmt.Sprintf("has %d bytes, the manifest says %d", size, sh.Bytes)})
+		default:
+			continue
+		}
+		if first {
+			break
+		}
+	}
+	return problems
 }
 
 // ShardProblem is one damaged shard found by Verify.

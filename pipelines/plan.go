@@ -44,9 +44,10 @@ type Plan struct {
 	// transforms.DefaultSpillBudget); it bounds the run's memory and
 	// does not change its output.
 	SpillBudget int
-	// ContentID hashes what determines the output's bytes: sieve's
-	// version, the recipe (less the store root), every input file's path
-	// and SHA-256, and the parents' content ids.
+	// ContentID hashes what determines the output's bytes: the code
+	// (CodeVersion: sieve's version and VCS revision), the recipe (less
+	// the store root), every input file's path and SHA-256, and the
+	// parents' content ids.
 	ContentID string
 }
 
@@ -175,7 +176,7 @@ func (p *Plan) contentID() (string, error) {
 		Inputs  []input
 		Parents []parent
 		Skipped []string
-	}{Sieve: Version, Recipe: recipeJSON, Skipped: p.SkipReasons}
+	}{Sieve: CodeVersion(), Recipe: recipeJSON, Skipped: p.SkipReasons}
 	for _, in := range p.Inputs {
 		doc.Inputs = append(doc.Inputs, input{in.Source, in.File, in.SHA256})
 	}

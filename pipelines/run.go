@@ -104,8 +104,15 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 			opt.Notice(why)
 		}
 	}
+	// One run of a dataset at a time: a second waits, then finds the
+	// first's version by content id.
+	unlock, err := store.Lock(ctx, r.Name, opt.Notice)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if !opt.Force {
-		if v, ok, err := store.FindContent(ctx, r.Name, plan.ContentID); err != nil {
+		if v, ok, err := store.FindIntact(ctx, r.Name, plan.ContentID, opt.Notice); err != nil {
 			return nil, err
 		} else if ok {
 			m, err := store.ReadManifest(ctx, r.Name, v)
@@ -416,6 +423,7 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 		Skipped:     plan.SkipReasons,
 		CreatedAt:   time.Now().UTC().Format(time.RFC3339),
 		Sieve:       Version,
+		SieveBuild:  CodeVersion(),
 		Runner:      RunnerName(),
 		Recipe:      canon,
 		Schema:      datasets.ShardColumns(),
@@ -425,7 +433,7 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 	inputs := map[string]*datasets.Input{}
 	m.Inputs = append(m.Inputs, plan.Inputs...)
 	for _, v := range plan.Parents {
-		m.Parents = append(m.Parents, v.Ref.String())
+		m.AddParent(v.Ref.String(), v.Manifest.ContentID)
 	}
 	for i := range m.Inputs {
 		inputs[m.Inputs[i].Source+"\x00"+m.Inputs[i].File] = &m.Inputs[i]
