@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -247,11 +249,11 @@ type signFn struct {
 	Stages []string `json:"stages,omitempty"`
 	marks  markSet
 	runner stepRunner
-	// sketcher gives the signature and the verification payload
+	// sketchers (one per worker) give the signature and the verification payload
 	// (dedup.Sketcher: under key turns, the response's signature and
 	// both turns' sets).
-	sketcher *dedup.Sketcher
-	keys     []uint64
+	sketchers []*dedup.Sketcher
+	batch     []datasets.Sample
 	// packed holds the bundle's (band key, node) pairs by band group,
 	// emitted at the end of the bundle: a few thousand compact elements
 	// instead of one per pair (bands × samples), which is what the
@@ -299,42 +301,96 @@ func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, marks fu
 	if f.marks == nil {
 		f.marks = loadMarks(marks)
 	}
-	if _, _, dropped := f.marks.dropped(sampleOrigin(&s), f.Stages); dropped {
+	f.batch = append(f.batch, s)
+	if len(f.batch) >= signBatch {
+		return f.flush(ctx, band, set, origin)
+	}
+	return nil
+}
+
+// signBatch is how many samples a signer sketches at once, on
+// GOMAXPROCS goroutines (the in-process runners call a DoFn from one
+// goroutine).
+const signBatch = 1024
+
+// signed is what the signer made of one sample of a batch.
+type signed struct {
+	ok      bool
+	node    string
+	origin  string
+	keys    []uint64
+	payload []byte
+}
+
+// flush sketches the batch in parallel and emits in batch order.
+func (f *signFn) flush(ctx context.Context, band func(string, []byte), set func(string, []byte), origin func(string, string)) error {
+	if len(f.batch) == 0 {
 		return nil
 	}
 	steps, err := f.runner.get(f.Pre)
 	if err != nil {
 		return err
 	}
-	if runSteps(ctx, steps, &s) != nil {
-		return nil
+	workers := runtime.GOMAXPROCS(0)
+	if len(f.sketchers) < workers {
+		for len(f.sketchers) < workers {
+			f.sketchers = append(f.sketchers, f.Cfg.Text.NewSketcher(f.Cfg.Mode, f.Cfg.Verify))
+		}
 	}
-	if f.sketcher == nil {
-		f.sketcher = f.Cfg.Text.NewSketcher(f.Cfg.Mode, f.Cfg.Verify)
+	out := make([]signed, len(f.batch))
+	var wg sync.WaitGroup
+	chunk := (len(f.batch) + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, len(f.batch))
+		if lo >= hi {
+			break
+		}
+		wg.Add(1)
+		go func(sk *dedup.Sketcher, lo, hi int) {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				s := &f.batch[i]
+				org := sampleOrigin(s)
+				if _, _, dropped := f.marks.dropped(org, f.Stages); dropped {
+					continue
+				}
+				if runSteps(ctx, steps, s) != nil {
+					continue
+				}
+				sig, payload, ok := sk.Sketch(s.Messages)
+				if !ok {
+					continue
+				}
+				out[i] = signed{ok: true, node: nodeKey(f.Cfg.Keep, s, shortRef(s)), origin: org,
+					keys: dedup.AppendBandKeys(nil, sig, f.Cfg.Bands, f.Cfg.Rows), payload: payload}
+			}
+		}(f.sketchers[w], lo, hi)
 	}
-	sig, payload, ok := f.sketcher.Sketch(s.Messages)
-	if !ok {
-		return nil
-	}
-	node := nodeKey(f.Cfg.Keep, &s, shortRef(&s))
-	origin(node, sampleOrigin(&s))
-	f.keys = dedup.AppendBandKeys(f.keys[:0], sig, f.Cfg.Bands, f.Cfg.Rows)
+	wg.Wait()
+	f.batch = f.batch[:0]
 	if f.packed == nil {
 		f.packed = map[uint16][]byte{}
 	}
-	for _, k := range f.keys {
-		g := uint16(k % bandGroups)
-		f.packed[g] = packPair(f.packed[g], k, node)
-		if len(f.packed[g]) >= maxPack {
-			// Bounded memory on runners that make one bundle of everything;
-			// the groups are sorted on the other side, so where a pack ends
-			// does not change the result.
-			band(strconv.Itoa(int(g)), f.packed[g])
-			f.packed[g] = nil
+	for i := range out {
+		o := &out[i]
+		if !o.ok {
+			continue
 		}
-	}
-	if payload != nil {
-		set(node, payload)
+		origin(o.node, o.origin)
+		for _, k := range o.keys {
+			g := uint16(k % bandGroups)
+			f.packed[g] = packPair(f.packed[g], k, o.node)
+			if len(f.packed[g]) >= maxPack {
+				// Bounded memory on runners that make one bundle of everything;
+				// the groups are sorted on the other side, so where a pack ends
+				// does not change the result.
+				band(strconv.Itoa(int(g)), f.packed[g])
+				f.packed[g] = nil
+			}
+		}
+		if o.payload != nil {
+			set(o.node, o.payload)
+		}
 	}
 	return nil
 }
@@ -357,17 +413,21 @@ func (f *signFreeFn) ProcessElement(ctx context.Context, s datasets.Sample, band
 	return f.get().ProcessElement(ctx, s, nil, band, set, origin)
 }
 
-func (f *signFreeFn) FinishBundle(band func(string, []byte), set func(string, []byte), origin func(string, string)) {
-	f.get().FinishBundle(nil, band, set, origin)
+func (f *signFreeFn) FinishBundle(ctx context.Context, band func(string, []byte), set func(string, []byte), origin func(string, string)) error {
+	return f.get().FinishBundle(ctx, nil, band, set, origin)
 }
 
 // FinishBundle emits the bundle's packed band pairs, one element per
 // band group.
-func (f *signFn) FinishBundle(_ func(*string) bool, band func(string, []byte), _ func(string, []byte), _ func(string, string)) {
+func (f *signFn) FinishBundle(ctx context.Context, _ func(*string) bool, band func(string, []byte), set func(string, []byte), origin func(string, string)) error {
+	if err := f.flush(ctx, band, set, origin); err != nil {
+		return err
+	}
 	for g, b := range f.packed {
 		band(strconv.Itoa(int(g)), b)
 	}
 	f.packed = nil
+	return nil
 }
 
 // bucketEdgesFn turns the LSH buckets of one band group into candidate
