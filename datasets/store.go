@@ -238,6 +238,7 @@ func (s Store) Commit(ctx context.Context, staging string, m *Manifest) (string,
 			if err := os.WriteFile(filepath.Join(staging, ManifestFile), append(data, '\n'), 0o644); err != nil {
 				return "", fmt.Errorf("write manifest: %w", err)
 			}
+			pauseBeforeCommit(staging) // a test hook (testhook.go); nothing unless set
 			endLease(staging)
 			if err := os.Rename(staging, final); err != nil {
 				if _, statErr := os.Stat(final); statErr == nil {
