@@ -1,7 +1,9 @@
 package datasets
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // ShardSchemaVersion is the value of the sieve.schema_version key-value
@@ -113,13 +117,103 @@ type shardCountingWriter struct {
 	w io.Writer
 	h hash.Hash
 	n int64
+	// tail, while set, holds back what is written (see finishTail).
+	tail *bytes.Buffer
 }
 
 func (c *shardCountingWriter) Write(p []byte) (int, error) {
+	if c.tail != nil {
+		return c.tail.Write(p)
+	}
 	n, err := c.w.Write(p)
 	c.h.Write(p[:n])
 	c.n += int64(n)
 	return n, err
+}
+
+// MaxStatisticsValue bounds the bytes of each min and max value of the
+// column chunk statistics in a shard's footer. parquet-go truncates the
+// page index (to 16 bytes) but copies the column chunk's extreme values
+// whole, so one 50 MB message made a 50 MB footer. Longer values are
+// truncated as parquet-java and parquet-go's column index do: the minimum
+// to its prefix, the maximum to its prefix with the last byte
+// incremented (still an upper bound).
+const MaxStatisticsValue = 1024
+
+// finishTail writes what the writer held back since capture began (the
+// end of the file: the last row group, the page indexes and the footer)
+// with the footer's statistics truncated to MaxStatisticsValue.
+func (c *shardCountingWriter) finishTail() error {
+	data := c.tail.Bytes()
+	c.tail = nil
+	if fixed, ok := truncateFooterStatistics(data); ok {
+		data = fixed
+	}
+	_, err := c.Write(data)
+	return err
+}
+
+// truncateFooterStatistics rewrites the footer at the end of data (a
+// Parquet file's tail) when a column chunk's statistics hold a value
+// longer than MaxStatisticsValue; ok is false when nothing needed it (the
+// bytes are then left exactly as parquet-go wrote them).
+func truncateFooterStatistics(data []byte) ([]byte, bool) {
+	n := len(data)
+	if n < 8 || string(data[n-4:]) != "PAR1" {
+		return nil, false
+	}
+	size := int(binary.LittleEndian.Uint32(data[n-8 : n-4]))
+	if size > n-8 {
+		return nil, false
+	}
+	var md format.FileMetaData
+	var proto thrift.CompactProtocol
+	if err := thrift.Unmarshal(&proto, data[n-8-size:n-8], &md); err != nil {
+		return nil, false
+	}
+	changed := false
+	for i := range md.RowGroups {
+		for j := range md.RowGroups[i].Columns {
+			st := &md.RowGroups[i].Columns[j].MetaData.Statistics
+			if len(st.MinValue) > MaxStatisticsValue {
+				st.MinValue, changed = st.MinValue[:MaxStatisticsValue], true
+			}
+			if len(st.Min) > MaxStatisticsValue {
+				st.Min, changed = st.Min[:MaxStatisticsValue], true
+			}
+			if len(st.MaxValue) > MaxStatisticsValue {
+				st.MaxValue, changed = truncateMax(st.MaxValue), true
+			}
+			if len(st.Max) > MaxStatisticsValue {
+				st.Max, changed = truncateMax(st.Max), true
+			}
+		}
+	}
+	if !changed {
+		return nil, false
+	}
+	footer, err := thrift.Marshal(&proto, &md)
+	if err != nil {
+		return nil, false
+	}
+	out := append([]byte(nil), data[:n-8-size]...)
+	out = append(out, footer...)
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(footer)))
+	return append(out, "PAR1"...), true
+}
+
+// truncateMax cuts a maximum to MaxStatisticsValue bytes and increments
+// the last byte that can be, so the result stays an upper bound; nil (no
+// maximum recorded) when every byte is 0xff.
+func truncateMax(v []byte) []byte {
+	out := append([]byte(nil), v[:MaxStatisticsValue]...)
+	for i := len(out) - 1; i >= 0; i-- {
+		if out[i] != 0xff {
+			out[i]++
+			return out[:i+1]
+		}
+	}
+	return nil
 }
 
 // ShardWriter streams Samples into a Parquet shard. It is not safe for
@@ -295,9 +389,13 @@ func (w *ShardWriter) Close() (ShardStats, error) {
 	if !w.closed {
 		w.closed = true
 		if err := w.flushBatch(); err == nil {
+			w.out.tail = new(bytes.Buffer)
 			if err := w.pw.Close(); err != nil {
 				w.err = fmt.Errorf("datasets: closing shard: %w", err)
+			} else if err := w.out.finishTail(); err != nil {
+				w.err = fmt.Errorf("datasets: closing shard: %w", err)
 			}
+			w.out.tail = nil
 		}
 	}
 	if w.err != nil {

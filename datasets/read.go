@@ -3,6 +3,7 @@ package datasets
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -112,6 +113,10 @@ func ReadSamples(ctx context.Context, file string, opt ReadOptions, emit func(Sa
 		in = io.LimitReader(rc, rg.End-rg.Start)
 	}
 	r, release, err := Decompress(in, comp)
+	var ce *ContainerError
+	if errors.As(err, &ce) {
+		return unreadable(st, opt, file, comp, err, dead)
+	}
 	if err != nil {
 		return st, fmt.Errorf("%s: %w", file, err)
 	}
@@ -159,7 +164,7 @@ func ReadSamples(ctx context.Context, file string, opt ReadOptions, emit func(Sa
 		return nil
 	}
 	if opt.Workers > 1 && dec.Format != FormatAuto {
-		return readParallel(cont, r, opt, file, dec, st, emit, dead)
+		return readParallel(cont, comp, r, opt, file, dec, st, emit, dead)
 	}
 	readErr := ReadRecords(cont, r, func(rec Record) error {
 		if opt.Limit > 0 && st.Records >= opt.Limit {
@@ -180,16 +185,42 @@ func ReadSamples(ctx context.Context, file string, opt ReadOptions, emit func(Sa
 	case isCallbackErr(readErr):
 		return st, errors.Unwrap(readErr)
 	}
-	return unreadable(st, opt, file, readErr, dead)
+	return unreadable(st, opt, file, comp, readErr, dead)
 }
 
-// unreadable accounts for a container that broke part way as one dead
-// letter after the records read so far.
-func unreadable(st FileStats, opt ReadOptions, file string, readErr error, dead func(DeadLetter) error) (FileStats, error) {
+// UnreadableReason is the dead-letter reason of a file that cannot be
+// read, or that broke part way: one dead letter for the rest of the file,
+// after the records read before the break.
+const UnreadableReason = "unreadable file"
+
+// unreadable accounts for a container that broke part way (or could not
+// be read at all) as one dead letter after the records read so far.
+func unreadable(st FileStats, opt ReadOptions, file string, comp Compression, readErr error, dead func(DeadLetter) error) (FileStats, error) {
+	read := st.Records
 	st.Records++
 	st.Dead++
-	return st, dead(DeadLetter{Source: opt.Source, File: file, Index: opt.Range.FirstIndex + st.Records - 1, Stage: "read",
-		Reason: "unreadable file", Detail: fmt.Sprintf("reading stopped after %d records: %v", st.Records-1, readErr)})
+	return st, dead(DeadLetter{Source: opt.Source, File: file, Index: opt.Range.FirstIndex + read, Stage: "read",
+		Reason: UnreadableReason, Detail: unreadableDetail(comp, readErr, read)})
+}
+
+// unreadableDetail says in a phrase what broke a file after read records.
+func unreadableDetail(comp Compression, err error, read int64) string {
+	var ce *ContainerError
+	switch {
+	case errors.As(err, &ce):
+		return ce.Detail
+	case comp != CompressionNone && errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Sprintf("truncated %s stream after %d records", comp, read)
+	case comp != CompressionNone && !errors.Is(err, io.EOF) && !isJSONError(err):
+		return fmt.Sprintf("corrupt %s stream after %d records: %v", comp, read, err)
+	}
+	return fmt.Sprintf("%v; the %d records before it were read", err, read)
+}
+
+// isJSONError reports errors of the JSON array reader.
+func isJSONError(err error) bool {
+	var se *json.SyntaxError
+	return errors.As(err, &se) || strings.HasPrefix(err.Error(), "JSON array")
 }
 
 // readSieveShard reads one of sieve's own shards: every column is kept
@@ -242,7 +273,7 @@ type decodedBatch struct {
 
 // readParallel reads records on one goroutine, decodes batches of them on
 // opt.Workers goroutines and runs the callbacks on the caller's.
-func readParallel(cont Container, r io.Reader, opt ReadOptions, file string, dec *Decoder, st FileStats,
+func readParallel(cont Container, comp Compression, r io.Reader, opt ReadOptions, file string, dec *Decoder, st FileStats,
 	emit func(Sample) error, dead func(DeadLetter) error) (FileStats, error) {
 	const batchSize = 128
 	rg := opt.Range
@@ -337,7 +368,7 @@ func readParallel(cont Container, r io.Reader, opt ReadOptions, file string, dec
 	if readErr == nil || errors.Is(readErr, errStop) {
 		return st, nil
 	}
-	return unreadable(st, opt, file, readErr, dead)
+	return unreadable(st, opt, file, comp, readErr, dead)
 }
 
 // skipTo advances a fresh reader to offset, seeking where it can.

@@ -62,26 +62,54 @@ func DetectContainer(name string) (Container, Compression, error) {
 	return "", "", fmt.Errorf("%s: unknown file type (want .jsonl, .ndjson, .json or .parquet, optionally .gz or .zst)", name)
 }
 
+// Magic numbers of the compressed containers.
+var (
+	gzipMagic = []byte{0x1f, 0x8b}
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+// ContainerError is a whole file that cannot be read as its name says
+// (a .gz that is not gzip data, a .zst that is not zstd). Readers turn it
+// into one dead letter for the file, like a container that breaks part
+// way.
+type ContainerError struct{ Detail string }
+
+func (e *ContainerError) Error() string { return e.Detail }
+
 // Decompress wraps r according to c. The returned closer releases the
-// decompressor (it does not close r).
+// decompressor (it does not close r). A stream that does not start with
+// its compression's magic number is a *ContainerError; an empty stream
+// reads as empty.
 func Decompress(r io.Reader, c Compression) (io.Reader, func(), error) {
-	switch c {
-	case CompressionNone:
+	if c == CompressionNone {
 		return r, func() {}, nil
-	case CompressionGzip:
-		zr, err := gzip.NewReader(r)
+	}
+	magic, name := gzipMagic, "gzip"
+	if c == CompressionZstd {
+		magic, name = zstdMagic, "zstd"
+	} else if c != CompressionGzip {
+		return nil, nil, fmt.Errorf("unknown compression %q", c)
+	}
+	br := bufio.NewReader(r)
+	head, err := br.Peek(len(magic))
+	if len(head) == 0 && err == io.EOF {
+		return br, func() {}, nil
+	}
+	if !bytes.Equal(head, magic) {
+		return nil, nil, &ContainerError{Detail: fmt.Sprintf("not %s data (the file starts with % x)", name, head)}
+	}
+	if c == CompressionGzip {
+		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, nil, fmt.Errorf("gzip: %w", err)
+			return nil, nil, &ContainerError{Detail: fmt.Sprintf("not gzip data: %v", err)}
 		}
 		return zr, func() { zr.Close() }, nil
-	case CompressionZstd:
-		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, nil, fmt.Errorf("zstd: %w", err)
-		}
-		return zr, zr.Close, nil
 	}
-	return nil, nil, fmt.Errorf("unknown compression %q", c)
+	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("zstd: %w", err)
+	}
+	return zr, zr.Close, nil
 }
 
 // Record is one raw record read from a container.
@@ -191,7 +219,7 @@ func readJSONL(br *bufio.Reader, fn func(Record) error) error {
 func readJSONArray(br *bufio.Reader, fn func(Record) error) error {
 	dec := json.NewDecoder(br)
 	if _, err := dec.Token(); err != nil { // '['
-		return fmt.Errorf("json array: %w", err)
+		return fmt.Errorf("JSON array: %w", err)
 	}
 	var index int64
 	for dec.More() {
@@ -199,7 +227,7 @@ func readJSONArray(br *bufio.Reader, fn func(Record) error) error {
 		if err := dec.Decode(&raw); err != nil {
 			// The decoder cannot resynchronise inside an array: stop with
 			// an error naming where.
-			return fmt.Errorf("json array broken at element %d (byte %d): %w", index, dec.InputOffset(), err)
+			return fmt.Errorf("JSON array broken at element %d (byte %d): %w", index, dec.InputOffset(), err)
 		}
 		if err := fn(Record{Index: index, Raw: raw}); err != nil {
 			return err
@@ -207,7 +235,7 @@ func readJSONArray(br *bufio.Reader, fn func(Record) error) error {
 		index++
 	}
 	if _, err := dec.Token(); err != nil { // ']'
-		return fmt.Errorf("json array: after element %d: %w", index, err)
+		return fmt.Errorf("JSON array: after element %d: %w", index, err)
 	}
 	return nil
 }
