@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -40,6 +41,13 @@ type Options struct {
 	// Status, when set, is called with a short line whenever the run
 	// moves on to a new phase ("listing inputs", "running on prism", …).
 	Status func(string)
+	// Warn, when set, receives one-line warnings about the run's inputs
+	// (a file that broke part way, or lost many records to dead letters).
+	Warn func(string)
+	// MaxDeadFraction fails the run when an input file loses more than
+	// this fraction of its records to dead letters (0: the default,
+	// DefaultMaxDeadFraction; 1 or more: never).
+	MaxDeadFraction float64
 }
 
 // Result is a committed version.
@@ -90,13 +98,27 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 	if !beam.Initialized() {
 		beam.Init()
 	}
+	// What can be checked before the pipeline starts is: the runner, its
+	// job server, the store, then (with the plan) the inputs.
+	if err := CheckRunner(); err != nil {
+		return nil, err
+	}
+	if err := checkJobServer(ctx); err != nil {
+		return nil, err
+	}
 	status("listing and hashing inputs")
 	store := datasets.Store{Root: StoreRoot(r, opt)}
+	if err := checkStore(store.Root, r.Name); err != nil {
+		return nil, err
+	}
 	plan, err := NewPlan(ctx, r, store)
 	if err != nil {
 		return nil, err
 	}
 	if err := checkRemoteRunner(plan); err != nil {
+		return nil, err
+	}
+	if err := checkPlan(ctx, plan); err != nil {
 		return nil, err
 	}
 	for _, why := range plan.SkipReasons {
@@ -143,10 +165,15 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 
 	status("running on " + RunnerName())
 	start := time.Now()
-	res, err := beam.Run(ctx, RunnerName(), p)
+	res, err := runPipeline(ctx, p)
+	if ctx.Err() != nil {
+		store.Discard(staging)
+		return nil, ErrInterrupted
+	}
 	if err != nil {
 		store.Discard(staging)
-		return nil, fmt.Errorf("pipeline failed on %s: %w", RunnerName(), err)
+		slog.Info("pipeline failed", "runner", RunnerName(), "err", err)
+		return nil, fmt.Errorf("pipeline failed on %s: %s", RunnerName(), pipelineCause(err))
 	}
 	slog.Info("pipeline finished", "runner", RunnerName(), "seconds", time.Since(start).Seconds())
 	if err := transforms.RemoveSpill(ctx, staging); err != nil {
@@ -164,6 +191,11 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 		checkCounters(res, m)
 		addModified(res, m)
 	}
+	warnings, err := checkDeadLetters(ctx, staging, m, opt.MaxDeadFraction)
+	if err != nil {
+		store.Discard(staging)
+		return nil, err
+	}
 	if f := lastFuzzy(r); f != nil {
 		status("indexing for later dedup")
 		if err := writeVersionIndex(ctx, staging, m, f); err != nil {
@@ -171,12 +203,64 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	pauseBeforeCommit(ctx, staging)
+	if ctx.Err() != nil {
+		store.Discard(staging)
+		return nil, ErrInterrupted
+	}
 	version, err := store.Commit(ctx, staging, m)
 	if err != nil {
 		store.Discard(staging)
 		return nil, err
 	}
+	if opt.Warn != nil {
+		for _, w := range warnings {
+			opt.Warn(w)
+		}
+	}
 	return &Result{Store: store, Dir: store.VersionDir(r.Name, version), Manifest: m}, nil
+}
+
+// runPipeline runs p on the selected runner and returns when it is done,
+// or soon after ctx is cancelled: the direct runner does not watch ctx,
+// and an interrupted run must not wait for it (the caller discards the
+// staging directory and the process exits).
+func runPipeline(ctx context.Context, p *beam.Pipeline) (beam.PipelineResult, error) {
+	runnerErrors.reset()
+	type outcome struct {
+		res beam.PipelineResult
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := beam.Run(ctx, RunnerName(), p)
+		done <- outcome{res, err}
+	}()
+	select {
+	case o := <-done:
+		return o.res, o.err
+	case <-ctx.Done():
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// pauseBeforeCommit is the PauseAfterPipelineEnv test hook.
+func pauseBeforeCommit(ctx context.Context, staging string) {
+	marker := os.Getenv(PauseAfterPipelineEnv)
+	if marker == "" {
+		return
+	}
+	if err := os.WriteFile(marker, []byte(staging), 0o644); err != nil {
+		return
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Minute):
+	}
 }
 
 // checkRemoteRunner refuses local paths on runners whose workers run on
@@ -383,10 +467,16 @@ func stepSpec(name string, st recipe.Stage, resolve func(string) string) (transf
 		cfg, err = json.Marshal(jc)
 	} else if d, ok := st.Config.(*recipe.Decontaminate); ok {
 		c := d.DecontamConfig
-		c.Files = append([]string(nil), c.Files...)
-		for i, f := range c.Files {
-			c.Files[i] = resolve(f)
+		// Globs expanded relative to the recipe (Run checks before the
+		// pipeline starts that each matches).
+		files, gerr := decontamFiles(context.Background(), c.Files, resolve)
+		if gerr != nil {
+			files = nil
+			for _, f := range c.Files {
+				files = append(files, resolve(f))
+			}
 		}
+		c.Files = files
 		cfg, err = json.Marshal(c)
 	} else {
 		cfg, err = json.Marshal(st.Config)

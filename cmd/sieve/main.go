@@ -102,7 +102,7 @@ Google Cloud Dataflow.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newRunCmd(stdout, stderr), newInspectCmd(stdout), newVersionCmd(stdout), newPrismCmd(stderr), newDatasetsCmd(stdout),
+	root.AddCommand(newRunCmd(stdout, stderr), newInspectCmd(stdout), newVersionCmd(stdout), newPrismServeCmd(stderr), newDatasetsCmd(stdout),
 		newTrainCmd(stdout, stderr), newGenerateCmd(os.Stdin, stdout))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError("%s: %v", c.CommandPath(), err) })
 	return root

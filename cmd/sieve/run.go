@@ -34,6 +34,11 @@ Flags:
   --verbose        log pipeline progress (log/slog, INFO level)
   --json           print the committed manifest as JSON instead of the funnel table
   --force          rebuild even when a version with the same content id exists
+  --max-dead-fraction F
+                   fail the run, committing nothing, when an input file loses more
+                   than this fraction of its records to dead letters (default 0.5;
+                   1 turns the check off). Files that break part way, or lose more
+                   than a tenth, are warned about either way
   --dry-run        predict the run's funnel in this process, without running the
                    pipeline or writing: each stage over what the stages above it leave
                    (fuzzy dedup estimated above 20,000 samples; LLM stages not
@@ -56,6 +61,8 @@ type runFlags struct {
 	json    bool
 	force   bool
 	dryRun  bool
+	// maxDead is --max-dead-fraction.
+	maxDead float64
 	// Profiles for developers (hidden from help).
 	cpuprofile, memprofile string
 }
@@ -96,6 +103,7 @@ func parseRunFlags(args []string) (runFlags, []string, error) {
 	fs.BoolVar(&rf.json, "json", false, "")
 	fs.BoolVar(&rf.force, "force", false, "")
 	fs.BoolVar(&rf.dryRun, "dry-run", false, "")
+	fs.Float64Var(&rf.maxDead, "max-dead-fraction", pipelines.DefaultMaxDeadFraction, "")
 	fs.StringVar(&rf.cpuprofile, "cpuprofile", "", "")
 	fs.StringVar(&rf.memprofile, "memprofile", "", "")
 	flag.CommandLine.VisitAll(func(f *flag.Flag) {
@@ -117,6 +125,9 @@ func parseRunFlags(args []string) (runFlags, []string, error) {
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+	if !(rf.maxDead > 0 && rf.maxDead <= 1) {
+		return rf, nil, usageError("run: --max-dead-fraction %g: want a fraction above 0, at most 1 (1 turns the check off)", rf.maxDead)
+	}
 	return rf, positional, nil
 }
 
@@ -130,6 +141,12 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 	}
 	beam.Init() // before setupLogging: Beam's init installs its own slog handler
 	setupLogging(stderr, level)
+	// Runner logs only with --verbose; their errors are kept for the
+	// root cause of a failed pipeline.
+	slog.SetDefault(slog.New(pipelines.LogHandler(slog.Default().Handler(), rf.verbose)))
+	if err := pipelines.CheckRunner(); err != nil {
+		return &exitError{code: 2, err: err}
+	}
 
 	r, err := recipe.Load(file)
 	if err != nil {
@@ -141,6 +158,12 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// The first signal cancels the run; a second one kills the
+		// process as if sieve caught none.
+		<-ctx.Done()
+		stop()
+	}()
 	if rf.dryRun {
 		return pipelines.DryRun(ctx, r, datasets.Store{Root: pipelines.StoreRoot(r, pipelines.Options{Store: rf.store})}, stdout, 3)
 	}
@@ -160,9 +183,17 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 		defer writeHeapProfile(rf.memprofile)
 	}
 	prog := newProgress(stderr, !rf.quiet && !rf.verbose && isTerminal(stderr))
+	warn := func(s string) {
+		if !rf.quiet {
+			fmt.Fprintln(stderr, "sieve: warning: "+s)
+		}
+	}
 	res, err := pipelines.Run(ctx, r, pipelines.Options{Store: rf.store, Force: rf.force, Status: prog.status,
-		Notice: func(s string) { fmt.Fprintln(stderr, "sieve: "+s) }})
+		Notice: func(s string) { fmt.Fprintln(stderr, "sieve: "+s) }, Warn: warn, MaxDeadFraction: rf.maxDead})
 	prog.done()
+	if err != nil && (ctx.Err() != nil || errors.Is(err, pipelines.ErrInterrupted)) {
+		return &exitError{code: 130, err: pipelines.ErrInterrupted}
+	}
 	if err != nil {
 		return err
 	}
@@ -190,7 +221,7 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 			u.Endpoint, u.Model, u.Calls, u.CachedCalls, u.Requests, u.Retries, u.TotalTokens, u.Cost)
 	}
 	for _, s := range m.Stopped {
-		fmt.Fprintln(stderr, "sieve: warning: "+s)
+		warn(s)
 	}
 	return nil
 }

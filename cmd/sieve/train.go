@@ -159,6 +159,16 @@ func trainOptions(changed func(flag string) bool, file string, f trainFlags, fla
 		opt.VocabSize = f.vocabSize
 	}
 	copyChanged(changed, &cfg, flagCfg)
+	// Zero is not "the default" for these: Config treats 0 as unset, so a
+	// given 0 would silently train with the default.
+	for _, f := range []struct {
+		name     string
+		val, min int
+	}{{"seq-len", flagCfg.SeqLen, 2}, {"batch-size", flagCfg.BatchSize, 1}, {"epochs", flagCfg.Epochs, 1}, {"grad-accum", flagCfg.GradAccum, 1}} {
+		if changed(f.name) && f.val < f.min {
+			return opt, usageError("train: --%s %d: want at least %d", f.name, f.val, f.min)
+		}
+	}
 	if changed("pack") {
 		cfg.Pad = !f.pack
 	}
