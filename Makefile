@@ -36,9 +36,11 @@ all: build
 
 build: $(BIN)
 
+# sieve itself is built with VCS stamping (in a git checkout): its content
+# ids include the revision (pipelines.CodeVersion), so an upgrade rebuilds.
 $(BIN): $(GO_SOURCES)
 	@$(if $(HAVE_OPENBLAS),,echo "note: libopenblas not found (apt-get install libopenblas-dev); building with pure-Go BLAS")
-	$(GO) build $(BLAS_TAGS) -o $(BIN) ./cmd/sieve
+	$(GO) build -buildvcs=$$(git rev-parse --is-inside-work-tree >/dev/null 2>&1 && echo true || echo false) $(BLAS_TAGS) -o $(BIN) ./cmd/sieve
 
 ## run: build sieve, run the demo recipe on the bundled sample into ./store, then train a small
 ##      model from scratch on demo@latest (about a minute; eval loss per epoch) into ./runs/demo and sample from it

@@ -108,7 +108,11 @@ is vN or latest (the default when omitted).`,
 	rm := &cobra.Command{
 		Use:   "rm NAME@VERSION",
 		Short: "Remove a version (refused while another version lists it as parent, unless --force)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Remove a version: NAME@vN, or NAME@latest (the newest; the removed version is
+named). Its number is never given out again. Refused while another version
+lists it as parent, unless --force. Also removes a vN directory without
+manifest.json (what an interrupted commit or rm leaves).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := datasets.ParseRef(args[0])
 			if err != nil {
@@ -117,10 +121,15 @@ is vN or latest (the default when omitted).`,
 			if !strings.Contains(args[0], "@") {
 				return usageError("rm: name the version explicitly (NAME@vN)")
 			}
-			if err := st().Remove(cmd.Context(), ref, force); err != nil {
+			s := st()
+			ref, err = s.Resolve(cmd.Context(), ref)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "removed %s\n", ref)
+			if err := s.Remove(cmd.Context(), ref, force); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "removed %s (%s); the number is not given out again\n", ref, s.VersionDir(ref.Name, ref.Version))
 			return nil
 		},
 	}
@@ -149,6 +158,7 @@ func listDatasets(ctx context.Context, w io.Writer, s datasets.Store) error {
 		fmt.Fprintf(w, "no datasets in %s\n", s.Root)
 		return nil
 	}
+	incomplete := map[string][]string{}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "DATASET\tVERSION\tCREATED\tROWS\tSHARDS\tCONTENT ID\tPARENTS")
 	for _, n := range names {
@@ -164,8 +174,19 @@ func listDatasets(ctx context.Context, w io.Writer, s datasets.Store) error {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", n, v, m.CreatedAt, m.Totals.Rows, m.Totals.Shards, short(m.ContentID), strings.Join(m.Parents, ","))
 		}
+		if inc, err := s.Incomplete(ctx, n); err == nil {
+			incomplete[n] = inc
+		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, n := range names {
+		for _, v := range incomplete[n] {
+			fmt.Fprintf(w, "note: %s has no %s: not a version (an interrupted commit or rm left it); 'sieve datasets rm %s@%s' removes it\n", s.VersionDir(n, v), datasets.ManifestFile, n, v)
+		}
+	}
+	return nil
 }
 
 func short(s string) string {
@@ -182,8 +203,8 @@ func showVersion(w io.Writer, v *datasets.Version) error {
 	fmt.Fprintf(w, "content id  %s\n", m.ContentID)
 	if len(m.Parents) > 0 {
 		fmt.Fprintf(w, "parents     %s\n", strings.Join(m.Parents, ", "))
-		for _, p := range m.Parents {
-			lineage(w, v.Store, p, "  ")
+		for _, c := range v.Store.CheckParents(context.Background(), m) {
+			lineage(w, v.Store, c, "  ", 0)
 		}
 	} else {
 		fmt.Fprintln(w, "parents     (none)")
@@ -200,20 +221,28 @@ func showVersion(w io.Writer, v *datasets.Version) error {
 	return m.Funnel.WriteTable(w)
 }
 
-// lineage prints a parent's own parents, recursively.
-func lineage(w io.Writer, s datasets.Store, ref, indent string) {
-	r, err := datasets.ParseRef(ref)
+// lineage prints a parent, or why the store no longer holds the version
+// the child was built from under its name, and the parent's own parents,
+// recursively.
+func lineage(w io.Writer, s datasets.Store, c datasets.ParentCheck, indent string, depth int) {
+	if p := c.Problem(); p != "" {
+		fmt.Fprintf(w, "%s└ %s (%s)\n", indent, c.Ref, p)
+		return
+	}
+	r, err := datasets.ParseRef(c.Ref)
 	if err != nil {
 		return
 	}
 	m, err := s.ReadManifest(context.Background(), r.Name, r.Version)
 	if err != nil {
-		fmt.Fprintf(w, "%s└ %s (missing from the store)\n", indent, ref)
 		return
 	}
-	fmt.Fprintf(w, "%s└ %s  %d rows  content id %s\n", indent, ref, m.Totals.Rows, short(m.ContentID))
-	for _, p := range m.Parents {
-		lineage(w, s, p, indent+"  ")
+	fmt.Fprintf(w, "%s└ %s  %d rows  content id %s\n", indent, c.Ref, m.Totals.Rows, short(m.ContentID))
+	if depth > 50 {
+		return
+	}
+	for _, pc := range s.CheckParents(context.Background(), m) {
+		lineage(w, s, pc, indent+"  ", depth+1)
 	}
 }
 

@@ -61,8 +61,40 @@ func inspect(ctx context.Context, w io.Writer, target, store string, n int, asJS
 	if err := json.Unmarshal(data, &m); err != nil {
 		return fmt.Errorf("inspect: %s: bad manifest: %w", dir, err)
 	}
+	// Every shard is checked for presence and size (not re-hashed:
+	// 'sieve datasets verify' does that) before counts are shown.
+	v := &datasets.Version{Ref: datasets.Ref{Name: m.Name, Version: m.Version}, Dir: dir, Manifest: &m}
+	problems := v.CheckFiles(ctx)
+	damaged := map[string]bool{}
+	for _, p := range problems {
+		damaged[p.Path] = true
+	}
+	warn := w
+	if asJSON {
+		warn = os.Stderr
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(warn, "WARNING: %s@%s is damaged: %d of %d shards missing or resized; the counts below are the manifest's, not what is there ('sieve datasets verify %s@%s' checks every byte)\n", m.Name, m.Version, len(problems), m.Totals.Shards, m.Name, m.Version)
+		for _, p := range problems {
+			fmt.Fprintf(warn, "  %s %s\n", p.Path, p.Reason)
+		}
+		fmt.Fprintln(warn)
+	}
 	if !asJSON {
-		fmt.Fprintf(w, "%s@%s  %s\ncreated %s by sieve %s on %s\n\n", m.Name, m.Version, dir, m.CreatedAt, m.Sieve, m.Runner)
+		fmt.Fprintf(w, "%s@%s  %s\ncreated %s by sieve %s on %s\n", m.Name, m.Version, dir, m.CreatedAt, m.Sieve, m.Runner)
+		if len(m.Parents) > 0 {
+			// The store the version is in: the --store root, or the one
+			// above a version directory given by path.
+			st := datasets.Store{Root: filepath.Dir(filepath.Dir(dir))}
+			for _, c := range st.CheckParents(ctx, &m) {
+				if p := c.Problem(); p != "" {
+					fmt.Fprintf(w, "parent  %s (%s)\n", c.Ref, p)
+				} else {
+					fmt.Fprintf(w, "parent  %s  content id %s\n", c.Ref, short(c.Current))
+				}
+			}
+		}
+		fmt.Fprintln(w)
 		for _, sp := range m.Splits {
 			fmt.Fprintf(w, "%-6s %8d rows  %3d shards  %10d bytes\n", sp.Name, sp.Rows, len(sp.Shards), sp.Bytes)
 		}
@@ -72,7 +104,7 @@ func inspect(ctx context.Context, w io.Writer, target, store string, n int, asJS
 	}
 	for _, sp := range m.Splits {
 		for _, sh := range sp.Shards {
-			if sh.Rows > 0 {
+			if sh.Rows > 0 && !damaged[sh.Path] {
 				return inspectShard(ctx, w, filepath.Join(dir, sh.Path), n, asJSON, !asJSON)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
@@ -31,6 +32,8 @@ func newVersionCmd(stdout io.Writer) *cobra.Command {
 				}
 			}
 			fmt.Fprintf(stdout, "sieve %s (Apache Beam Go SDK %s, %s %s/%s)\n", pipelines.Version, beam, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			// What content ids take the code to be (see docs/manifest.md).
+			fmt.Fprintf(stdout, "build %s\n", strings.TrimSpace(strings.TrimPrefix(pipelines.CodeVersion(), pipelines.Version)))
 			return nil
 		},
 	}
