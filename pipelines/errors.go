@@ -261,8 +261,12 @@ func checkDeadLetters(ctx context.Context, dir string, m *datasets.Manifest, max
 	for _, in := range worst {
 		frac := float64(in.Dead) / float64(in.Records)
 		if max < 1 && frac > max {
-			return nil, fmt.Errorf("%s: %d of %d records dead-lettered (%.0f%%, mostly %s), above --max-dead-fraction %g; nothing committed (--max-dead-fraction=1 keeps such files)",
-				in.File, in.Dead, in.Records, 100*frac, mostly(in.File), max)
+			why := "mostly " + mostly(in.File)
+			if fd := deaths[in.File]; fd != nil && fd.unreadable != "" {
+				why = fd.unreadable
+			}
+			return nil, fmt.Errorf("%s: %d of %d records dead-lettered (%.0f%%; %s), above --max-dead-fraction %g; nothing committed (--max-dead-fraction=1 keeps such files)",
+				in.File, in.Dead, in.Records, 100*frac, why, max)
 		}
 	}
 	for _, in := range worst {

@@ -106,9 +106,16 @@ func TestPipelineErrorsNameTheCause(t *testing.T) {
 			}
 		})
 	}
-	for _, s := range []string{"s1", "s2", "s3", "s4", "s5"} {
+	// Checks before the pipeline leave nothing; a failed pipeline commits
+	// nothing.
+	for _, s := range []string{"s1", "s2", "s3"} {
 		if _, err := os.Stat(filepath.Join(dir, s, "p")); !os.IsNotExist(err) {
 			t.Errorf("%s: a failed run left a dataset directory", s)
+		}
+	}
+	for _, s := range []string{"s4", "s5"} {
+		if vs, _ := filepath.Glob(filepath.Join(dir, s, "p", "v*")); len(vs) != 0 {
+			t.Errorf("%s: a failed run committed %v", s, vs)
 		}
 	}
 	if os.Geteuid() != 0 {
