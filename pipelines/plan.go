@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 
 	"github.com/sieve-data/sieve/datasets"
 	"github.com/sieve-data/sieve/pipelines/recipe"
@@ -83,6 +84,20 @@ func NewPlan(ctx context.Context, r *recipe.Recipe, store datasets.Store) (*Plan
 			files, err = datasets.Glob(ctx, r.ResolvePath(src.Path))
 			if err != nil {
 				return nil, fmt.Errorf("source %s: %w", src.Name, err)
+			}
+			// Samples, dead letters and the manifest name a local file as
+			// the recipe does (relative to it), not by where this checkout
+			// is: two clones then write the same bytes. (Not for format
+			// sieve: datasets.ReadSamples opens those shards by the alias.)
+			if r.ResolvePath(src.Path) != src.Path && format != datasets.FormatSieve {
+				for _, f := range files {
+					rel, err := filepath.Rel(r.Dir, f)
+					if err != nil {
+						aliases = nil
+						break
+					}
+					aliases = append(aliases, filepath.ToSlash(rel))
+				}
 			}
 		}
 		alias := func(i int) string {
