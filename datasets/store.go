@@ -82,7 +82,7 @@ func (s Store) NewStaging(name string) string {
 	}
 	stop := make(chan struct{})
 	leases.Store(dir, stop)
-	go renew(lease, stop)
+	go renew(lease, stop, LeaseRenew)
 	return dir
 }
 
@@ -94,10 +94,10 @@ var LeaseRenew = 30 * time.Second
 // of its lease.
 var leases sync.Map
 
-// renew touches file every LeaseRenew until stop closes or the file is
-// gone (committed, discarded, or removed by someone else).
-func renew(file string, stop chan struct{}) {
-	t := time.NewTicker(LeaseRenew)
+// renew touches file every period until stop closes or the file is gone
+// (committed, discarded, or removed by someone else).
+func renew(file string, stop chan struct{}, period time.Duration) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
@@ -767,7 +767,7 @@ func (s Store) Lock(ctx context.Context, name string, waiting func(string)) (fun
 				return nil, fmt.Errorf("lock %s: %w", name, werr)
 			}
 			stop := make(chan struct{})
-			go renew(file, stop)
+			go renew(file, stop, LeaseRenew)
 			var once sync.Once
 			return func() {
 				once.Do(func() {
