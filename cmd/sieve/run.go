@@ -46,7 +46,8 @@ Flags:
                    samples near the filters' thresholds
 
 Beam flags pass through to the runner, for example:
-  --runner=prism                          in-process prism (the default)
+  --runner=direct                         Beam's direct runner, in-process (the default)
+  --runner=prism                          prism, in-process
   --runner=universal --endpoint=HOST:PORT --environment_type=LOOPBACK
                                           any portable job server (e.g. 'sieve prism')
   --runner=dataflow --project=P --region=R --temp_location=gs://B/tmp
