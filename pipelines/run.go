@@ -386,7 +386,8 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 			}
 			fc := transforms.FuzzyConfig{Text: cfg.Text, Mode: dedup.KeyMode(cfg.Key), Threshold: cfg.Threshold,
 				Bands: cfg.Bands, Rows: cfg.Rows, Verify: cfg.Verify, Edges: cfg.Edges, MaxBucketPairs: 2000,
-				Keep: cfg.Keep, Rounds: cfg.Rounds, Components: componentsFor(RunnerName())}
+				Keep: cfg.Keep, Rounds: cfg.Rounds, Components: componentsFor(RunnerName()),
+				SpillDir: dir, SpillBudget: plan.SpillBudget}
 			in, prior, pre := live()
 			m, check := transforms.FuzzyDedupMarks(s, in, fc, name, prior, pre)
 			checks = append(checks, check)

@@ -47,6 +47,12 @@ type FuzzyConfig struct {
 	// worker: for the in-process runners, where every round's shuffle is
 	// paid on one machine anyway). Both give the same clusters.
 	Components string `json:"components,omitempty"`
+	// SpillDir, with Components = ComponentsLocal, is the staging
+	// directory whose spill directory holds the verification sets (see
+	// fuzzylocal.go); SpillBudget bounds the external sorts' memory (0:
+	// DefaultSpillBudget).
+	SpillDir    string `json:"spill_dir,omitempty"`
+	SpillBudget int    `json:"spill_budget,omitempty"`
 }
 
 func init() {
@@ -100,23 +106,31 @@ func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage s
 		priorMarks, stages := marksSideInput(s, prior)
 		bandPairs, sets, origins = beam.ParDo3(s, &signFn{Cfg: cfg, Pre: pre, Stages: stages}, in, priorMarks)
 	}
-	cand := candidateEdges(s, bandPairs, cfg, stage)
-	edges := cand
-	if cfg.Verify != "none" {
-		byA := beam.CoGroupByKey(s, cand, sets)
-		withA := beam.ParDo(s, &attachSetFn{}, byA)
-		byB := beam.CoGroupByKey(s, withA, sets)
-		edges = beam.ParDo(s, &verifyEdgeFn{Threshold: cfg.Threshold, Stage: stage}, byB)
+	var edges, check beam.PCollection
+	if cfg.local() {
+		// Verification and clusters on one worker, the sets on disk.
+		edges = localFuzzy(s, bucketEdges(s, bandPairs, cfg, stage), sets, cfg)
+		check = beam.ParDo(s, dropEmpty, beam.Create(s.Scope("Converged"), ""))
+	} else {
+		cand := candidateEdges(s, bandPairs, cfg, stage)
+		edges = cand
+		if cfg.Verify != "none" {
+			byA := beam.CoGroupByKey(s, cand, sets)
+			withA := beam.ParDo(s, &attachSetFn{}, byA)
+			byB := beam.CoGroupByKey(s, withA, sets)
+			edges = beam.ParDo(s, &verifyEdgeFn{Threshold: cfg.Threshold, Stage: stage}, byB)
+		}
 	}
-	var check beam.PCollection
-	if cfg.Components == ComponentsLocal {
+	switch {
+	case cfg.local():
+	case cfg.Components == ComponentsLocal:
 		// One worker finds the components of the verified graph by
 		// union-find: exact, so no convergence check; the same (child,
 		// survivor) edges as converged rounds give.
 		edges = beam.ParDo(s, localComponentsFn, beam.GroupByKey(s, beam.AddFixedKey(s, beam.ParDo(s, distinctEdgeKey, edges))))
 		check = beam.Create(s.Scope("Converged"), "")
 		check = beam.ParDo(s, dropEmpty, check)
-	} else {
+	default:
 		// Large-star / small-star rounds on (child, parent) edges.
 		for i := 0; i < cfg.Rounds; i++ {
 			rs := s.Scope(fmt.Sprintf("Round%d", i+1))
@@ -132,6 +146,10 @@ func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage s
 
 // ComponentsLocal selects union-find on one worker (FuzzyConfig.Components).
 const ComponentsLocal = "local"
+
+// local reports whether verification and clusters run on one worker
+// with the sets on disk.
+func (c FuzzyConfig) local() bool { return c.Components == ComponentsLocal && c.SpillDir != "" }
 
 // dropEmpty passes non-empty strings.
 func dropEmpty(v string, emit func(string)) {
@@ -193,10 +211,16 @@ func localComponentsFn(_ int, edges func(*string) bool, emit func(string, string
 // (dedup.BucketEdges: linear in the bucket's size by default, whatever
 // the cluster sizes).
 func candidateEdges(s beam.Scope, bandPairs beam.PCollection, cfg FuzzyConfig, stage string) beam.PCollection {
-	buckets := beam.GroupByKey(s, bandPairs)
-	cand := beam.ParDo(s, &bucketEdgesFn{Edges: cfg.Edges, Max: cfg.MaxBucketPairs, Stage: stage}, buckets)
+	cand := bucketEdges(s, bandPairs, cfg, stage)
 	// Distinct candidate edges "a\x03b", a < b.
 	return beam.ParDo(s, edgeFromKeyFn, beam.GroupByKey(s, beam.ParDo(s, distinctEdgeFn, cand)))
+}
+
+// bucketEdges is candidateEdges before the distinct step (an edge may
+// come from several bundles).
+func bucketEdges(s beam.Scope, bandPairs beam.PCollection, cfg FuzzyConfig, stage string) beam.PCollection {
+	buckets := beam.GroupByKey(s, bandPairs)
+	return beam.ParDo(s, &bucketEdgesFn{Edges: cfg.Edges, Max: cfg.MaxBucketPairs, Stage: stage}, buckets)
 }
 
 // node keys sort in keep-policy order: a fixed-width policy prefix, then
@@ -254,6 +278,9 @@ type signFn struct {
 	// both turns' sets).
 	sketchers []*dedup.Sketcher
 	batch     []datasets.Sample
+	// sets buffers the verification sets in local mode, written as runs.
+	sets     []runRecord
+	setBytes int
 	// packed holds the bundle's (band key, node) pairs by band group,
 	// emitted at the end of the bundle: a few thousand compact elements
 	// instead of one per pair (bands × samples), which is what the
@@ -388,10 +415,37 @@ func (f *signFn) flush(ctx context.Context, band func(string, []byte), set func(
 				f.packed[g] = nil
 			}
 		}
-		if o.payload != nil {
+		if o.payload == nil {
+			continue
+		}
+		if !f.Cfg.local() {
 			set(o.node, o.payload)
+			continue
+		}
+		f.sets = append(f.sets, runRecord{key: []byte(o.node), payload: o.payload})
+		f.setBytes += len(o.node) + len(o.payload) + 64
+		if f.setBytes >= (SpillConfig{Budget: f.Cfg.SpillBudget}).budget() {
+			if err := f.flushSets(ctx, set); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
+}
+
+// flushSets writes the buffered verification sets as one run sorted by
+// node and emits its path (local mode).
+func (f *signFn) flushSets(ctx context.Context, set func(string, []byte)) error {
+	if len(f.sets) == 0 {
+		return nil
+	}
+	sortRecords(f.sets)
+	path := joinPath(f.Cfg.SpillDir, SpillDir+"/"+runName("sets"))
+	if err := writeRun(ctx, path, f.sets); err != nil {
+		return err
+	}
+	f.sets, f.setBytes = nil, 0
+	set(path, nil)
 	return nil
 }
 
@@ -421,6 +475,9 @@ func (f *signFreeFn) FinishBundle(ctx context.Context, band func(string, []byte)
 // band group.
 func (f *signFn) FinishBundle(ctx context.Context, _ func(*string) bool, band func(string, []byte), set func(string, []byte), origin func(string, string)) error {
 	if err := f.flush(ctx, band, set, origin); err != nil {
+		return err
+	}
+	if err := f.flushSets(ctx, set); err != nil {
 		return err
 	}
 	for g, b := range f.packed {

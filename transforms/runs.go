@@ -196,50 +196,88 @@ func (h *runHeap) Pop() any {
 	return x
 }
 
-// mergeRuns calls fn for every record of the runs at paths in ascending
-// key order (records of equal keys in the order of paths). The record is
-// valid only during the call.
-func mergeRuns(ctx context.Context, paths []string, fn func(runRecord) error) error {
-	var h runHeap
-	defer func() {
-		for _, r := range h {
-			r.close()
-		}
-	}()
+// merger yields the records of several runs in ascending key order
+// (records of equal keys in the order of the runs), one at a time.
+type merger struct {
+	h runHeap
+	// top is the reader whose record the last next returned; it is
+	// advanced on the following call.
+	top *runReader
+}
+
+// openMerger opens the runs at paths.
+func openMerger(ctx context.Context, paths []string) (*merger, error) {
+	m := &merger{}
 	for _, p := range paths {
 		r, err := openRun(ctx, p)
 		if err != nil {
-			return err
+			m.close()
+			return nil, err
 		}
 		ok, err := r.next()
 		if err != nil {
 			r.close()
-			return err
+			m.close()
+			return nil, err
 		}
 		if !ok {
 			r.close()
 			continue
 		}
-		h = append(h, r)
+		m.h = append(m.h, r)
 	}
-	heap.Init(&h)
-	for len(h) > 0 {
-		r := h[0]
-		if err := fn(r.cur); err != nil {
-			return err
-		}
-		ok, err := r.next()
+	heap.Init(&m.h)
+	return m, nil
+}
+
+// next returns the next record (valid until the following call) and
+// false at the end.
+func (m *merger) next() (runRecord, bool, error) {
+	if m.top != nil {
+		ok, err := m.top.next()
 		if err != nil {
-			return err
+			return runRecord{}, false, err
 		}
 		if ok {
-			heap.Fix(&h, 0)
+			heap.Fix(&m.h, 0)
 		} else {
-			r.close()
-			heap.Pop(&h)
+			m.top.close()
+			heap.Pop(&m.h)
+		}
+		m.top = nil
+	}
+	if len(m.h) == 0 {
+		return runRecord{}, false, nil
+	}
+	m.top = m.h[0]
+	return m.top.cur, true, nil
+}
+
+func (m *merger) close() {
+	for _, r := range m.h {
+		r.close()
+	}
+	m.h = nil
+}
+
+// mergeRuns calls fn for every record of the runs at paths in ascending
+// key order (records of equal keys in the order of paths). The record is
+// valid only during the call.
+func mergeRuns(ctx context.Context, paths []string, fn func(runRecord) error) error {
+	m, err := openMerger(ctx, paths)
+	if err != nil {
+		return err
+	}
+	defer m.close()
+	for {
+		r, ok, err := m.next()
+		if err != nil || !ok {
+			return err
+		}
+		if err := fn(r); err != nil {
+			return err
 		}
 	}
-	return nil
 }
 
 // runName is a fresh, unique run file name (retried bundles write new
@@ -318,6 +356,50 @@ func (s *extSorter) each(ctx context.Context, fn func(runRecord) error) error {
 		}
 	}
 	return mergeRuns(ctx, s.runs, fn)
+}
+
+// sortedIter pulls the records of an extSorter in key order.
+type sortedIter struct {
+	recs []runRecord
+	i    int
+	m    *merger
+}
+
+// iter returns a pull iterator over the sorted records; call close (which
+// releases the sorter) when done.
+func (s *extSorter) iter(ctx context.Context) (*sortedIter, error) {
+	if len(s.runs) == 0 {
+		sortRecords(s.recs)
+		return &sortedIter{recs: s.recs}, nil
+	}
+	if len(s.recs) > 0 {
+		if err := s.spill(ctx); err != nil {
+			return nil, err
+		}
+	}
+	m, err := openMerger(ctx, s.runs)
+	if err != nil {
+		return nil, err
+	}
+	return &sortedIter{m: m}, nil
+}
+
+func (it *sortedIter) next() (runRecord, bool, error) {
+	if it.m != nil {
+		return it.m.next()
+	}
+	if it.i >= len(it.recs) {
+		return runRecord{}, false, nil
+	}
+	it.i++
+	return it.recs[it.i-1], true, nil
+}
+
+func (it *sortedIter) close() {
+	if it.m != nil {
+		it.m.close()
+	}
+	it.recs = nil
 }
 
 func (s *extSorter) release() {
