@@ -104,7 +104,7 @@ func TestDemoRunTwiceByteIdentical(t *testing.T) {
 	// prompt_completion.parquet index 28, changes 4 words of a short text
 	// and is below 0.7).
 	m := readManifest(t, filepath.Join(store, "demo", "v1"))
-	if f := m.Funnel; f.Read != 319 || f.DeadLettered != 10 || f.Stages[0].Out != 280 || f.Stages[1].Out != 270 || f.Written != 270 {
+	if f := m.Funnel; f.Read != 319 || f.DeadLettered != 10 || f.Stages[0].Out != 280 || f.Stages[1].Out != 276 || f.Written != 276 {
 		t.Errorf("demo funnel = %+v", f)
 	}
 	// The unchanged rerun is recognised; --force rebuilds byte-identically.
@@ -239,7 +239,7 @@ func TestUniversalRunnerOnPrismJobServer(t *testing.T) {
 		t.Fatalf("universal run: exit %d: %s", r.code, r.stderr)
 	}
 	m := readManifest(t, filepath.Join(store, "demo", "v1"))
-	if m.Runner != "universal" || m.Funnel.Written != 270 {
+	if m.Runner != "universal" || m.Funnel.Written != 276 {
 		t.Errorf("runner %s, written %d", m.Runner, m.Funnel.Written)
 	}
 	local := t.TempDir()
