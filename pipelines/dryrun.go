@@ -143,8 +143,14 @@ func Predict(ctx context.Context, r *recipe.Recipe, store datasets.Store, exampl
 			}
 			live = p.decontaminate(live, d)
 		case *recipe.ExactDedup:
+			if err := p.setChecks(ctx, plan, i); err != nil {
+				return nil, err
+			}
 			live = p.exact(live, dedup.KeyMode(cfg.Key))
 		case *recipe.FuzzyDedup:
+			if err := p.setChecks(ctx, plan, i); err != nil {
+				return nil, err
+			}
 			live, note = p.fuzzy(live, cfg)
 			if len(cfg.Against) > 0 {
 				note = joinNotes(note, "partly predicted: near duplicates of the versions in against: are not (the run looks them up in their saved indexes)")
@@ -223,6 +229,10 @@ func joinNotes(a, b string) string {
 // predictor runs the stages of a dry run over the samples that reach
 // them.
 type predictor struct {
+	// pass says whether a sample passes the checks after the current
+	// dedup stage ("0") or not ("1"), prefixed to references and nodes as
+	// the run does (transforms' passPrefix): survivors pass when one can.
+	pass     func(*datasets.Sample) string
 	pr       *Prediction
 	examples int
 	stage    string
@@ -409,6 +419,26 @@ func (p *predictor) judge(ctx context.Context, live []datasets.Sample, name stri
 	}), nil
 }
 
+// setChecks builds the later checks of dedup stage i (laterChecks) into
+// p.pass.
+func (p *predictor) setChecks(ctx context.Context, plan *Plan, i int) error {
+	steps, err := transforms.BuildSteps(laterChecks(plan, i))
+	if err != nil {
+		return err
+	}
+	p.pass = func(s *datasets.Sample) string {
+		c := *s
+		c.Messages = append([]datasets.Message(nil), s.Messages...)
+		for _, st := range steps {
+			if st.Apply(ctx, &c) != nil {
+				return "1"
+			}
+		}
+		return "0"
+	}
+	return nil
+}
+
 // exact drops exact duplicates as the run's exact_dedup does: samples
 // with equal dedup.ExactKey form a group, and the one with the smallest
 // reference (id, source, file, index) survives.
@@ -418,7 +448,7 @@ func (p *predictor) exact(live []datasets.Sample, mode dedup.KeyMode) []datasets
 	for i := range live {
 		k := dedup.ExactKey(live[i].Messages, mode)
 		keys[i] = k
-		if j, ok := best[k]; !ok || sampleRef(&live[i]) < sampleRef(&live[j]) {
+		if j, ok := best[k]; !ok || p.pass(&live[i])+sampleRef(&live[i]) < p.pass(&live[j])+sampleRef(&live[j]) {
 			best[k] = i
 		}
 	}
@@ -508,7 +538,7 @@ func (p *predictor) fuzzy(live []datasets.Sample, cfg *recipe.FuzzyDedup) ([]dat
 	for n, i := range chosen {
 		s := &live[i]
 		sig, payload, _ := sketcher.Sketch(s.Messages)
-		nodes[n] = fuzzyNode{live: i, key: fuzzyNodeKey(cfg.Keep, s), payload: payload}
+		nodes[n] = fuzzyNode{live: i, key: p.pass(s) + fuzzyNodeKey(cfg.Keep, s), payload: payload}
 		keys = dedup.AppendBandKeys(keys[:0], sig, cfg.Bands, cfg.Rows)
 		for _, k := range keys {
 			buckets[k] = append(buckets[k], int32(n))

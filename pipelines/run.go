@@ -367,7 +367,7 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 		switch cfg := st.Config.(type) {
 		case *recipe.ExactDedup:
 			in, prior, pre := live()
-			m := transforms.ExactDedupMarks(s, in, dedup.KeyMode(cfg.Key), name, prior, pre)
+			m := transforms.ExactDedupMarks(s, in, dedup.KeyMode(cfg.Key), name, prior, pre, laterChecks(plan, i))
 			marks = append(marks, m)
 			tail = append(tail, transforms.TailStep{Marks: &transforms.MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}})
 		case *recipe.FuzzyDedup:
@@ -387,7 +387,7 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 			fc := transforms.FuzzyConfig{Text: cfg.Text, Mode: dedup.KeyMode(cfg.Key), Threshold: cfg.Threshold,
 				Bands: cfg.Bands, Rows: cfg.Rows, Verify: cfg.Verify, Edges: cfg.Edges, MaxBucketPairs: 2000,
 				Keep: cfg.Keep, Rounds: cfg.Rounds, Components: componentsFor(RunnerName()),
-				SpillDir: dir, SpillBudget: plan.SpillBudget}
+				SpillDir: dir, SpillBudget: plan.SpillBudget, Post: laterChecks(plan, i)}
 			in, prior, pre := live()
 			m, check := transforms.FuzzyDedupMarks(s, in, fc, name, prior, pre)
 			checks = append(checks, check)
@@ -437,6 +437,33 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 	rejReport := transforms.WriteRejected(s, rejected, rejectedRuns, dir, sc)
 	transforms.WriteReport(s, dir, append([]beam.PCollection{inputReports, shardReports, deadReport, rejReport}, checks...)...)
 	return p, names
+}
+
+// laterChecks are the per-sample checks that come after stage i in the
+// recipe (filter and decontaminate stages, which only keep or drop): a
+// dedup stage picks each cluster's survivor among the members that pass
+// them, so a cluster never loses every member to a later filter while
+// one would have passed.
+func laterChecks(plan *Plan, i int) []transforms.StepSpec {
+	var out []transforms.StepSpec
+	seen := map[string]int{}
+	for j, st := range plan.Recipe.Stages {
+		if plan.Skipped[j] {
+			continue
+		}
+		seen[st.Kind]++
+		if j <= i || (st.Kind != "filter" && st.Kind != "decontaminate") {
+			continue
+		}
+		name := st.Kind
+		if seen[st.Kind] > 1 {
+			name = fmt.Sprintf("%s_%d", st.Kind, seen[st.Kind])
+		}
+		if spec, ok, err := stepSpec(name, st, plan.Recipe.ResolvePath); err == nil && ok {
+			out = append(out, spec)
+		}
+	}
+	return out
 }
 
 // componentsFor picks how fuzzy dedup finds its clusters on a runner:

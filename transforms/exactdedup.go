@@ -28,9 +28,14 @@ func init() {
 // pre are the per-sample steps that come before this stage in the writers'
 // tail (see WriteConfig.Tail): the keys are computed on what they keep,
 // as they rewrite it, so the stage decides on what it will really see.
-func ExactDedupMarks(s beam.Scope, in beam.PCollection, mode dedup.KeyMode, stage string, prior []StageMarks, pre []StepSpec) StageMarks {
+//
+// post are the per-sample checks that come after this stage (filters,
+// decontamination): a group's survivor is its smallest reference among
+// the members that pass them, so that a group never loses every member
+// to a later filter while one would have passed.
+func ExactDedupMarks(s beam.Scope, in beam.PCollection, mode dedup.KeyMode, stage string, prior []StageMarks, pre, post []StepSpec) StageMarks {
 	s = s.Scope("ExactDedup")
-	keyed := withoutDropped(s, beam.ParDo(s, &exactKeyFn{Mode: string(mode), Pre: pre}, in), prior)
+	keyed := withoutDropped(s, beam.ParDo(s, &exactKeyFn{Mode: string(mode), Pre: pre, Post: quiet(post)}, in), prior)
 	groups := beam.GroupByKey(s, keyed)
 	marks := beam.ParDo(s, &pickSurvivorFn{Stage: stage}, groups)
 	return StageMarks{Stage: stage, Reason: "exact_duplicate", Detail: "same normalised " + string(mode) + " as %s", Marks: marks}
@@ -39,7 +44,9 @@ func ExactDedupMarks(s beam.Scope, in beam.PCollection, mode dedup.KeyMode, stag
 type exactKeyFn struct {
 	Mode   string     `json:"mode"`
 	Pre    []StepSpec `json:"pre,omitempty"`
+	Post   []StepSpec `json:"post,omitempty"`
 	runner stepRunner
+	checks stepRunner
 }
 
 func (f *exactKeyFn) ProcessElement(ctx context.Context, s datasets.Sample, emit func(string, string)) error {
@@ -50,9 +57,28 @@ func (f *exactKeyFn) ProcessElement(ctx context.Context, s datasets.Sample, emit
 	if runSteps(ctx, steps, &s) != nil {
 		return nil
 	}
+	post, err := f.checks.get(f.Post)
+	if err != nil {
+		return err
+	}
 	k := dedup.ExactKey(s.Messages, dedup.KeyMode(f.Mode))
-	emit(hex.EncodeToString(k[:]), sampleRef(&s))
+	emit(hex.EncodeToString(k[:]), passPrefix(ctx, post, &s)+sampleRef(&s))
 	return nil
+}
+
+// passPrefix is "0" when s passes the checks (run on a copy), else "1":
+// prefixed to a member's reference or node, it makes members that pass
+// sort first, so the survivor is one of them whenever there is one.
+func passPrefix(ctx context.Context, checks []Step, s *datasets.Sample) string {
+	if len(checks) == 0 {
+		return "0"
+	}
+	c := *s
+	c.Messages = append([]datasets.Message(nil), s.Messages...)
+	if runSteps(ctx, checks, &c) != nil {
+		return "1"
+	}
+	return "0"
 }
 
 // pickSurvivorFn marks, for a key shared by several samples, the smallest
@@ -80,8 +106,9 @@ func (f *pickSurvivorFn) ProcessElement(ctx context.Context, _ string, refs func
 		}
 	}
 	f.groups.Inc(ctx, 1)
-	survivor := refID(best)
+	// Values are a pass prefix (passPrefix) and the reference.
+	survivor := refID(best[1:])
 	for _, r := range all {
-		emit(formatMark(f.Stage, r, r == best, survivor))
+		emit(formatMark(f.Stage, r[1:], r == best, survivor))
 	}
 }

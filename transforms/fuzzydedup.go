@@ -52,6 +52,11 @@ type FuzzyConfig struct {
 	// fuzzylocal.go); SpillBudget bounds the external sorts' memory (0:
 	// DefaultSpillBudget).
 	SpillDir    string `json:"spill_dir,omitempty"`
+	// Post are the per-sample checks after the stage (filters,
+	// decontamination): a cluster's survivor is chosen among the members
+	// that pass them when there is one (node keys of passing members get
+	// a smaller prefix).
+	Post []StepSpec `json:"post,omitempty"`
 	SpillBudget int    `json:"spill_budget,omitempty"`
 }
 
@@ -273,6 +278,7 @@ type signFn struct {
 	Stages []string `json:"stages,omitempty"`
 	marks  markSet
 	runner stepRunner
+	checks stepRunner
 	// sketchers (one per worker) give the signature and the verification payload
 	// (dedup.Sketcher: under key turns, the response's signature and
 	// both turns' sets).
@@ -358,6 +364,10 @@ func (f *signFn) flush(ctx context.Context, band func(string, []byte), set func(
 	if err != nil {
 		return err
 	}
+	post, err := f.checks.get(quiet(f.Cfg.Post))
+	if err != nil {
+		return err
+	}
 	workers := runtime.GOMAXPROCS(0)
 	if len(f.sketchers) < workers {
 		for len(f.sketchers) < workers {
@@ -388,7 +398,7 @@ func (f *signFn) flush(ctx context.Context, band func(string, []byte), set func(
 				if !ok {
 					continue
 				}
-				out[i] = signed{ok: true, node: nodeKey(f.Cfg.Keep, s, shortRef(s)), origin: org,
+				out[i] = signed{ok: true, node: passPrefix(ctx, post, s) + nodeKey(f.Cfg.Keep, s, shortRef(s)), origin: org,
 					keys: dedup.AppendBandKeys(nil, sig, f.Cfg.Bands, f.Cfg.Rows), payload: payload}
 			}
 		}(f.sketchers[w], lo, hi)
