@@ -51,13 +51,13 @@ type FuzzyConfig struct {
 	// directory whose spill directory holds the verification sets (see
 	// fuzzylocal.go); SpillBudget bounds the external sorts' memory (0:
 	// DefaultSpillBudget).
-	SpillDir    string `json:"spill_dir,omitempty"`
+	SpillDir string `json:"spill_dir,omitempty"`
 	// Post are the per-sample checks after the stage (filters,
 	// decontamination): a cluster's survivor is chosen among the members
 	// that pass them when there is one (node keys of passing members get
 	// a smaller prefix).
-	Post []StepSpec `json:"post,omitempty"`
-	SpillBudget int    `json:"spill_budget,omitempty"`
+	Post        []StepSpec `json:"post,omitempty"`
+	SpillBudget int        `json:"spill_budget,omitempty"`
 }
 
 func init() {
