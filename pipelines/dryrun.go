@@ -538,7 +538,7 @@ func (p *predictor) fuzzy(live []datasets.Sample, cfg *recipe.FuzzyDedup) ([]dat
 	for n, i := range chosen {
 		s := &live[i]
 		sig, payload, _ := sketcher.Sketch(s.Messages)
-		nodes[n] = fuzzyNode{live: i, key: p.pass(s) + fuzzyNodeKey(cfg.Keep, s), payload: payload}
+		nodes[n] = fuzzyNode{live: i, key: p.pass(s) + transforms.NodeKey(cfg.Keep, s), payload: payload}
 		keys = dedup.AppendBandKeys(keys[:0], sig, cfg.Bands, cfg.Rows)
 		for _, k := range keys {
 			buckets[k] = append(buckets[k], int32(n))
@@ -626,30 +626,6 @@ func (p *predictor) fuzzy(live []datasets.Sample, cfg *recipe.FuzzyDedup) ([]dat
 	}
 	return out, fmt.Sprintf("estimate: on a sample of %d of the %d samples that reach it (chosen by a MinHash of their shingles, so near duplicates are chosen together); %d found there, scaled to %d",
 		len(chosen), len(eligible), found, est)
-}
-
-// fuzzyNodeKey is the run's node key of a sample (transforms' nodeKey):
-// a fixed-width keep-policy prefix, then the sample's id and a hash of
-// its origin, so that nodes sort by the keep policy, then id.
-func fuzzyNodeKey(keep string, s *datasets.Sample) string {
-	h := fnv.New64a()
-	h.Write([]byte(sampleOrigin(s)))
-	ref := fmt.Sprintf("%s\x00%016x", s.ID, h.Sum64())
-	switch keep {
-	case "longest":
-		n := 0
-		for _, m := range s.Messages {
-			n += len(m.Content)
-		}
-		return fmt.Sprintf("%012d\x05%s", 999999999999-n, ref)
-	case "quality":
-		q := 0.0
-		if s.Quality != nil {
-			q = *s.Quality
-		}
-		return fmt.Sprintf("%012d\x05%s", int64((1-q)*1e9), ref)
-	}
-	return "\x05" + ref
 }
 
 // mixHash is a 64-bit mixer (splitmix64's finaliser): min over a text's

@@ -248,6 +248,11 @@ func nodeKey(keep string, s *datasets.Sample, ref string) string {
 	return "\x05" + ref
 }
 
+// NodeKey is the node key of a sample in fuzzy dedup's shuffles (before
+// the pass prefix): it sorts in the keep policy's order, then by id. The
+// dry run orders its predicted clusters by it.
+func NodeKey(keep string, s *datasets.Sample) string { return nodeKey(keep, s, shortRef(s)) }
+
 // nodeID is the sample id inside a node key.
 func nodeID(node string) string {
 	rest := node[strings.IndexByte(node, 5)+1:]
