@@ -32,8 +32,7 @@ func TestBucketEdgesLinear(t *testing.T) {
 			for i := range parent {
 				parent[i] = i
 			}
-			var find func(int) int
-			find = func(x int) int {
+			find := func(x int) int {
 				for parent[x] != x {
 					x = parent[x]
 				}

@@ -696,11 +696,6 @@ func sampleRef(s *datasets.Sample) string {
 	return fmt.Sprintf("%s\x00%s\x00%s\x00%020d", s.ID, s.Source.Dataset, s.Source.File, s.Source.Index)
 }
 
-// sampleOrigin is where a sample was read (transforms' sampleOrigin).
-func sampleOrigin(s *datasets.Sample) string {
-	return fmt.Sprintf("%s\x00%s\x00%020d", s.Source.Dataset, s.Source.File, s.Source.Index)
-}
-
 // Write prints the prediction: the funnel as a table with a note column,
 // the notes, the skipped stages, examples and near misses.
 func (p *Prediction) Write(w io.Writer) error {

@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -410,4 +409,3 @@ func (s *extSorter) release() {
 	}
 }
 
-var errStop = errors.New("stop")
