@@ -94,6 +94,11 @@ func Annotate(s *datasets.Sample, v Verdict) {
 	if v.OK() {
 		sc := v.Score
 		s.JudgeScore = &sc
+		// Quality is the score on [0, 1], what keep: quality orders by.
+		if v.Max > v.Min {
+			q := min(max((v.Score-v.Min)/(v.Max-v.Min), 0), 1)
+			s.Quality = &q
+		}
 	}
 }
 

@@ -63,3 +63,46 @@ stages:
 		})
 	}
 }
+
+// TestKeepQualityUsesTheJudgeScore: with a judge before it, fuzzy dedup's
+// keep: quality keeps the member the judge scored highest (the judge's
+// score on [0, 1] is the sample's quality), not the smallest id.
+func TestKeepQualityUsesTheJudgeScore(t *testing.T) {
+	prompt := "Explain in a few sentences why the sky looks blue on a clear day."
+	good := "Sunlight is made of many colours. Air molecules scatter the short blue wavelengths far more than the long red ones (Rayleigh scattering), so blue light reaches our eyes from every direction of the sky, and the sky looks blue."
+	poor := "Sunlight is made of many colours. Air molecules scatter the short blue wavelengths"
+	yaml := `name: q
+sources: [{name: s, path: in.jsonl}]
+stages:
+  - judge: {heuristic: true, threshold: {min_score: 0}}
+  - fuzzy_dedup: {threshold: 0.3, keep: quality, key: conversation}
+`
+	// The poorer answer gets the smaller id, so that smallest-id order
+	// alone would keep it.
+	id := func(a string) string {
+		return datasets.ContentID([]datasets.Message{{Role: "user", Content: prompt}, {Role: "assistant", Content: a}})
+	}
+	for id(poor) > id(good) {
+		poor += " indeed"
+	}
+	dir := t.TempDir()
+	line := func(q, a string) string { return fmt.Sprintf(`{"prompt":%q,"completion":%q}`, q, a) }
+	os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte(line(prompt, good)+"\n"+line(prompt, poor)+"\n"), 0o644)
+	res := runRecipe(t, dir, yaml, filepath.Join(dir, "store"))
+	if f := res.Manifest.Funnel; f.Written != 1 {
+		t.Fatalf("wrote %d, want the cluster's best: %+v", f.Written, f.Stages)
+	}
+	v, err := datasets.Store{Root: filepath.Join(dir, "store")}.OpenVersion(t.Context(), datasets.Ref{Name: "q", Version: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.ReadSamples(t.Context(), func(_ string, s *datasets.Sample) error {
+		if s.Quality == nil || s.JudgeScore == nil {
+			t.Errorf("survivor has no quality: %+v", s)
+		}
+		if s.Messages[1].Content != good {
+			t.Errorf("survivor is not the better answer: %.60s", s.Messages[1].Content)
+		}
+		return nil
+	})
+}
