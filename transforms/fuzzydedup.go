@@ -114,7 +114,7 @@ func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage s
 	var edges, check beam.PCollection
 	if cfg.local() {
 		// Verification and clusters on one worker, the sets on disk.
-		edges = localFuzzy(s, bucketEdges(s, bandPairs, cfg, stage), sets, cfg)
+		edges = localFuzzy(s, bandPairs, sets, cfg)
 		check = beam.ParDo(s, dropEmpty, beam.Create(s.Scope("Converged"), ""))
 	} else {
 		cand := candidateEdges(s, bandPairs, cfg, stage)
@@ -289,9 +289,12 @@ type signFn struct {
 	// both turns' sets).
 	sketchers []*dedup.Sketcher
 	batch     []datasets.Sample
-	// sets buffers the verification sets in local mode, written as runs.
-	sets     []runRecord
-	setBytes int
+	// sets and bands buffer the verification sets and the band pairs in
+	// local mode, written as runs.
+	sets      []runRecord
+	setBytes  int
+	bands     []runRecord
+	bandBytes int
 	// packed holds the bundle's (band key, node) pairs by band group,
 	// emitted at the end of the bundle: a few thousand compact elements
 	// instead of one per pair (bands × samples), which is what the
@@ -419,7 +422,24 @@ func (f *signFn) flush(ctx context.Context, band func(string, []byte), set func(
 			continue
 		}
 		origin(o.node, o.origin)
+		if f.Cfg.local() {
+			// Band pairs into a sorted run (band key, node): the bucketing
+			// merges the runs on disk instead of the runner grouping them.
+			for _, k := range o.keys {
+				key := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(o.node)), k)
+				f.bands = append(f.bands, runRecord{key: append(key, o.node...)})
+				f.bandBytes += len(key) + len(o.node) + 48
+			}
+			if f.bandBytes >= (SpillConfig{Budget: f.Cfg.SpillBudget}).budget() {
+				if err := f.flushBands(ctx, band); err != nil {
+					return err
+				}
+			}
+		}
 		for _, k := range o.keys {
+			if f.Cfg.local() {
+				break
+			}
 			g := uint16(k % bandGroups)
 			f.packed[g] = packPair(f.packed[g], k, o.node)
 			if len(f.packed[g]) >= maxPack {
@@ -445,6 +465,22 @@ func (f *signFn) flush(ctx context.Context, band func(string, []byte), set func(
 			}
 		}
 	}
+	return nil
+}
+
+// flushBands writes the buffered band pairs as one run sorted by (band
+// key, node) and emits its path (local mode).
+func (f *signFn) flushBands(ctx context.Context, band func(string, []byte)) error {
+	if len(f.bands) == 0 {
+		return nil
+	}
+	sortRecords(f.bands)
+	path := joinPath(f.Cfg.SpillDir, SpillDir+"/"+runName("bands"))
+	if err := writeRun(ctx, path, f.bands); err != nil {
+		return err
+	}
+	f.bands, f.bandBytes = nil, 0
+	band(path, nil)
 	return nil
 }
 
@@ -493,6 +529,9 @@ func (f *signFn) FinishBundle(ctx context.Context, _ func(*string) bool, band fu
 		return err
 	}
 	if err := f.flushSets(ctx, set); err != nil {
+		return err
+	}
+	if err := f.flushBands(ctx, band); err != nil {
 		return err
 	}
 	for g, b := range f.packed {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -27,27 +28,32 @@ import (
 
 func init() {
 	register.DoFn4x1[context.Context, int, func(*string) bool, func(string, string), error](&localFuzzyFn{})
-	register.Function2x1(edgeValue)
+	register.Function2x1(bandRunValue)
 	register.Function2x1(setRunValue)
 }
 
-// edgeValue and setRunValue tag the local verifier's two inputs.
-func edgeValue(a, b string) string { return "E" + a + "\x03" + b }
+// bandRunValue and setRunValue tag the local verifier's two inputs: the
+// runs of band pairs and of verification sets.
+func bandRunValue(path string, _ []byte) string { return "B" + path }
 
 func setRunValue(path string, _ []byte) string { return "R" + path }
 
-// localFuzzy verifies the candidate edges against the sets in the runs
-// and returns the (node, root) edges of the clusters.
-func localFuzzy(s beam.Scope, cand, setRuns beam.PCollection, cfg FuzzyConfig) beam.PCollection {
+// localFuzzy buckets the band pairs in the runs, verifies the candidate
+// edges against the sets in the runs and returns the (node, root) edges
+// of the clusters.
+func localFuzzy(s beam.Scope, bandRuns, setRuns beam.PCollection, cfg FuzzyConfig) beam.PCollection {
 	s = s.Scope("LocalVerify")
-	in := beam.Flatten(s, beam.ParDo(s, edgeValue, cand), beam.ParDo(s, setRunValue, setRuns))
-	return beam.ParDo(s, &localFuzzyFn{Threshold: cfg.Threshold, Verify: cfg.Verify, Budget: cfg.SpillBudget}, beam.GroupByKey(s, beam.AddFixedKey(s, in)))
+	in := beam.Flatten(s, beam.ParDo(s, bandRunValue, bandRuns), beam.ParDo(s, setRunValue, setRuns))
+	return beam.ParDo(s, &localFuzzyFn{Threshold: cfg.Threshold, Verify: cfg.Verify, Budget: cfg.SpillBudget,
+		Edges: cfg.Edges, Max: cfg.MaxBucketPairs}, beam.GroupByKey(s, beam.AddFixedKey(s, in)))
 }
 
 type localFuzzyFn struct {
 	Threshold float64 `json:"threshold"`
 	Verify    string  `json:"verify"`
 	Budget    int     `json:"budget"`
+	Edges     string  `json:"edges"`
+	Max       int     `json:"max"`
 }
 
 func (f *localFuzzyFn) budget() int {
@@ -58,25 +64,68 @@ func (f *localFuzzyFn) budget() int {
 }
 
 func (f *localFuzzyFn) ProcessElement(ctx context.Context, _ int, vals func(*string) bool, emit func(string, string)) error {
-	byA := newExtSorter(f.budget())
-	var runs []string
+	var runs, bandRuns []string
 	var v string
 	for vals(&v) {
 		switch {
 		case strings.HasPrefix(v, "R"):
 			runs = append(runs, v[1:])
-		case strings.HasPrefix(v, "E"):
-			i := strings.IndexByte(v, 3)
-			if err := byA.add(ctx, []byte(v[1:i]), []byte(v[i+1:])); err != nil {
+		case strings.HasPrefix(v, "B"):
+			bandRuns = append(bandRuns, v[1:])
+		}
+	}
+	sort.Strings(runs)
+	sort.Strings(bandRuns)
+	// Buckets: the band runs merged by (band key, node); each bucket's
+	// distinct nodes give candidate edges (dedup.BucketEdges) into an
+	// external sort by the smaller node.
+	byA := newExtSorter(f.budget())
+	var seen edgeSet
+	var nodes []string
+	var hs [][2]uint64
+	var cur []byte
+	bucket := func() error {
+		hs = hs[:0]
+		for _, nd := range nodes {
+			hs = append(hs, [2]uint64{fnvString(nd, fnvBasis), fnvString(nd, fnvBasis2)})
+		}
+		var err error
+		dedup.BucketEdges(len(nodes), f.Edges, f.Max, func(a, b int) {
+			if err == nil && seen.add(hs[a], hs[b]) {
+				err = byA.add(ctx, []byte(nodes[a]), []byte(nodes[b]))
+			}
+		})
+		nodes = nodes[:0]
+		return err
+	}
+	err := mergeRuns(ctx, bandRuns, func(r runRecord) error {
+		if len(r.key) < 8 {
+			return fmt.Errorf("local fuzzy dedup: malformed band record")
+		}
+		if cur != nil && !bytes.Equal(cur, r.key[:8]) {
+			if err := bucket(); err != nil {
 				return err
 			}
 		}
+		cur = append(cur[:0], r.key[:8]...)
+		node := string(r.key[8:])
+		if len(nodes) == 0 || nodes[len(nodes)-1] != node {
+			nodes = append(nodes, node)
+		}
+		return nil
+	})
+	if err == nil {
+		err = bucket()
+	}
+	if err != nil {
+		byA.release()
+		return err
 	}
 	// Join 1: each edge (a, b) with a's set, re-keyed by b.
 	byB := newExtSorter(f.budget())
 	var prevA, prevB []byte
 	var payload []byte
-	err := joinSets(ctx, byA, runs, func(a, b, setA []byte) error {
+	err = joinSets(ctx, byA, runs, func(a, b, setA []byte) error {
 		if bytes.Equal(a, prevA) && bytes.Equal(b, prevB) {
 			return nil // a repeated candidate edge
 		}

@@ -408,4 +408,3 @@ func (s *extSorter) release() {
 		s.dir = ""
 	}
 }
-
