@@ -614,3 +614,30 @@ func TestThreshold(t *testing.T) {
 		t.Error("NaN min_score accepted")
 	}
 }
+
+// TestFailedVerdictHasNoScore: a failed verdict shows no score (0 would
+// read as a real one), in the sample and in its stored JSON, also as a
+// panel member.
+func TestFailedVerdictHasNoScore(t *testing.T) {
+	v := judges.Verdict{Min: 1, Max: 5, Judge: "llm", Err: "retries ran out"}
+	var s datasets.Sample
+	judges.Annotate(&s, v)
+	if s.JudgeScore != nil || s.Quality != nil {
+		t.Errorf("failed verdict set score %v quality %v", s.JudgeScore, s.Quality)
+	}
+	if strings.Contains(s.Judge, `"score"`) {
+		t.Errorf("failed verdict JSON shows a score: %s", s.Judge)
+	}
+	p := judges.Verdict{Score: 3, Min: 1, Max: 5, Judge: "panel", Members: []judges.Verdict{v, {Score: 3, Min: 1, Max: 5, Judge: "b"}}}
+	if n := strings.Count(p.JSON(), `"score":`); n != 2 {
+		t.Errorf("panel JSON has %d scores, want 2 (the panel's and the scored member's): %s", n, p.JSON())
+	}
+	back, err := judges.ParseVerdict(s.Judge)
+	if err != nil || back.OK() || back.Err != v.Err {
+		t.Errorf("round trip: %+v %v", back, err)
+	}
+	ok := judges.Verdict{Score: 0, Min: 0, Max: 10, Judge: "x"}
+	if !strings.Contains(ok.JSON(), `"score":0`) {
+		t.Errorf("a real score of 0 is lost: %s", ok.JSON())
+	}
+}

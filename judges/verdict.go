@@ -79,6 +79,19 @@ func (v Verdict) JSON() string {
 	return string(b)
 }
 
+// MarshalJSON writes the verdict, without a score when it failed (0
+// would read as a real score).
+func (v Verdict) MarshalJSON() ([]byte, error) {
+	type plain Verdict
+	if v.OK() {
+		return json.Marshal(plain(v))
+	}
+	return json.Marshal(struct {
+		plain
+		Score *float64 `json:"score,omitempty"`
+	}{plain: plain(v)})
+}
+
 // ParseVerdict reads what Verdict.JSON wrote (Sample.Judge).
 func ParseVerdict(s string) (Verdict, error) {
 	var v Verdict

@@ -83,3 +83,123 @@ stages:
 }
 
 func itoa(n int) string { return string(rune('0' + n)) }
+
+// judgeAnswer is a judge's answer scoring every criterion n.
+func judgeAnswer(n int) string {
+	return `{"rationale":"ok","scores":{"helpfulness":` + itoa(n) + `,"relevance":` + itoa(n) + `,"clarity":` + itoa(n) + `}}`
+}
+
+// judgeInput writes n samples to dir/in.jsonl.
+func judgeInput(t *testing.T, dir string, n int) {
+	t.Helper()
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		b.WriteString(`{"prompt":"Question number ` + itoa(i) + `?","completion":"Answer number ` + itoa(i) + `."}` + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJudgeStopPassesSamples: a judge whose endpoint turns fatal (a 401)
+// after the first verdict stops cleanly: the samples it did not score
+// pass unchanged (not dropped, no score), the manifest's stopped names
+// the stage and the funnel counts what passed unjudged.
+func TestJudgeStopPassesSamples(t *testing.T) {
+	srv := llmtest.Start(llmtest.Config{Respond: func(*llmtest.ChatRequest) string { return judgeAnswer(5) },
+		Decide: func(n int, _ *llmtest.ChatRequest) *llmtest.Step {
+			if n == 1 {
+				return nil
+			}
+			s := llmtest.Fail(401)
+			return &s
+		}})
+	defer srv.Close()
+	dir := t.TempDir()
+	judgeInput(t, dir, 6)
+	t.Setenv("SIEVE_TEST_JUDGE_KEY", "sk-test-123")
+	yaml := `name: j
+sources: [{name: s, path: in.jsonl}]
+stages:
+  - judge:
+      endpoint: {name: judge, kind: other, base_url: "` + srv.URL + `", model: test-model, api_key_env: SIEVE_TEST_JUDGE_KEY, max_concurrency: 1}
+      rubric: helpfulness
+      threshold: {min_score: 4}
+      cache: cache
+`
+	res := runRecipe(t, dir, yaml, filepath.Join(dir, "store"))
+	m := res.Manifest
+	if m.Funnel.Written != 6 {
+		t.Errorf("written %d, want all 6 (unjudged samples pass): %+v", m.Funnel.Written, m.Funnel.Stages)
+	}
+	if len(m.Stopped) != 1 || !strings.Contains(m.Stopped[0], "judge") {
+		t.Errorf("stopped = %q, want the judge stage", m.Stopped)
+	}
+	st := m.Funnel.Stages[0]
+	if len(st.Dropped) != 0 {
+		t.Errorf("judge dropped %v after stopping", st.Dropped)
+	}
+	var passed int64
+	for _, c := range st.Modified {
+		if c.Reason == "stopped" {
+			passed = c.Count
+		}
+	}
+	if passed < 1 || passed > 5 {
+		t.Errorf("modified = %v, want a stopped count of the unjudged samples", st.Modified)
+	}
+	v, _ := datasets.Store{Root: filepath.Join(dir, "store")}.OpenVersion(context.Background(), datasets.Ref{Name: "j", Version: "v1"})
+	var scored int64
+	v.ReadSamples(context.Background(), func(_ string, s *datasets.Sample) error {
+		if s.JudgeScore != nil {
+			scored++
+		} else if s.Judge != "" {
+			t.Errorf("unjudged sample carries a verdict %q", s.Judge)
+		}
+		return nil
+	})
+	if scored+passed != 6 {
+		t.Errorf("scored %d + passed %d != 6", scored, passed)
+	}
+}
+
+// TestJudgeEveryCallFailed: a judge whose every call fails (a wrong key:
+// 401) fails the run, naming the stage and the cause, and commits
+// nothing; with allow_failure: true the samples pass and the stage is
+// listed as stopped.
+func TestJudgeEveryCallFailed(t *testing.T) {
+	srv := llmtest.Start(llmtest.Config{APIKey: "sk-right", Respond: func(*llmtest.ChatRequest) string { return judgeAnswer(5) }})
+	defer srv.Close()
+	dir := t.TempDir()
+	judgeInput(t, dir, 3)
+	t.Setenv("SIEVE_TEST_JUDGE_KEY", "sk-wrong")
+	yaml := `name: j
+sources: [{name: s, path: in.jsonl}]
+stages:
+  - judge:
+      endpoint: {name: judge, kind: other, base_url: "` + srv.URL + `", model: test-model, api_key_env: SIEVE_TEST_JUDGE_KEY}
+      rubric: helpfulness
+      threshold: {min_score: 4, keep_errors: true}
+`
+	path := filepath.Join(dir, "recipe.yaml")
+	os.WriteFile(path, []byte(yaml), 0o644)
+	r, err := recipe.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "store")
+	_, err = Run(context.Background(), r, Options{Store: store})
+	if err == nil || !strings.Contains(err.Error(), "judge") || !strings.Contains(err.Error(), "every call failed") {
+		t.Fatalf("err = %v, want the judge stage failing the run", err)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("error is not one line: %q", err)
+	}
+	if _, err := (datasets.Store{Root: store}).OpenVersion(context.Background(), datasets.Ref{Name: "j", Version: "v1"}); err == nil {
+		t.Error("a failed run committed a version")
+	}
+	res := runRecipe(t, dir, strings.Replace(yaml, "rubric: helpfulness", "rubric: helpfulness\n      allow_failure: true", 1), store)
+	if res.Manifest.Funnel.Written != 3 || len(res.Manifest.Stopped) != 1 {
+		t.Errorf("allow_failure: written %d stopped %q", res.Manifest.Funnel.Written, res.Manifest.Stopped)
+	}
+}

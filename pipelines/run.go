@@ -562,6 +562,8 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 	unconverged := map[string]int{}
 	generated, modified := map[string]int64{}, map[string]int64{}
 	stopped := map[string]bool{}
+	detail := map[string]string{}
+	calls := map[string]int64{} // "STAGE\x00calls.ok" and "STAGE\x00calls.failed"
 	usage := map[string]llm.Usage{}
 	achieved := map[string]int64{}
 	for _, rep := range reports {
@@ -596,6 +598,10 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 			unconverged[rep.Stage]++
 		case "generated":
 			for k, n := range rep.Counts {
+				if transforms.IsCallCount(k) {
+					calls[rep.Stage+"\x00"+k] += n
+					continue
+				}
 				if k == transforms.CountGenerated {
 					generated[rep.Stage] += n
 				} else {
@@ -604,6 +610,7 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 			}
 			if rep.Detail != "" && !stopped[rep.Stage] {
 				stopped[rep.Stage] = true
+				detail[rep.Stage] = rep.Detail
 				m.Stopped = append(m.Stopped, fmt.Sprintf("stage %s stopped: %s", rep.Stage, rep.Detail))
 			}
 		case "usage":
@@ -617,6 +624,19 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 		}
 	}
 	sort.Strings(m.Stopped)
+	allowed := failureAllowed(plan)
+	for _, name := range stageNames {
+		ok, failed := calls[name+"\x00"+transforms.CountCallsOK], calls[name+"\x00"+transforms.CountCallsFailed]
+		if failed == 0 || ok > 0 || allowed[name] {
+			continue
+		}
+		cause := detail[name]
+		if cause == "" {
+			cause = "see the rejected samples' details"
+		}
+		return nil, fmt.Errorf("stage %s: every call failed (%d), nothing committed: %s (allow_failure: true lets the run go on)",
+			name, failed, oneLine(cause))
+	}
 	for _, k := range slices.Sorted(maps.Keys(usage)) {
 		ep, model, _ := strings.Cut(k, "\x00")
 		u := usage[k]
@@ -681,6 +701,30 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 	}
 	return m, nil
 }
+
+// failureAllowed returns the names (as Build names them) of the stages
+// that set allow_failure.
+func failureAllowed(plan *Plan) map[string]bool {
+	out := map[string]bool{}
+	seen := map[string]int{}
+	for i, st := range plan.Recipe.Stages {
+		if plan.Skipped[i] {
+			continue
+		}
+		seen[st.Kind]++
+		name := st.Kind
+		if seen[st.Kind] > 1 {
+			name = fmt.Sprintf("%s_%d", st.Kind, seen[st.Kind])
+		}
+		if a, ok := st.Config.(interface{ FailureAllowed() bool }); ok && a.FailureAllowed() {
+			out[name] = true
+		}
+	}
+	return out
+}
+
+// oneLine joins s's lines.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // sortedCounts picks the counts whose key starts with prefix, strips it
 // and sorts by count (descending), then reason.

@@ -3,6 +3,7 @@ package transforms
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -67,6 +68,43 @@ type judgeStep struct {
 	quiet          bool // counts nothing (StepSpec.Quiet)
 	mu             sync.Mutex
 	stop           error
+	// counts since the last report: "stopped" (samples passed unjudged
+	// after the stop), CountCallsOK and CountCallsFailed (verdicts).
+	counts map[string]int64
+}
+
+// count adds one to a count (unless the step is quiet).
+func (j *judgeStep) count(key string) {
+	if j.quiet {
+		return
+	}
+	j.mu.Lock()
+	if j.counts == nil {
+		j.counts = map[string]int64{}
+	}
+	j.counts[key]++
+	j.mu.Unlock()
+}
+
+// StageReport returns the step's "generated" report line since the last
+// one: what passed unjudged after a stop, the verdicts made and failed,
+// and why the stage stopped (Detail).
+func (j *judgeStep) StageReport() (Report, bool) {
+	if j.quiet {
+		return Report{}, false
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	counts, stop := j.counts, j.stop
+	j.counts = nil
+	if len(counts) == 0 && stop == nil {
+		return Report{}, false
+	}
+	r := Report{Kind: "generated", Stage: j.stage, Counts: counts}
+	if stop != nil {
+		r.Detail = stop.Error()
+	}
+	return r, true
 }
 
 // Concurrency is the endpoint's limit of requests in flight.
@@ -85,23 +123,34 @@ func (j *judgeStep) Apply(ctx context.Context, s *datasets.Sample) *datasets.Rej
 	stop := j.stop
 	j.mu.Unlock()
 	if stop != nil {
-		return &datasets.Rejected{Stage: j.stage, Reason: "judge.stopped", Detail: stop.Error(), Sample: *s}
+		// The stage stopped: the sample passes unjudged.
+		j.count(countStopped)
+		return nil
 	}
 	v, err := j.judge.Score(ctx, *s)
 	if err != nil && judges.StopsStage(err) {
-		// A spent budget or a fatal endpoint error stops judging; the rest
-		// is accounted for, not silently passed.
+		// A spent budget or a fatal endpoint error stops judging; this
+		// sample and the rest pass unchanged, and the stage is reported
+		// as stopped.
 		j.mu.Lock()
-		j.stop = err
+		if j.stop == nil {
+			j.stop = err
+		}
 		j.mu.Unlock()
-		return &datasets.Rejected{Stage: j.stage, Reason: "judge.stopped", Detail: err.Error(), Sample: *s}
+		if !errors.Is(err, llm.ErrBudgetExhausted) { // a refusal is no failed call
+			j.count(CountCallsFailed)
+		}
+		j.count(countStopped)
+		return nil
 	}
 	switch {
 	case j.quiet:
 	case err != nil:
 		j.failed.Inc(ctx, 1)
+		j.count(CountCallsFailed)
 	default:
 		j.scored.Inc(ctx, 1)
+		j.count(CountCallsOK)
 	}
 	judges.Annotate(s, v)
 	d := judges.Decide(j.cfg.Threshold, v)

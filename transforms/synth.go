@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -167,7 +168,16 @@ type synthState struct {
 const (
 	CountGenerated = "generated"
 	countStopped   = "stopped"
+	// CountCallsOK and CountCallsFailed count the stage's units of work
+	// (a verdict, a generation) that succeeded and failed; they are not
+	// funnel counts. A stage whose every one failed fails the run.
+	CountCallsOK     = "calls.ok"
+	CountCallsFailed = "calls.failed"
 )
+
+// IsCallCount tells whether a "generated" report count is CountCallsOK or
+// CountCallsFailed.
+func IsCallCount(key string) bool { return key == CountCallsOK || key == CountCallsFailed }
 
 // notCandidate tells whether a rejection says the input was unfit for
 // the task, rather than a candidate was made and failed.
@@ -199,8 +209,38 @@ func (st *synthState) run(ctx context.Context, cfg SynthConfig, inputs []synth.I
 			st.setStop(err)
 		}
 		res[i] = expandResult{gens: gens, rejs: rejs, skip: err != nil && len(gens) == 0 && len(rejs) == 0}
+		if c := callOutcome(gens, rejs, err); c != "" {
+			st.mu.Lock()
+			st.count(c)
+			st.mu.Unlock()
+		}
 	})
 	return res
+}
+
+// callOutcome is CountCallsOK when a task's run on one input reached the
+// model (something was generated, or the input was declined, or a
+// candidate was rejected on its merits) and CountCallsFailed when it
+// did not (an error, or every rejection an LLM error).
+func callOutcome(gens []datasets.Sample, rejs []datasets.Rejected, err error) string {
+	if len(gens) > 0 {
+		return CountCallsOK
+	}
+	if errors.Is(err, llm.ErrBudgetExhausted) {
+		return "" // refused: no call was made
+	}
+	if err != nil && len(rejs) == 0 {
+		return CountCallsFailed
+	}
+	for _, r := range rejs {
+		if r.Reason != synth.ReasonLLMError {
+			return CountCallsOK
+		}
+	}
+	if len(rejs) == 0 {
+		return CountCallsOK
+	}
+	return CountCallsFailed
 }
 
 // emitCandidates emits the candidates made from seed (an input's origin
@@ -587,6 +627,12 @@ func (f *selfInstructFn) ProcessElement(ctx context.Context, pool SeedPool,
 		f.st.setStop(err)
 	}
 	f.st.mu.Lock()
+	switch {
+	case len(res.Samples) > 0:
+		f.st.count(CountCallsOK)
+	case err != nil && !errors.Is(err, llm.ErrBudgetExhausted):
+		f.st.count(CountCallsFailed)
+	}
 	for _, g := range res.Samples {
 		g.Sample.Source = synthSource(f.Cfg.Stage, fmt.Sprintf("prompt-%06d", g.Prompt), g.Index)
 		f.st.count(CountGenerated)
@@ -608,9 +654,22 @@ type LLMClients interface {
 	LLMClients() []*llm.Client
 }
 
-// stepUsage emits the usage of the steps' clients.
+// StageReporter is implemented by steps that report what they did as a
+// "generated" line (a judge: its stop and its verdicts).
+type StageReporter interface {
+	StageReport() (Report, bool)
+}
+
+// stepUsage emits the steps' stage reports and the usage of their clients.
 func stepUsage(steps []Step, report func(string)) error {
 	for _, st := range steps {
+		if r, ok := st.(StageReporter); ok {
+			if rep, ok := r.StageReport(); ok {
+				if err := emitReport(report, rep); err != nil {
+					return err
+				}
+			}
+		}
 		if c, ok := st.(LLMClients); ok {
 			if err := emitUsage(report, c.LLMClients()...); err != nil {
 				return err

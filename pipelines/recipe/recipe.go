@@ -405,7 +405,13 @@ type Judge struct {
 	// Cache is the response cache directory (default .sieve-cache/llm
 	// beside the store).
 	Cache string `yaml:"cache" json:"cache,omitempty"`
+	// AllowFailure lets the run go on when every call of the stage
+	// failed (the samples pass unjudged); otherwise that fails the run.
+	AllowFailure bool `yaml:"allow_failure" json:"allow_failure,omitempty"`
 }
+
+// FailureAllowed reports allow_failure.
+func (c *Judge) FailureAllowed() bool { return c.AllowFailure }
 
 func (c *Judge) defaults() {
 	if c.Rubric == "" {

@@ -16,7 +16,13 @@ type LLMStage struct {
 	// Cache is the response cache directory (default: the user's cache
 	// directory, sieve/llm).
 	Cache string `yaml:"cache" json:"cache,omitempty"`
+	// AllowFailure lets the run go on when every call of the stage
+	// failed; otherwise that fails the run.
+	AllowFailure bool `yaml:"allow_failure" json:"allow_failure,omitempty"`
 }
+
+// FailureAllowed reports allow_failure.
+func (c *LLMStage) FailureAllowed() bool { return c.AllowFailure }
 
 // LLMEndpoint returns the endpoint the stage needs (nil when none).
 func (c *LLMStage) LLMEndpoint() *llm.Endpoint { return c.Endpoint }
