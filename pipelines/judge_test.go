@@ -203,3 +203,47 @@ stages:
 		t.Errorf("allow_failure: written %d stopped %q", res.Manifest.Funnel.Written, res.Manifest.Stopped)
 	}
 }
+
+// TestJudgeBudgetStopUsesCache: once a judge's budget is spent, verdicts
+// already in the cache are still used; only the unscored samples pass
+// unjudged.
+func TestJudgeBudgetStopUsesCache(t *testing.T) {
+	srv := llmtest.Start(llmtest.Config{Respond: func(*llmtest.ChatRequest) string { return judgeAnswer(5) }})
+	defer srv.Close()
+	dir := t.TempDir()
+	t.Setenv("SIEVE_TEST_JUDGE_KEY", "sk-test-123")
+	yaml := `name: j
+sources: [{name: s, path: in.jsonl}]
+stages:
+  - judge:
+      endpoint: {name: judge, kind: other, base_url: "` + srv.URL + `", model: test-model, api_key_env: SIEVE_TEST_JUDGE_KEY, max_concurrency: 1BUDGET}
+      rubric: helpfulness
+      threshold: {min_score: 4}
+      cache: cache
+`
+	judgeInput(t, dir, 3)
+	runRecipe(t, dir, strings.Replace(yaml, "BUDGET", "", 1), filepath.Join(dir, "store"))
+	// The uncached samples first, so the stop comes before the cached ones.
+	var b strings.Builder
+	for _, i := range []int{3, 4, 5, 6, 7, 0, 1, 2} {
+		b.WriteString(`{"prompt":"Question number ` + itoa(i) + `?","completion":"Answer number ` + itoa(i) + `."}` + "\n")
+	}
+	os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte(b.String()), 0o644)
+	res := runRecipeOpt(t, dir, strings.Replace(yaml, "BUDGET", ", budget: {max_tokens: 1}", 1), Options{Store: filepath.Join(dir, "store"), Force: true})
+	m := res.Manifest
+	if m.Funnel.Written != 8 || len(m.Stopped) != 1 {
+		t.Fatalf("written %d stopped %q", m.Funnel.Written, m.Stopped)
+	}
+	v, err := datasets.Store{Root: filepath.Join(dir, "store")}.OpenVersion(context.Background(), datasets.Ref{Name: "j", Version: m.Version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.ReadSamples(context.Background(), func(_ string, s *datasets.Sample) error {
+		p := s.Messages[0].Content
+		cached := strings.Contains(p, "number 0?") || strings.Contains(p, "number 1?") || strings.Contains(p, "number 2?")
+		if cached && s.JudgeScore == nil {
+			t.Errorf("cached verdict not used after the stop: %q", p)
+		}
+		return nil
+	})
+}

@@ -122,11 +122,13 @@ func (j *judgeStep) Apply(ctx context.Context, s *datasets.Sample) *datasets.Rej
 	j.mu.Lock()
 	stop := j.stop
 	j.mu.Unlock()
-	if stop != nil {
+	if stop != nil && !errors.Is(stop, llm.ErrBudgetExhausted) {
 		// The stage stopped: the sample passes unjudged.
 		j.count(countStopped)
 		return nil
 	}
+	// After a spent budget the judge is still asked: the client answers
+	// from its cache without spending, and refuses the rest at once.
 	v, err := j.judge.Score(ctx, *s)
 	if err != nil && judges.StopsStage(err) {
 		// A spent budget or a fatal endpoint error stops judging; this
