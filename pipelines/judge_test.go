@@ -247,3 +247,33 @@ stages:
 		return nil
 	})
 }
+
+// TestGenerationEveryCallFailed: an evol_instruct stage whose every call
+// gets a 401 fails the run, naming the stage, and commits nothing; with
+// allow_failure: true the run commits the inputs.
+func TestGenerationEveryCallFailed(t *testing.T) {
+	srv := llmtest.Start(llmtest.Config{APIKey: "sk-right"})
+	defer srv.Close()
+	dir := t.TempDir()
+	judgeInput(t, dir, 3)
+	t.Setenv("SIEVE_TEST_GEN_KEY", "sk-wrong")
+	yaml := `name: g
+sources: [{name: s, path: in.jsonl}]
+stages:
+  - evol_instruct: {endpoint: {name: gen, kind: other, base_url: "` + srv.URL + `", model: m, api_key_env: SIEVE_TEST_GEN_KEY}, operations: [deepen]ALLOW}
+`
+	path := filepath.Join(dir, "recipe.yaml")
+	os.WriteFile(path, []byte(strings.Replace(yaml, "ALLOW", "", 1)), 0o644)
+	r, err := recipe.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "store")
+	if _, err := Run(context.Background(), r, Options{Store: store}); err == nil || !strings.Contains(err.Error(), "stage evol_instruct: every call failed") {
+		t.Fatalf("err = %v, want evol_instruct failing the run", err)
+	}
+	res := runRecipe(t, dir, strings.Replace(yaml, "ALLOW", ", allow_failure: true", 1), store)
+	if res.Manifest.Funnel.Written != 3 || len(res.Manifest.Stopped) != 1 {
+		t.Errorf("allow_failure: written %d stopped %q", res.Manifest.Funnel.Written, res.Manifest.Stopped)
+	}
+}

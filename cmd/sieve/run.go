@@ -200,6 +200,12 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 	}
 	m := res.Manifest
 	if rf.json {
+		// A stage that stopped warns on stderr, with --json too.
+		for _, s := range m.Stopped {
+			if !res.UpToDate {
+				warn(s)
+			}
+		}
 		return writeJSON(stdout, m)
 	}
 	if rf.quiet {
