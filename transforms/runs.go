@@ -135,6 +135,7 @@ func writeRun(ctx context.Context, path string, recs []runRecord) error {
 // runReader reads one run record by record.
 type runReader struct {
 	path  string
+	order int // the run's index among those merged: breaks ties
 	close func()
 	br    *bufio.Reader
 	cur   runRecord
@@ -184,10 +185,15 @@ func (r *runReader) next() (bool, error) {
 // runHeap orders open runs by their current key.
 type runHeap []*runReader
 
-func (h runHeap) Len() int           { return len(h) }
-func (h runHeap) Less(i, j int) bool { return bytes.Compare(h[i].cur.key, h[j].cur.key) < 0 }
-func (h runHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *runHeap) Push(x any)        { *h = append(*h, x.(*runReader)) }
+func (h runHeap) Len() int { return len(h) }
+func (h runHeap) Less(i, j int) bool {
+	if c := bytes.Compare(h[i].cur.key, h[j].cur.key); c != 0 {
+		return c < 0
+	}
+	return h[i].order < h[j].order
+}
+func (h runHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *runHeap) Push(x any)   { *h = append(*h, x.(*runReader)) }
 func (h *runHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]
@@ -207,12 +213,13 @@ type merger struct {
 // openMerger opens the runs at paths.
 func openMerger(ctx context.Context, paths []string) (*merger, error) {
 	m := &merger{}
-	for _, p := range paths {
+	for i, p := range paths {
 		r, err := openRun(ctx, p)
 		if err != nil {
 			m.close()
 			return nil, err
 		}
+		r.order = i
 		ok, err := r.next()
 		if err != nil {
 			r.close()

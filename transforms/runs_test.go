@@ -112,7 +112,6 @@ func TestMergeRunsOrder(t *testing.T) {
 // [b=r1 b=r0.1 b=r0.2], five runs of one key give r0 r4 r3 r2 r1.
 // Skipped until the merger breaks ties by run index (runs.go).
 func TestMergeRunsEqualKeysInPathOrder(t *testing.T) {
-	t.Skip("known: runs.go's merger does not keep equal keys in path order (runHeap.Less ignores the run index)")
 	ctx := context.Background()
 	dir := t.TempDir()
 	write := func(name string, rs []runRecord) string {
