@@ -188,14 +188,17 @@ type applyTailFn struct {
 	batch  []datasets.Sample
 }
 
-func (f *applyTailFn) steps() ([]Step, error) {
+func (f *applyTailFn) steps() ([]Step, error) { return f.runner.get(tailSpecs(f.Tail)) }
+
+// tailSpecs are the per-sample steps of a tail, in order.
+func tailSpecs(tail []TailStep) []StepSpec {
 	var specs []StepSpec
-	for _, t := range f.Tail {
+	for _, t := range tail {
 		if t.Step != nil {
 			specs = append(specs, *t.Step)
 		}
 	}
-	return f.runner.get(specs)
+	return specs
 }
 
 func (f *applyTailFn) ProcessElement(ctx context.Context, s datasets.Sample, marks func(*string) bool,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -95,7 +96,7 @@ func (f *spillFn) flush(ctx context.Context, emit func(string, string)) error {
 	if len(f.buf) == 0 {
 		return nil
 	}
-	keys := slices.Sorted(mapKeys(f.buf))
+	keys := slices.Sorted(maps.Keys(f.buf))
 	paths := make([]string, len(keys))
 	errs := make([]error, len(keys))
 	forEach(len(keys), runtime.GOMAXPROCS(0), func(i int) {
@@ -112,16 +113,6 @@ func (f *spillFn) flush(ctx context.Context, emit func(string, string)) error {
 		emit(k, paths[i])
 	}
 	return nil
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // shardKeyOf is the shard key (ShardPath) of an id under w.
@@ -243,15 +234,7 @@ func (f *writeSpilledFn) Setup() {
 	f.sem = make(chan struct{}, runtime.GOMAXPROCS(0))
 }
 
-func (f *writeSpilledFn) tailSteps() ([]Step, error) {
-	var specs []StepSpec
-	for _, t := range f.Cfg.Tail {
-		if t.Step != nil {
-			specs = append(specs, *t.Step)
-		}
-	}
-	return f.runner.get(specs)
-}
+func (f *writeSpilledFn) tailSteps() ([]Step, error) { return f.runner.get(tailSpecs(f.Cfg.Tail)) }
 
 func (f *writeSpilledFn) ProcessElement(ctx context.Context, key string, paths func(*string) bool, marks func(*string) bool, emit func(string)) error {
 	if f.marks == nil {
