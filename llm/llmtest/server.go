@@ -55,6 +55,9 @@ type Config struct {
 	// queue does not cover (n counts requests from 1); nil means the
 	// default answer.
 	Decide func(n int, r *ChatRequest) *Step
+	// Embed makes the vector of one embeddings input; nil:
+	// DefaultEmbed (see embeddings.go).
+	Embed func(input string, dims int) []float32
 }
 
 // Step is the scripted behaviour of one request. The zero Step is the
@@ -276,6 +279,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 
 // serve answers one request and returns the status sent (0: reset).
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, n int, req *ChatRequest, c *Captured) int {
+	if isEmbeddings(r.URL.Path) {
+		return s.serveEmbeddings(w, r, n, req, c)
+	}
 	azure := false
 	switch {
 	case r.URL.Path == "/v1/chat/completions":
