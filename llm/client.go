@@ -102,8 +102,9 @@ type Client struct {
 
 	mu         sync.Mutex
 	usage      Usage
-	resTokens  int64   // tokens reserved by calls in flight
-	resCost    float64 // cost reserved by calls in flight
+	resTokens  int64         // tokens reserved by calls in flight
+	resCost    float64       // cost reserved by calls in flight
+	settled    chan struct{} // closed (and replaced) when a call gives its reservation back
 	pauseUntil time.Time
 	flight     map[string]*flightCall
 }
@@ -133,7 +134,7 @@ func New(ep Endpoint, opts Options) (*Client, error) {
 		timeout: ep.Timeout.D(), retries: DefaultMaxRetries,
 		clock: opts.clock, log: opts.Logger,
 		base: opts.RetryBaseDelay, maxWait: opts.RetryMaxDelay, maxRA: opts.MaxRetryAfter,
-		flight: map[string]*flightCall{},
+		flight: map[string]*flightCall{}, settled: make(chan struct{}),
 	}
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
@@ -279,13 +280,11 @@ func (c *Client) call(ctx context.Context, req Request, key string) (Response, e
 	prompt, completion := estimateSplit(req)
 	est := prompt + completion
 	estCost := c.ep.Budget.Cost(int64(prompt), int64(completion))
-	if err := c.admit(int64(est), estCost); err != nil {
+	if err := c.admitWait(ctx, int64(est), estCost); err != nil {
 		return Response{}, err
 	}
 	resp, err := c.send(ctx, req, prompt, est)
 	c.mu.Lock()
-	c.resTokens -= int64(est)
-	c.resCost -= estCost
 	if err == nil {
 		u := resp.Usage
 		c.usage.Calls++
@@ -296,6 +295,7 @@ func (c *Client) call(ctx context.Context, req Request, key string) (Response, e
 	} else {
 		c.usage.Failures++
 	}
+	c.releaseLocked(int64(est), estCost)
 	c.mu.Unlock()
 	if err != nil {
 		return Response{}, err
@@ -309,23 +309,93 @@ func (c *Client) call(ctx context.Context, req Request, key string) (Response, e
 	return resp, nil
 }
 
-// admit refuses a call once tokens or cost spent plus those reserved by
-// calls in flight reach the budget; otherwise it reserves the call's
-// estimate. Calls in flight finish, so the total may pass the budget by
-// what they use.
+// budgetSpent returns the budget error once the tokens or cost spent
+// (settled to what calls used) reach the budget, counting the refusal;
+// the caller holds c.mu.
+func (c *Client) budgetSpent() error {
+	b := c.ep.Budget
+	t, m := c.usage.TotalTokens, c.usage.Cost
+	if (b.MaxTokens > 0 && t >= b.MaxTokens) || (b.MaxCost > 0 && m >= b.MaxCost) {
+		c.usage.BudgetRefusals++
+		return &BudgetError{Endpoint: c.desc, Tokens: t, Cost: m, ReservedTokens: max(c.resTokens, 0), ReservedCost: max(c.resCost, 0), Budget: b}
+	}
+	return nil
+}
+
+// admit is the budget check of a call that cannot wait: it refuses once
+// what is spent plus what calls in flight have reserved reaches the
+// budget; otherwise it reserves the call's estimate. Give the
+// reservation back with release.
 func (c *Client) admit(tokens int64, cost float64) error {
 	b := c.ep.Budget
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := c.usage.TotalTokens + c.resTokens
-	m := c.usage.Cost + c.resCost
-	if (b.MaxTokens > 0 && t >= b.MaxTokens) || (b.MaxCost > 0 && m >= b.MaxCost) {
+	if err := c.budgetSpent(); err != nil {
+		return err
+	}
+	if (b.MaxTokens > 0 && c.usage.TotalTokens+c.resTokens >= b.MaxTokens) || (b.MaxCost > 0 && c.usage.Cost+c.resCost >= b.MaxCost) {
 		c.usage.BudgetRefusals++
-		return &BudgetError{Endpoint: c.desc, Tokens: t, Cost: m, Budget: b}
+		return &BudgetError{Endpoint: c.desc, Tokens: c.usage.TotalTokens, Cost: c.usage.Cost,
+			ReservedTokens: c.resTokens, ReservedCost: c.resCost, Budget: b}
 	}
 	c.resTokens += tokens
 	c.resCost += cost
 	return nil
+}
+
+// admitWait reserves a call's estimate (tokens: the prompt plus its
+// max_tokens) against the budget. A call is refused only once what was
+// spent, settled to what calls actually used, reaches the budget. While
+// the worst case of the calls in flight and this one would pass it, the
+// call waits for one of them to settle; a call alone in flight always
+// goes. So a run spends close to its budget, passing it by at most what
+// the last calls in flight use, however pessimistic the reservations.
+func (c *Client) admitWait(ctx context.Context, tokens int64, cost float64) error {
+	b := c.ep.Budget
+	c.mu.Lock()
+	for {
+		if err := c.budgetSpent(); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		fits := (b.MaxTokens == 0 || c.usage.TotalTokens+c.resTokens+tokens <= b.MaxTokens) &&
+			(b.MaxCost == 0 || c.usage.Cost+c.resCost+cost <= b.MaxCost)
+		if fits || c.resTokens <= 0 {
+			c.resTokens += tokens
+			c.resCost += cost
+			c.mu.Unlock()
+			return nil
+		}
+		ch := c.settled
+		c.mu.Unlock()
+		// Reservations given back without release (a caller that settles
+		// by hand) are noticed by the poll.
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: %w", c.desc, ctx.Err())
+		}
+		t.Stop()
+		c.mu.Lock()
+	}
+}
+
+// release gives back a reservation made by admit or admitWait, after the
+// call's usage was counted, and wakes the calls waiting for room.
+func (c *Client) release(tokens int64, cost float64) {
+	c.mu.Lock()
+	c.releaseLocked(tokens, cost)
+	c.mu.Unlock()
+}
+
+func (c *Client) releaseLocked(tokens int64, cost float64) {
+	c.resTokens -= tokens
+	c.resCost -= cost
+	close(c.settled)
+	c.settled = make(chan struct{})
 }
 
 // send makes HTTP attempts until one succeeds, a failure is not

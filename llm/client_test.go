@@ -930,3 +930,63 @@ func BenchmarkChat(b *testing.B) {
 		}
 	})
 }
+
+// TestBudgetReachedUnderConcurrency: calls in flight reserve their
+// max_tokens, but the budget settles each to what it used, so a run at
+// full concurrency spends close to the budget rather than stopping when
+// the reservations reach it; the refusal reports what was spent, not
+// what was reserved.
+func TestBudgetReachedUnderConcurrency(t *testing.T) {
+	const budget = 3000
+	srv, c, _ := setup(t, llmtest.Config{Latency: 5 * time.Millisecond}, func(e *llm.Endpoint) {
+		e.Budget = llm.Budget{MaxTokens: budget}
+		e.MaxConcurrency = 8
+	}, llm.Options{})
+	var mu sync.Mutex
+	var refused []error
+	var maxCall int64
+	var wg sync.WaitGroup
+	next := make(chan int)
+	go func() {
+		for i := 0; i < 1000; i++ {
+			next <- i
+		}
+		close(next)
+	}()
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				req := user(fmt.Sprint("question number ", i))
+				req.MaxTokens = 1000 // reserved per call; the answers use far less
+				r, err := c.Chat(context.Background(), req)
+				mu.Lock()
+				if err != nil {
+					refused = append(refused, err)
+				} else if int64(r.Usage.Total) > maxCall {
+					maxCall = int64(r.Usage.Total)
+				}
+				mu.Unlock()
+				if err != nil {
+					for range next {
+					}
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(refused) == 0 || !errors.Is(refused[0], llm.ErrBudgetExhausted) {
+		t.Fatalf("no budget refusal: %v", refused)
+	}
+	u := c.Usage()
+	if u.TotalTokens < budget || u.TotalTokens > budget+8*maxCall {
+		t.Errorf("spent %d tokens of a %d budget (%d requests, %d tokens a call at most): want it reached, passed by at most the calls in flight",
+			u.TotalTokens, budget, srv.Count(), maxCall)
+	}
+	var be *llm.BudgetError
+	if !errors.As(refused[0], &be) || be.Tokens > u.TotalTokens || !strings.Contains(refused[0].Error(), fmt.Sprintf("spent %d of max %d tokens", be.Tokens, budget)) {
+		t.Errorf("refusal %q: want the tokens spent (%d), not those reserved", refused[0], u.TotalTokens)
+	}
+}

@@ -21,8 +21,12 @@
 //     timeouts, connection resets and malformed responses; 400, 401, 403,
 //     404 and other client errors fail at once with one message naming the
 //     endpoint, the status and what to check (see Error);
-//   - a token and cost budget: once reached, further calls return an error
-//     that matches ErrBudgetExhausted, so a stage stops cleanly;
+//   - a token and cost budget: each call reserves its estimate (prompt
+//     plus max_tokens) and settles to the usage the server reports; a call
+//     waits while the reservations in flight would pass the budget and is
+//     refused only once what was spent reaches it, so a run spends close to
+//     its budget; refusals return an error that matches ErrBudgetExhausted
+//     and reports spent and reserved apart, so a stage stops cleanly;
 //   - usage accounting (calls, cached calls, requests, retries, tokens,
 //     cost) for the manifest, see Client.Usage;
 //   - a content-addressed response cache on disk: the SHA-256 of the

@@ -106,20 +106,28 @@ var ErrBudgetExhausted = errors.New("budget exhausted")
 // BudgetError says which budget ran out and what was spent.
 type BudgetError struct {
 	Endpoint string
-	Tokens   int64   // tokens spent (and reserved by calls in flight)
-	Cost     float64 // cost spent (and reserved)
-	Budget   Budget
+	Tokens   int64   // tokens spent: what the calls made used, as the server reported it
+	Cost     float64 // cost spent
+	// ReservedTokens and ReservedCost are held by calls still in flight
+	// (their prompt and max_tokens); not spent, and not in Tokens or Cost.
+	ReservedTokens int64
+	ReservedCost   float64
+	Budget         Budget
 }
 
 func (e *BudgetError) Error() string {
 	var lim []string
 	if e.Budget.MaxTokens > 0 {
-		lim = append(lim, fmt.Sprintf("%d of max %d tokens", e.Tokens, e.Budget.MaxTokens))
+		lim = append(lim, fmt.Sprintf("spent %d of max %d tokens", e.Tokens, e.Budget.MaxTokens))
 	}
 	if e.Budget.MaxCost > 0 {
-		lim = append(lim, fmt.Sprintf("cost %.4f of max %.4f", e.Cost, e.Budget.MaxCost))
+		lim = append(lim, fmt.Sprintf("cost %.4f of max %.4f spent", e.Cost, e.Budget.MaxCost))
 	}
-	return fmt.Sprintf("%s: budget exhausted (%s)", e.Endpoint, strings.Join(lim, ", "))
+	msg := fmt.Sprintf("%s: budget exhausted (%s", e.Endpoint, strings.Join(lim, ", "))
+	if e.ReservedTokens > 0 {
+		msg += fmt.Sprintf("; %d tokens reserved by calls in flight", e.ReservedTokens)
+	}
+	return msg + ")"
 }
 
 // Is makes errors.Is(err, ErrBudgetExhausted) true.
