@@ -104,7 +104,7 @@ func (t *ChainOfThought) Generate(ctx context.Context, c *llm.Client, in Input) 
 		resp, err := c.Chat(ctx, t.cfg.Answer.request(send, 0, 4096))
 		if err != nil {
 			p := t.prov(c, "", nil, "cot")
-			p.Seed = sd.ID
+			p.Seed, p.Parent = sd.ID, parentMeta(sd.Meta)
 			r, err := t.callError(err, p, prefix...)
 			if err != nil {
 				return out, rej, err
@@ -114,7 +114,7 @@ func (t *ChainOfThought) Generate(ctx context.Context, c *llm.Client, in Input) 
 		}
 		msgs := append(append([]datasets.Message(nil), prefix...), assistant(nonEmpty(strings.TrimSpace(resp.Text))))
 		p := t.prov(c, resp.Model, []string{resp.Key}, "cot")
-		p.Seed = sd.ID
+		p.Seed, p.Parent = sd.ID, parentMeta(sd.Meta)
 		fail := func(reason, detail string) {
 			rej = append(rej, t.reject(reason, detail, p, msgs...))
 		}

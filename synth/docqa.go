@@ -185,6 +185,9 @@ func (d *DocQA) chunk(ctx context.Context, c *llm.Client, ch Chunk) ([]datasets.
 			reason = ReasonParse
 		}
 		r := d.chunkReject(c, ch, reason, cut(err.Error(), 300))
+		// The calls that were answered (the unreadable one and its
+		// repair) stay in the provenance.
+		r.Sample.Meta = d.chunkProv(c, ch, res.Model, res.Keys).JSON()
 		if len(res.Raw) > 0 {
 			r.Sample.Messages = append(r.Sample.Messages, assistant(nonEmpty(res.RawText())))
 		}

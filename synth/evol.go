@@ -177,7 +177,7 @@ func (e *EvolInstruct) evolve(ctx context.Context, c *llm.Client, sd datasets.Sa
 			used = append(used, "answer")
 		}
 		p := e.prov(c, model, keys, used...)
-		p.Seed, p.Operation = sd.ID, op
+		p.Seed, p.Operation, p.Parent = sd.ID, op, parentMeta(sd.Meta)
 		return p
 	}
 	fail := func(reason, detail string, msgs ...datasets.Message) (datasets.Sample, *datasets.Rejected, error) {

@@ -95,6 +95,25 @@ type Provenance struct {
 	// Keys are the llm cache keys of every call that made the sample, in
 	// order (a repaired call has two).
 	Keys []string `json:"llm_keys"`
+	// Parent is the Meta of the sample this one was made from, when it
+	// had one: a generated sample's provenance (evol_instruct's, say,
+	// under chain_of_thought's), so a chain of stages keeps every step's
+	// provenance and call keys. A Meta that is not JSON is kept as a JSON
+	// string.
+	Parent json.RawMessage `json:"parent,omitempty"`
+}
+
+// parentMeta is a sample's Meta as a Provenance.Parent: nil when empty,
+// the JSON as it is, or a JSON string of a Meta that is not JSON.
+func parentMeta(meta string) json.RawMessage {
+	if strings.TrimSpace(meta) == "" {
+		return nil
+	}
+	if json.Valid([]byte(meta)) {
+		return json.RawMessage(meta)
+	}
+	b, _ := json.Marshal(meta)
+	return b
 }
 
 // JSON encodes the provenance for Sample.Meta.

@@ -546,3 +546,57 @@ func TestCachedRerunMakesNoRequests(t *testing.T) {
 		t.Fatal("rerun differs")
 	}
 }
+
+// TestDocQAParseRejectKeepsKeys: a doc_qa answer that cannot be read,
+// even after the repair call, is rejected with the cache keys of both
+// calls in its provenance.
+func TestDocQAParseRejectKeepsKeys(t *testing.T) {
+	srv := start(t, llmtest.Config{})
+	c := client(t, srv, "", llm.Budget{})
+	task, _ := synth.NewDocQA(synth.QAConfig{MinChunkChars: 10})
+	srv.Script(llmtest.Reply("I cannot produce JSON."), llmtest.Reply("Still no JSON."))
+	chunks, _ := synth.ChunkDocument("a.txt", "Some text that is long enough to ask about.", synth.ChunkConfig{})
+	_, rej, err := task.Generate(context.Background(), c, synth.Input{Chunks: chunks})
+	if err != nil || reasons(rej) != synth.ReasonParse {
+		t.Fatalf("%+v %v", rej, err)
+	}
+	p, err := synth.ParseProvenance(rej[0].Sample.Meta)
+	if err != nil || len(p.Keys) != 2 || p.Chunk != chunks[0].ID || p.Model == "" {
+		t.Fatalf("parse rejection's provenance %s: want the keys of the call and its repair", rej[0].Sample.Meta)
+	}
+}
+
+// TestChainOfThoughtKeepsEarlierProvenance: chain_of_thought answering
+// an evol_instruct sample keeps the evolution's provenance (its seed,
+// operation and call keys) as the parent of its own.
+func TestChainOfThoughtKeepsEarlierProvenance(t *testing.T) {
+	srv := start(t, llmtest.Config{Decide: func(n int, r *llmtest.ChatRequest) *llmtest.Step {
+		if strings.Contains(r.LastUser(), "prompt rewriter") {
+			return &llmtest.Step{Text: "Compare three sorting algorithms by time and memory on nearly sorted input."}
+		}
+		if strings.Contains(r.LastUser(), "<reasoning>") {
+			return &llmtest.Step{Text: "<reasoning>Insertion sort adapts.</reasoning><answer>Insertion sort.</answer>"}
+		}
+		return &llmtest.Step{Text: "Insertion sort is fastest on nearly sorted input; merge sort needs extra memory; heapsort does not adapt."}
+	}})
+	c := client(t, srv, "", llm.Budget{})
+	evol, _ := synth.NewEvolInstruct(synth.EvolConfig{Operations: []string{synth.OpDeepen}})
+	seed := sample(u("Explain sorting."), a("x"))
+	evolved, _, err := evol.Generate(context.Background(), c, synth.Input{Samples: []datasets.Sample{seed}})
+	if err != nil || len(evolved) != 1 {
+		t.Fatalf("evol: %d %v", len(evolved), err)
+	}
+	cot, _ := synth.NewChainOfThought(synth.CoTConfig{})
+	out, _, err := cot.Generate(context.Background(), c, synth.Input{Samples: evolved})
+	if err != nil || len(out) != 1 {
+		t.Fatalf("cot: %d %v", len(out), err)
+	}
+	p := prov(t, out[0])
+	if p.Task != "chain_of_thought" || p.Seed != evolved[0].ID || len(p.Keys) != 1 {
+		t.Fatalf("provenance %+v", p)
+	}
+	parent, err := synth.ParseProvenance(string(p.Parent))
+	if err != nil || parent.Task != "evol_instruct" || parent.Seed != seed.ID || parent.Operation != synth.OpDeepen || len(parent.Keys) != 2 {
+		t.Fatalf("chain_of_thought's meta %s lost evol_instruct's provenance %s", out[0].Meta, evolved[0].Meta)
+	}
+}
