@@ -103,7 +103,7 @@ func parallelRows(n int, fn func(lo, hi int)) {
 // with y_before = y_after·R. It tries CholeskyQR2 (two rounds of
 // G = Y'Y, G = R'R, Y ← Y·R⁻¹: matrix products that run at BLAS-3
 // speed) and falls back to Householder QR when the Gram matrix is not
-// safely positive definite (condition number above 1e12, as with
+// safely positive definite (condition number above 1e8, as with
 // rank-deficient y).
 func orthonormalize(y *mat.Dense) *mat.Dense {
 	orig := mat.DenseCopyOf(y)
@@ -120,7 +120,7 @@ func orthonormalize(y *mat.Dense) *mat.Dense {
 
 // cholQR is one round of CholeskyQR; it leaves y alone when it fails.
 // The products go through Gemm (blocked and parallel in gonum), with R⁻¹
-// formed explicitly (l×l, condition at most 1e6).
+// formed explicitly (l×l, condition at most 1e4).
 func cholQR(y *mat.Dense) (*mat.Dense, bool) {
 	_, l := y.Dims()
 	var g mat.Dense
@@ -132,7 +132,7 @@ func cholQR(y *mat.Dense) (*mat.Dense, bool) {
 		}
 	}
 	var ch mat.Cholesky
-	if !ch.Factorize(gs) || ch.Cond() > 1e12 {
+	if !ch.Factorize(gs) || ch.Cond() > 1e8 {
 		return nil, false
 	}
 	var r, rinv mat.TriDense
