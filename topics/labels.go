@@ -172,7 +172,7 @@ func cleanName(s string) string {
 		}
 		line = strings.Trim(line, "\"'`*“”")
 		line = strings.TrimRight(line, ". ")
-		line = truncate(line, 60)
+		line = strings.TrimSpace(truncate(line, 60))
 		if !utf8.ValidString(line) {
 			return ""
 		}
