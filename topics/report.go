@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 )
 
@@ -18,25 +19,28 @@ type Rep struct {
 // TopicStats accumulates one topic's members: their count, the sum of
 // their distances and the representatives closest to the centroid
 // (distance ascending, then id; at most the max given to Add and Merge).
-// Stats of several workers merge exactly into the same result whatever
-// the order, so a Beam combine can gather them.
+// Distances are summed in fixed point (units of 1e-9), so stats of
+// several workers merge exactly into the same result whatever the order
+// and a Beam combine can gather them.
 type TopicStats struct {
-	Count       int64   `json:"count"`
-	SumDistance float64 `json:"sum_distance"`
-	Reps        []Rep   `json:"reps"`
+	Count int64 `json:"count"`
+	// SumDistanceNano is the sum of the members' distances in units of
+	// 1e-9.
+	SumDistanceNano int64 `json:"sum_distance_nano"`
+	Reps            []Rep `json:"reps"`
 }
 
 // Add counts one member and keeps it among the maxReps closest.
 func (s *TopicStats) Add(id string, dist float64, maxReps int) {
 	s.Count++
-	s.SumDistance += dist
+	s.SumDistanceNano += int64(math.Round(dist * 1e9))
 	s.Reps = keepClosest(append(s.Reps, Rep{ID: id, Distance: dist}), maxReps)
 }
 
 // Merge adds o into s.
 func (s *TopicStats) Merge(o TopicStats, maxReps int) {
 	s.Count += o.Count
-	s.SumDistance += o.SumDistance
+	s.SumDistanceNano += o.SumDistanceNano
 	s.Reps = keepClosest(append(s.Reps, o.Reps...), maxReps)
 }
 
@@ -55,7 +59,7 @@ func (s *TopicStats) MeanDistance() float64 {
 	if s.Count == 0 {
 		return 0
 	}
-	return s.SumDistance / float64(s.Count)
+	return float64(s.SumDistanceNano) / 1e9 / float64(s.Count)
 }
 
 // RepIDs are the representatives' ids, closest first (never nil).
