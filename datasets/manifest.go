@@ -160,9 +160,14 @@ type StageFunnel struct {
 	In    int64  `json:"in"`
 	// Generated counts the candidates a generation stage made, kept or
 	// dropped (Out = In + Generated − dropped).
-	Generated int64   `json:"generated,omitempty"`
-	Out       int64   `json:"out"`
-	Dropped   []Count `json:"dropped"`
+	Generated int64 `json:"generated,omitempty"`
+	// Failed counts a generation stage's calls that failed (retries ran
+	// out, the server refused the request): no candidate was made, so
+	// they are neither generated nor dropped. rejected.jsonl keeps them,
+	// with reason synth.llm_error and the error.
+	Failed  int64   `json:"failed,omitempty"`
+	Out     int64   `json:"out"`
+	Dropped []Count `json:"dropped"`
 	// Modified counts what a stage changed without dropping, e.g. PII
 	// redactions by kind (from the runner's counters).
 	Modified []Count `json:"modified,omitempty"`
@@ -222,20 +227,27 @@ func (f *Funnel) Check() error {
 // not records and do not add up with them.
 func (f *Funnel) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	// Shares are of what entered the funnel: the records read, plus the
+	// samples generated when a stage generated some (so no row passes
+	// 100%).
+	base, of := f.Read+f.Generated, "of read"
+	if f.Generated > 0 {
+		of = "of read+gen"
+	}
 	pct := func(n int64) string {
-		if f.Read == 0 {
+		if base == 0 {
 			return "-"
 		}
-		return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(f.Read))
+		return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(base))
 	}
 	changes := false
 	for _, s := range f.Stages {
 		changes = changes || len(s.Modified) > 0
 	}
 	if changes {
-		fmt.Fprintf(tw, "stage\treason\trecords\tof read\tchanges\t\n")
+		fmt.Fprintf(tw, "stage\treason\trecords\t%s\tchanges\t\n", of)
 	} else {
-		fmt.Fprintf(tw, "stage\treason\trecords\tof read\t\n")
+		fmt.Fprintf(tw, "stage\treason\trecords\t%s\t\n", of)
 	}
 	fmt.Fprintf(tw, "read\t\t%d\t%s\t\n", f.Read, pct(f.Read))
 	for _, c := range f.DeadReasons {
@@ -245,7 +257,10 @@ func (f *Funnel) WriteTable(w io.Writer) error {
 		if s.Generated > 0 {
 			fmt.Fprintf(tw, "%s\t(generated)\t+%d\t%s\t\n", s.Stage, s.Generated, pct(s.Generated))
 		}
-		if len(s.Dropped) == 0 {
+		if s.Failed > 0 {
+			// Failed calls made no record: counted apart, not in the sums.
+			fmt.Fprintf(tw, "%s\t%d failed calls\t-0\t\t\n", s.Stage, s.Failed)
+		} else if len(s.Dropped) == 0 {
 			fmt.Fprintf(tw, "%s\t(none)\t-0\t\t\n", s.Stage)
 		}
 		for _, c := range s.Modified {
@@ -268,17 +283,22 @@ func (f *Funnel) WriteTable(w io.Writer) error {
 
 // Summary is one line: "read 420 → written 371 (dropped 37, dead-lettered 12)".
 func (f *Funnel) Summary() string {
-	var dropped int64
+	var dropped, failed int64
 	for _, s := range f.Stages {
 		for _, c := range s.Dropped {
 			dropped += c.Count
 		}
+		failed += s.Failed
 	}
 	parts := []string{fmt.Sprintf("read %d", f.Read), fmt.Sprintf("written %d", f.Written)}
 	if f.Generated > 0 {
 		parts[0] += fmt.Sprintf(" + generated %d", f.Generated)
 	}
-	return strings.Join(parts, " → ") + fmt.Sprintf(" (dropped %d, dead-lettered %d)", dropped, f.DeadLettered)
+	tail := fmt.Sprintf(" (dropped %d, dead-lettered %d", dropped, f.DeadLettered)
+	if failed > 0 {
+		tail += fmt.Sprintf("; %d generation calls failed", failed)
+	}
+	return strings.Join(parts, " → ") + tail + ")"
 }
 
 // ShardColumns is the shards' schema as recorded in manifests, in the

@@ -675,7 +675,8 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 	f.DeadReasons = sortedCounts(deadCounts, "")
 	flow := f.Read - f.DeadLettered
 	for _, name := range stageNames {
-		st := datasets.StageFunnel{Stage: name, In: flow, Generated: generated[name], Dropped: sortedCounts(rejCounts, name+"/")}
+		st := datasets.StageFunnel{Stage: name, In: flow, Generated: generated[name]}
+		st.Dropped, st.Failed = splitFailedCalls(sortedCounts(rejCounts, name+"/"))
 		for _, k := range slices.Sorted(maps.Keys(modified)) {
 			if stage, what, _ := strings.Cut(k, "\x00"); stage == name {
 				st.Modified = append(st.Modified, datasets.Count{Reason: what, Count: modified[k]})

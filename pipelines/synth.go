@@ -41,6 +41,21 @@ func (p *Plan) skipLLMStages() {
 	}
 }
 
+// splitFailedCalls takes a generation stage's failed calls out of its
+// rejected counts: they are in rejected.jsonl, with their error, but made
+// no candidate, so the funnel counts them apart (neither generated nor
+// dropped).
+func splitFailedCalls(rejected []datasets.Count) (dropped []datasets.Count, failed int64) {
+	for _, c := range rejected {
+		if transforms.FailedCall(c.Reason) {
+			failed += c.Count
+			continue
+		}
+		dropped = append(dropped, c)
+	}
+	return dropped, failed
+}
+
 // cacheDir is where an LLM stage keeps its response cache.
 func cacheDir(dir string, resolve func(string) string) string {
 	if dir != "" {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -120,6 +121,7 @@ stages:
 		t.Fatal(err)
 	}
 	tasks := map[string]int{}
+	evolved := 0
 	v.ReadSamples(context.Background(), func(_ string, s *datasets.Sample) error {
 		if s.Meta == "" {
 			return nil
@@ -135,10 +137,17 @@ stages:
 		if p.Task == "chain_of_thought" && !strings.HasPrefix(s.Messages[len(s.Messages)-1].Content, "<think>") {
 			t.Errorf("CoT answer %q", s.Messages[len(s.Messages)-1].Content)
 		}
+		if p.Task == "chain_of_thought" && s.Source.Dataset == "evol_instruct" {
+			// Replacing an evolved sample keeps the evolution's provenance.
+			if parent, err := synth.ParseProvenance(string(p.Parent)); err != nil || parent.Task != "evol_instruct" || parent.Operation != "deepen" || len(parent.Keys) != 2 {
+				t.Errorf("CoT of an evolved sample lost its provenance: %s", s.Meta)
+			}
+			evolved++
+		}
 		return nil
 	})
-	if tasks["chain_of_thought"] != 4 || tasks["doc_qa"] != 1 || tasks["self_instruct"] < 4 {
-		t.Errorf("generated samples by task %v", tasks)
+	if tasks["chain_of_thought"] != 4 || tasks["doc_qa"] != 1 || tasks["self_instruct"] < 4 || evolved != 2 {
+		t.Errorf("generated samples by task %v (%d chain_of_thought answers to evolved samples)", tasks, evolved)
 	}
 	for _, name := range []string{"manifest.json", rejectedFile, "README.md"} {
 		b, _ := os.ReadFile(filepath.Join(res.Dir, name))
@@ -248,13 +257,13 @@ stages:
 	}
 	// 3 read; evol adds 3 (two identical); CoT replaces the 4 sky samples
 	// and keeps both planet samples (original and evolved), whose calls
-	// fail, as they were (their failed candidates are dropped); exact
-	// dedup drops one original and one evolved sky copy.
+	// fail, as they were (their failed calls are counted as failed, not
+	// generated); exact dedup drops one original and one evolved sky copy.
 	if st["evol_instruct"].Generated != 3 || st["evol_instruct"].Out != 6 {
 		t.Fatalf("evol %+v", st["evol_instruct"])
 	}
 	cot := st["chain_of_thought"]
-	if cot.Out != 6 || cot.Generated != 2 || len(cot.Dropped) != 1 || cot.Dropped[0] != (datasets.Count{Reason: synth.ReasonLLMError, Count: 2}) ||
+	if cot.Out != 6 || cot.Generated != 0 || cot.Failed != 2 || len(cot.Dropped) != 0 ||
 		len(cot.Modified) != 2 || cot.Modified[0] != (datasets.Count{Reason: "synth.kept_original", Count: 2}) || cot.Modified[1].Count != 4 {
 		t.Errorf("chain_of_thought %+v", cot)
 	}
@@ -307,5 +316,51 @@ stages:
 	}
 	if kept == 0 {
 		t.Error("no self-instruct prompt was sent")
+	}
+}
+
+// TestFailedCallsAreNotGenerated: generation calls that fail are counted
+// as failed, neither generated nor dropped, so the funnel's generated
+// counts only candidates a model made and no share in the table passes
+// 100%; rejected.jsonl still holds the failures with their error.
+func TestFailedCallsAreNotGenerated(t *testing.T) {
+	var listed atomic.Int64
+	srv := llmtest.Start(llmtest.Config{Respond: fakeModel(&listed), Decide: func(n int, r *llmtest.ChatRequest) *llmtest.Step {
+		if !strings.Contains(r.LastUser(), "Why is the sky blue?") {
+			s := llmtest.Fail(400) // every call but the sky sample's fails
+			return &s
+		}
+		return nil
+	}})
+	defer srv.Close()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte(`{"prompt":"Why is the sky blue?","completion":"Rayleigh scattering."}
+{"prompt":"What is 12 times 3?","completion":"36"}
+{"prompt":"Name a planet.","completion":"Mars."}
+{"prompt":"Who wrote Hamlet?","completion":"Shakespeare."}
+`), 0o644)
+	ep := `{name: gen, kind: other, base_url: "` + srv.URL + `", model: gen-model, max_retries: 0}`
+	res := runRecipe(t, dir, `name: f
+sources: [{name: s, path: in.jsonl}]
+stages:
+  - evol_instruct: {endpoint: `+ep+`, operations: [deepen, concretize, broaden], per_sample: 3, cache: cache}
+`, filepath.Join(dir, "store"))
+	f := res.Manifest.Funnel
+	ev := f.Stages[0]
+	// 12 evolutions of 2 calls each: only some of the sky sample's pass.
+	if ev.Failed < 9 || ev.Generated != 12-ev.Failed || ev.Out != 4+ev.Generated || len(ev.Dropped) != 0 || f.Check() != nil {
+		t.Errorf("evol_instruct %+v: want the 12 evolutions as generated or failed calls, none dropped", ev)
+	}
+	var table bytes.Buffer
+	f.WriteTable(&table)
+	for _, pct := range regexp.MustCompile(`([0-9.]+)%`).FindAllStringSubmatch(table.String(), -1) {
+		if v, _ := strconv.ParseFloat(pct[1], 64); v > 100 {
+			t.Errorf("funnel table shows %s%%:\n%s", pct[1], table.String())
+			break
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(res.Dir, rejectedFile))
+	if n := strings.Count(string(b), synth.ReasonLLMError); n != int(ev.Failed) {
+		t.Errorf("rejected.jsonl holds %d failed calls, want %d", n, ev.Failed)
 	}
 }

@@ -26,6 +26,10 @@ import (
 //   - every candidate a stage makes (kept or rejected) counts as
 //     generated; rejected candidates are dropped with their synth reason,
 //     so a stage's out = in + generated − dropped;
+//   - a call that failed (synth.llm_error: retries ran out, the server
+//     refused the request) made no candidate: it goes to rejected.jsonl
+//     with its error but is neither generated nor dropped (the manifest
+//     counts it as the stage's failed calls);
 //   - in replace mode (chain_of_thought by default) a sample's first
 //     candidate takes its place and is not counted as generated: a kept
 //     one is a modification ("synth.replaced"), a rejected one drops the
@@ -179,6 +183,11 @@ const (
 // CountCallsFailed.
 func IsCallCount(key string) bool { return key == CountCallsOK || key == CountCallsFailed }
 
+// FailedCall tells whether a generation stage's rejection reason is a
+// failed call (synth.llm_error), which made no candidate: it is neither
+// generated nor dropped in the funnel, but counted as failed.
+func FailedCall(reason string) bool { return reason == synth.ReasonLLMError }
+
 // notCandidate tells whether a rejection says the input was unfit for
 // the task, rather than a candidate was made and failed.
 func notCandidate(r datasets.Rejected) bool {
@@ -263,7 +272,9 @@ func (st *synthState) emitCandidates(stage, seed string, gens []datasets.Sample,
 		rj.Stage = stage
 		rj.Sample.Source = synthSource(stage, seed, k)
 		k++
-		st.count(CountGenerated)
+		if !FailedCall(rj.Reason) {
+			st.count(CountGenerated)
+		}
 		rej(rj)
 	}
 }
@@ -431,8 +442,7 @@ func (f *expandFn) emit(in datasets.Sample, r expandResult, out func(datasets.Sa
 			rejs = rejs[1:]
 		default:
 			// Nothing made, or the call failed: the sample stays as it was
-			// (a failed candidate is still reported, as generated and
-			// dropped).
+			// (a failed call is still written to rejected.jsonl).
 			out(in)
 			if len(rejs) > 0 && rejs[0].Reason != synth.ReasonUnusable {
 				f.st.count("synth.kept_original")
@@ -641,7 +651,9 @@ func (f *selfInstructFn) ProcessElement(ctx context.Context, pool SeedPool,
 	for _, rj := range res.Rejected {
 		rj.Rejected.Stage = f.Cfg.Stage
 		rj.Rejected.Sample.Source = synthSource(f.Cfg.Stage, fmt.Sprintf("prompt-%06d", rj.Prompt), rj.Index)
-		f.st.count(CountGenerated)
+		if !FailedCall(rj.Rejected.Reason) {
+			f.st.count(CountGenerated)
+		}
 		rej(rj.Rejected)
 	}
 	f.st.mu.Unlock()
