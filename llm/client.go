@@ -22,8 +22,9 @@ import (
 type Options struct {
 	// CacheDir, if set, holds the content-addressed response cache.
 	CacheDir string
-	// Logger receives one Warn line per retry and per cache write
-	// failure; nil discards them. Lines never contain the API key.
+	// Logger receives one Info line per retry (endpoint, attempt,
+	// kind, status, wait, the scrubbed error) and one Warn line per cache
+	// write failure; nil discards them. Lines never contain the API key.
 	Logger *slog.Logger
 	// RetryBaseDelay is the first backoff (default 500ms); each retry
 	// doubles it up to RetryMaxDelay (default 30s), and a random half of
@@ -430,7 +431,7 @@ func (c *Client) send(ctx context.Context, req Request, prompt, est int) (Respon
 		c.mu.Lock()
 		c.usage.Retries++
 		c.mu.Unlock()
-		c.log.Warn("llm retry", "endpoint", c.ep.Name, "attempt", attempt, "kind", string(e.Kind),
+		c.log.Info("llm retry", "endpoint", c.ep.Name, "attempt", attempt, "kind", string(e.Kind),
 			"status", e.Status, "wait", wait.String(), "error", e.Message)
 		if err := c.clock.Sleep(ctx, wait); err != nil {
 			return Response{}, fmt.Errorf("%s: %w", c.desc, err)

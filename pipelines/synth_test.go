@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -363,4 +365,59 @@ stages:
 	if n := strings.Count(string(b), synth.ReasonLLMError); n != int(ev.Failed) {
 		t.Errorf("rejected.jsonl holds %d failed calls, want %d", n, ev.Failed)
 	}
+}
+
+// TestRetriesAreLogged: an LLM stage's clients log every retry through
+// the run's slog logger (at INFO, shown by --verbose) with the attempt,
+// the status and the wait, never the API key; the manifest counts them.
+func TestRetriesAreLogged(t *testing.T) {
+	var listed atomic.Int64
+	srv := llmtest.Start(llmtest.Config{Respond: fakeModel(&listed), EchoKey: true})
+	defer srv.Close()
+	srv.Script(llmtest.RateLimited("0"), llmtest.RateLimited("0"), llmtest.Fail(503))
+	var logs syncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	defer slog.SetDefault(prev)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte(`{"prompt":"Why is the sky blue?","completion":"Rayleigh scattering."}`+"\n"), 0o644)
+	t.Setenv("SIEVE_TEST_RETRY_KEY", "sk-retry-secret-1234567890")
+	ep := `{name: gen, kind: other, base_url: "` + srv.URL + `", model: gen-model, api_key_env: SIEVE_TEST_RETRY_KEY, max_concurrency: 1}`
+	res := runRecipe(t, dir, `name: r
+sources: [{name: s, path: in.jsonl}]
+stages:
+  - evol_instruct: {endpoint: `+ep+`, operations: [deepen], cache: cache}
+`, filepath.Join(dir, "store"))
+	if u := res.Manifest.LLM; len(u) != 1 || u[0].Retries != 3 {
+		t.Errorf("manifest llm usage %+v: want 3 retries", u)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "llm retry"); n != 3 {
+		t.Fatalf("%d retry lines in the run's log, want 3:\n%s", n, out)
+	}
+	for _, want := range []string{"endpoint=gen", "attempt=1", "attempt=2", "status=429", "status=503", "wait="} {
+		if !strings.Contains(out, want) {
+			t.Errorf("retry log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "sk-retry-secret") || strings.Contains(out, "secret-1234567890") {
+		t.Errorf("the API key leaked into the log:\n%s", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

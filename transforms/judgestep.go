@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -42,7 +43,8 @@ func init() {
 			st.judge = &judges.HeuristicJudge{}
 			return st, nil
 		}
-		client, err := llm.Shared(cfg.Endpoint, llm.Options{CacheDir: cfg.CacheDir})
+		// The run's logger: retries show with --verbose.
+		client, err := llm.Shared(cfg.Endpoint, llm.Options{CacheDir: cfg.CacheDir, Logger: slog.Default()})
 		if err != nil {
 			return nil, err
 		}

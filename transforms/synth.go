@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 
@@ -95,7 +96,7 @@ func (c SynthConfig) build() (synth.Task, *llm.Client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	client, err := llm.Shared(c.Endpoint, llm.Options{CacheDir: c.CacheDir})
+	client, err := llm.Shared(c.Endpoint, llm.Options{CacheDir: c.CacheDir, Logger: slog.Default()})
 	if err != nil {
 		return nil, nil, err
 	}
