@@ -67,11 +67,7 @@ func (a *csr) mulCentered(b *mat.Dense, mu []float64, out *mat.Dense) {
 				dst[c] = -muB[c]
 			}
 			for p := a.ptr[i]; p < a.ptr[i+1]; p++ {
-				v := float64(a.val[p])
-				src := braw.Data[int(a.col[p])*braw.Stride : int(a.col[p])*braw.Stride+l]
-				for c, x := range src {
-					dst[c] += v * x
-				}
+				axpy64(float64(a.val[p]), braw.Data[int(a.col[p])*braw.Stride:int(a.col[p])*braw.Stride+l], dst)
 			}
 		}
 	})
@@ -271,11 +267,7 @@ func (t *csr) mulCenteredT(q *mat.Dense, mu []float64, out *mat.Dense) {
 				dst[c] = -m * colSum[c]
 			}
 			for p := t.ptr[j]; p < t.ptr[j+1]; p++ {
-				v := float64(t.val[p])
-				src := qraw.Data[int(t.col[p])*qraw.Stride : int(t.col[p])*qraw.Stride+l]
-				for c, x := range src {
-					dst[c] += v * x
-				}
+				axpy64(float64(t.val[p]), qraw.Data[int(t.col[p])*qraw.Stride:int(t.col[p])*qraw.Stride+l], dst)
 			}
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"math/rand/v2"
 	"slices"
 	"sync"
 )
@@ -36,8 +37,11 @@ type TFIDFConfig struct {
 	// MaxBytes cuts each text to its first MaxBytes bytes (default
 	// 4000), bounding the cost of one embedding.
 	MaxBytes int `json:"max_bytes"`
+	// SVDRows bounds the texts (a seeded subset) whose rows the SVD
+	// factorises (default 4000); idf and the mean use every text.
 	// Oversample and PowerIters tune the randomized SVD (defaults 10 and
-	// 3).
+	// 1).
+	SVDRows    int `json:"svd_rows"`
 	Oversample int `json:"oversample"`
 	PowerIters int `json:"power_iters"`
 }
@@ -56,7 +60,8 @@ func (c TFIDFConfig) withDefaults() TFIDFConfig {
 	def(&c.CharMax, 5)
 	def(&c.MaxBytes, 4000)
 	def(&c.Oversample, 10)
-	def(&c.PowerIters, 3)
+	def(&c.PowerIters, 1)
+	def(&c.SVDRows, 4000)
 	if c.CharWeight <= 0 {
 		c.CharWeight = 0.5
 	}
@@ -123,13 +128,34 @@ func (t *TFIDF) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 	return out, err
 }
 
-// scratch holds the per-call buffers of featurisation.
+// scratch holds the per-call buffers of featurisation: per-bucket
+// counts (all zero between texts) and the buckets seen.
 type scratch struct {
-	ids  []uint32
+	cnt  []int32
+	uniq []uint32
 	buf  []byte
 	pad  []byte
 	cols []int32
 	vals []float32
+}
+
+func (sc *scratch) add(b uint32) {
+	if sc.cnt[b] == 0 {
+		sc.uniq = append(sc.uniq, b)
+	}
+	sc.cnt[b]++
+}
+
+// each calls fn with each bucket hashFeatures saw, in the order of
+// first sight (a function of the text, so sums over a row are taken in
+// the same order at fit and at embedding), and its count, and clears
+// the counts.
+func (sc *scratch) each(fn func(b uint32, tf int)) {
+	for _, b := range sc.uniq {
+		fn(b, int(sc.cnt[b]))
+		sc.cnt[b] = 0
+	}
+	sc.uniq = sc.uniq[:0]
 }
 
 func (t *TFIDF) scratch() *scratch {
@@ -159,7 +185,7 @@ func (t *TFIDF) EmbedText(text string, dst []float32) []float32 {
 	defer t.pool.Put(sc)
 	hashFeatures(&t.Config, text, sc)
 	sc.cols, sc.vals = sc.cols[:0], sc.vals[:0]
-	eachRun(sc.ids, func(b uint32, tf int) {
+	sc.each(func(b uint32, tf int) {
 		if c := t.colOf[b]; c >= 0 {
 			sc.cols = append(sc.cols, c)
 			sc.vals = append(sc.vals, float32(t.weight(b, tf, float64(t.IDF[c]))))
@@ -192,29 +218,28 @@ func (t *TFIDF) project(cols []int32, vals []float32, dst []float32) {
 		dst[j] = -t.MeanProj[j]
 	}
 	for p, c := range cols {
-		v := vals[p]
-		row := t.Basis[int(c)*k : int(c)*k+k]
-		for j, x := range row {
-			dst[j] += v * x
-		}
+		axpy32(vals[p], t.Basis[int(c)*k:int(c)*k+k], dst)
 	}
 	normalize(dst)
 }
 
-// hashFeatures leaves the sorted bucket ids of text's features (with
-// repeats) in sc.ids.
+// hashFeatures counts text's features into sc (consume them with
+// sc.each).
 func hashFeatures(c *TFIDFConfig, text string, sc *scratch) {
+	if len(sc.cnt) != c.Buckets {
+		sc.cnt = make([]int32, c.Buckets)
+	}
 	text = truncate(text, c.MaxBytes)
 	half := uint64(c.Buckets / 2)
 	mask := half - 1
-	sc.ids = sc.ids[:0]
+	sc.uniq = sc.uniq[:0]
 	var prev uint64
 	have := false
 	sc.buf = eachWord(text, sc.buf, func(w []byte) {
 		h := fnv1a(0x77, w)
-		sc.ids = append(sc.ids, uint32(h&mask))
+		sc.add(uint32(h & mask))
 		if have {
-			sc.ids = append(sc.ids, uint32(splitmix64(prev*0x100000001b3^h^0xb16)&mask))
+			sc.add(uint32(splitmix64(prev*0x100000001b3^h^0xb16) & mask))
 		}
 		prev, have = h, true
 		if c.NoChars {
@@ -223,30 +248,19 @@ func hashFeatures(c *TFIDFConfig, text string, sc *scratch) {
 		sc.pad = append(append(append(sc.pad[:0], ' '), w...), ' ')
 		for n := c.CharMin; n <= c.CharMax; n++ {
 			for i := 0; i+n <= len(sc.pad); i++ {
-				sc.ids = append(sc.ids, uint32(fnv1a(uint64(n)<<8, sc.pad[i:i+n])&mask|half))
+				sc.add(uint32(fnv1a(uint64(n)<<8, sc.pad[i:i+n])&mask | half))
 			}
 		}
 	})
-	slices.Sort(sc.ids)
 }
 
-// eachRun calls fn with each distinct id of sorted ids and its count.
-func eachRun(ids []uint32, fn func(id uint32, n int)) {
-	for i := 0; i < len(ids); {
-		j := i + 1
-		for j < len(ids) && ids[j] == ids[i] {
-			j++
-		}
-		fn(ids[i], j-i)
-		i = j
-	}
-}
-
-// FitTFIDF fits the built-in embedder on texts (a bounded sample: every
-// text's features are held as one sparse row): document frequencies per
-// bucket, the MaxFeatures most frequent buckets with df ≥ MinDF, their
-// idf, the tf-idf matrix and its randomized truncated SVD (seeded). It
-// fails when fewer than 3 texts or 2 features remain.
+// FitTFIDF fits the built-in embedder on texts (a bounded sample):
+// document frequencies per bucket, the MaxFeatures most frequent buckets
+// with df ≥ MinDF, their idf, the mean tf-idf row, and the randomized
+// truncated SVD (seeded) of the centred tf-idf rows of at most SVDRows
+// texts. Memory: two bucket-count arrays per CPU (4·Buckets bytes each)
+// and the SVDRows sparse rows. It fails when fewer than 3 texts or 2
+// features remain.
 func FitTFIDF(ctx context.Context, texts []string, cfg TFIDFConfig, seed uint64) (*TFIDF, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -265,7 +279,7 @@ func FitTFIDF(ctx context.Context, texts []string, cfg TFIDFConfig, seed uint64)
 		sc := &scratch{}
 		for i := lo; i < hi; i++ {
 			hashFeatures(&cfg, texts[i], sc)
-			eachRun(sc.ids, func(b uint32, _ int) { local[b]++ })
+			sc.each(func(b uint32, _ int) { local[b]++ })
 		}
 		mu.Lock()
 		for b, x := range local {
@@ -302,49 +316,70 @@ func FitTFIDF(ctx context.Context, texts []string, cfg TFIDFConfig, seed uint64)
 	}
 	t.index()
 
-	// Pass 2: the unit-length tf-idf rows.
-	rows := make([]struct {
+	// Pass 2: the unit-length tf-idf rows. Their mean is summed over
+	// all texts in fixed blocks of rows (so the float sums do not depend
+	// on the number of CPUs); the SVD sees a seeded subset of at most
+	// SVDRows rows.
+	rng := rand.New(rand.NewPCG(seed, 0x5ab5e7))
+	keep := make([]bool, n)
+	for _, i := range rng.Perm(n)[:min(n, cfg.SVDRows)] {
+		keep[i] = true
+	}
+	type row struct {
 		cols []int32
 		vals []float32
-	}, n)
-	parallelRows(n, func(lo, hi int) {
+	}
+	rows := make([]row, n)
+	const block = 256
+	partial := make([][]float64, (n+block-1)/block)
+	parallelRows(len(partial), func(lo, hi int) {
 		sc := &scratch{}
-		for i := lo; i < hi; i++ {
-			hashFeatures(&cfg, texts[i], sc)
-			var cols []int32
-			var vals []float32
-			eachRun(sc.ids, func(b uint32, tf int) {
-				if c := t.colOf[b]; c >= 0 {
-					cols = append(cols, c)
-					vals = append(vals, float32(t.weight(b, tf, float64(t.IDF[c]))))
+		for blk := lo; blk < hi; blk++ {
+			sum := make([]float64, f)
+			for i := blk * block; i < min(n, (blk+1)*block); i++ {
+				hashFeatures(&cfg, texts[i], sc)
+				sc.cols, sc.vals = sc.cols[:0], sc.vals[:0]
+				sc.each(func(b uint32, tf int) {
+					if c := t.colOf[b]; c >= 0 {
+						sc.cols = append(sc.cols, c)
+						sc.vals = append(sc.vals, float32(t.weight(b, tf, float64(t.IDF[c]))))
+					}
+				})
+				normalize(sc.vals)
+				for p, c := range sc.cols {
+					sum[c] += float64(sc.vals[p])
 				}
-			})
-			normalize(vals)
-			rows[i].cols, rows[i].vals = cols, vals
+				if keep[i] {
+					rows[i] = row{slices.Clone(sc.cols), slices.Clone(sc.vals)}
+				}
+			}
+			partial[blk] = sum
 		}
 	})
-	a := &csr{n: n, f: f, ptr: make([]int, n+1)}
-	for i, r := range rows {
-		a.ptr[i+1] = a.ptr[i] + len(r.cols)
-	}
-	a.col = make([]int32, 0, a.ptr[n])
-	a.val = make([]float32, 0, a.ptr[n])
 	mean := make([]float64, f)
-	for _, r := range rows {
-		a.col = append(a.col, r.cols...)
-		a.val = append(a.val, r.vals...)
-		for p, c := range r.cols {
-			mean[c] += float64(r.vals[p])
+	for _, sum := range partial {
+		for c, x := range sum {
+			mean[c] += x
 		}
 	}
-	rows = nil
+	partial = nil
 	for c := range mean {
 		mean[c] /= float64(n)
 	}
+	a := &csr{f: f, ptr: []int{0}}
+	for i, r := range rows {
+		if keep[i] {
+			a.col = append(a.col, r.cols...)
+			a.val = append(a.val, r.vals...)
+			a.ptr = append(a.ptr, len(a.col))
+			a.n++
+		}
+	}
+	rows = nil
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("tfidf fit: %w", err)
 	}
-	k := min(cfg.Dim, f-1, n-1)
+	k := min(cfg.Dim, f-1, a.n-1)
 	res, err := randomizedSVD(a, mean, k, cfg.Oversample, cfg.PowerIters, seed)
 	if err != nil {
 		return nil, fmt.Errorf("tfidf fit: %w", err)

@@ -138,12 +138,18 @@ func TestSaveLoadAssignsIdentically(t *testing.T) {
 	if p := purity(assignAll(t, m2, later), ltruth); p < 0.95 {
 		t.Fatalf("later samples: purity %.3f", p)
 	}
-	_ = truth
+	if p := purity(assignAll(t, m2, ss), truth); p < 0.95 {
+		t.Fatalf("fit samples: purity %.3f", p)
+	}
 	// A broken model is refused.
-	bad := bytes.Replace(buf.Bytes(), []byte(`"k":5`), []byte(`"k":6`), 1)
 	var again bytes.Buffer
-	m.Save(&again)
-	bad = bytes.Replace(again.Bytes(), []byte(`"k":5,`), []byte(`"k":6,`), 1)
+	if err := m.Save(&again); err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Replace(again.Bytes(), []byte(`"k":5,`), []byte(`"k":6,`), 1)
+	if bytes.Equal(bad, again.Bytes()) {
+		t.Fatal("no k in the saved model")
+	}
 	if _, err := Load(bytes.NewReader(bad)); err == nil {
 		t.Fatal("a model with k=6 and 5 centroids loaded")
 	}

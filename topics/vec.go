@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+
+	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/blas/blas64"
 )
 
 // Vec32 is a float32 slice that JSON encodes compactly and exactly: as
@@ -42,6 +45,17 @@ func (v *Vec32) UnmarshalJSON(data []byte) error {
 	*v = out
 	return nil
 }
+
+// axpy64 sets y += a·x (gonum's assembly kernel).
+func axpy64(a float64, x, y []float64) { blasF64.Daxpy(len(x), a, x, 1, y, 1) }
+
+// axpy32 sets y += a·x (gonum's assembly kernel).
+func axpy32(a float32, x, y []float32) { blasF32.Saxpy(len(x), a, x, 1, y, 1) }
+
+var (
+	blasF64 = blas64.Implementation()
+	blasF32 = blas32.Implementation()
+)
 
 // dot is the inner product of two vectors of equal length.
 func dot(a, b []float32) float32 {
