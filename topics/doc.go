@@ -35,8 +35,9 @@
 // buckets (the MaxFeatures most frequent kept), L2-normalised, centred
 // on the sample mean and reduced by a randomized truncated SVD (Halko,
 // Martinsson and Tropp: Gaussian test matrix, power iterations, QR, the
-// SVD of the small core) to Dim dimensions (96). Its idf, feature list
-// and basis are part of the Model. EndpointEmbedder calls an
+// SVD of the small core) of the rows of a seeded subset of at most 4000
+// texts to Dim dimensions (96). Its idf, feature list, mean and basis
+// are part of the Model (about 8 MiB of JSON at the defaults). EndpointEmbedder calls an
 // OpenAI-compatible /v1/embeddings endpoint through package llm (cache,
 // retries, rate limits, budget).
 //

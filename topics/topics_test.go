@@ -5,6 +5,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -105,6 +106,17 @@ func TestFitDeterministic(t *testing.T) {
 	}
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {
 		t.Fatalf("two fits of one sample set differ (%d and %d bytes)", a.Len(), b.Len())
+	}
+	// One CPU or several: the same bytes.
+	prev := runtime.GOMAXPROCS(1)
+	var c bytes.Buffer
+	err := fitPlanted(t, ss, cfg).Save(&c)
+	runtime.GOMAXPROCS(prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Bytes(), c.Bytes()) {
+		t.Fatal("the fit on one CPU differs")
 	}
 	m, _ := Load(bytes.NewReader(a.Bytes()))
 	if m.Fit.Samples != 200 {
