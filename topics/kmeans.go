@@ -89,7 +89,10 @@ type Clustering struct {
 //
 // With cfg.K == 0, k is chosen among the candidates in [KMin, KMax] as
 // the one of highest mean silhouette (cosine distance) on a seeded
-// sample of at most SilhouetteSample points; ties go to the smaller k.
+// sample of at most SilhouetteSample points, each candidate clustered
+// once; ties go to the smaller k. The chosen k is then clustered with
+// NInit restarts (the candidate's run among them), and Silhouette is
+// that clustering's.
 func FitKMeans(x []float32, dim int, cfg KMeansConfig, seed uint64) (*Clustering, error) {
 	cfg = cfg.withDefaults()
 	if dim <= 0 || len(x)%dim != 0 {
@@ -117,16 +120,26 @@ func FitKMeans(x []float32, dim int, cfg KMeansConfig, seed uint64) (*Clustering
 		}
 		return c, nil
 	}
+	// Each candidate is scored on one restart; the winner is refitted
+	// with NInit restarts.
 	sil := newSilhouette(x, n, dim, cfg.SilhouetteSample, seed)
+	one := cfg
+	one.NInit = 1
 	var best *Clustering
 	var scores []KScore
 	for _, k := range ks {
-		c := bestOf(x, n, dim, k, cfg, seed)
+		c := bestOf(x, n, dim, k, one, seed)
 		c.Silhouette = sil.score(c)
 		scores = append(scores, KScore{K: k, Silhouette: c.Silhouette, Inertia: c.Inertia})
 		if best == nil || c.Silhouette > best.Silhouette+1e-12 {
 			best = c
 		}
+	}
+	if cfg.NInit > 1 {
+		// Restart 0 is the candidate's own run, so the refit is never
+		// worse in inertia.
+		best = bestOf(x, n, dim, best.K, cfg, seed)
+		best.Silhouette = sil.score(best)
 	}
 	best.Candidates = scores
 	return best, nil

@@ -139,8 +139,9 @@ type FitInfo struct {
 }
 
 // Fit fits a topic model on a bounded sample: it selects at most
-// MaxSamples samples (by seeded id hash, in datasets.Less order, so the
-// input order does not matter), embeds Field's text (fitting the
+// MaxSamples samples (those of the smallest SampleHash(id, Seed), ties
+// by datasets.Less, so the input order does not matter and a bottom-k
+// combine on that hash gathers the same sample), embeds Field's text (fitting the
 // built-in embedder when cfg.Embedder is nil), clusters the unit
 // embeddings (FitKMeans), labels each cluster by class-based tf-idf,
 // keeps the representatives closest to each centroid, fits the 2-D map
@@ -400,6 +401,17 @@ func (m *Model) AssignText(text string) (Assignment, error) {
 // embedder (see AssignText).
 func (m *Model) AssignSample(s *datasets.Sample) (Assignment, error) {
 	return m.AssignText(m.Field.Text(s))
+}
+
+// Annotate writes an assignment into a sample: TopicID and TopicLabel
+// (the topic's name, or its keyword label).
+func (m *Model) Annotate(s *datasets.Sample, a Assignment) {
+	id := a.Topic
+	s.TopicID = &id
+	s.TopicLabel = ""
+	if int(id) >= 0 && int(id) < len(m.Topics) {
+		s.TopicLabel = m.Topics[id].DisplayName()
+	}
 }
 
 // CheckEmbedder reports whether e embeds as the model's embedder did

@@ -178,6 +178,11 @@ func TestAssignVectorProperties(t *testing.T) {
 	if err != nil || a.Topic != 1 || a.Distance > 1e-5 {
 		t.Fatalf("centroid 1 assigned %+v %v", a, err)
 	}
+	var s datasets.Sample
+	m.Annotate(&s, a)
+	if s.TopicID == nil || *s.TopicID != 1 || s.TopicLabel != m.Topics[1].Label {
+		t.Fatalf("annotated %v %q", s.TopicID, s.TopicLabel)
+	}
 	if _, err := m.AssignVector(make([]float32, m.Dim+1)); err == nil {
 		t.Fatal("wrong length accepted")
 	}

@@ -57,22 +57,9 @@ var (
 	blasF32 = blas32.Implementation()
 )
 
-// dot is the inner product of two vectors of equal length.
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
+// dot is the inner product of two vectors of equal length (gonum's
+// assembly kernel).
+func dot(a, b []float32) float32 { return blasF32.Sdot(len(a), a, 1, b[:len(a)], 1) }
 
 // normalize scales v to unit length in place and returns its former
 // length; a zero vector stays zero.
