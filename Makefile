@@ -92,7 +92,7 @@ bench: $(BIN) bench/duckdb/node_modules
 	$(GO) run ./bench/e2e -sieve ./$(BIN) -n 100000 -reps 1 -corpus words -only sieve_e2e_fuzzy_direct -workdir $${TMPDIR:-/tmp}/sieve-bench-fuzzy-words
 	if [ "$(FUZZY_BIG_N)" != 0 ]; then $(GO) run ./bench/e2e -sieve ./$(BIN) -n $(FUZZY_BIG_N) -reps 1 -corpus words -only sieve_e2e_fuzzy_direct -workdir $${TMPDIR:-/tmp}/sieve-bench-fuzzy-1m; fi
 	@$(MAKE) --no-print-directory bench-scale
-	$(GO) run ./bench/dedupbench
+	$(GO) run ./bench/dedupbench -seeds 5
 	$(GO) run ./bench/dedupbench -keys -thresholds 0.7 $(if $(wildcard ../shared/data/alpaca_eval/*.json),-alpaca ../shared/data/alpaca_eval)
 	$(GO) run ./bench/quality
 	$(GO) run ./bench/filters -n $(FILTERS_N)

@@ -168,47 +168,13 @@ func dropEmpty(v string, emit func(string)) {
 // smallest node (node keys sort in the keep policy's order), and emits
 // (node, root) for every other node.
 func localComponentsFn(_ int, edges func(*string) bool, emit func(string, string)) {
-	idx := map[string]int32{}
-	var names []string
-	var parent []int32
-	id := func(n string) int32 {
-		if i, ok := idx[n]; ok {
-			return i
-		}
-		i := int32(len(names))
-		idx[n] = i
-		names = append(names, n)
-		parent = append(parent, i)
-		return i
-	}
-	find := func(x int32) int32 {
-		r := x
-		for parent[r] != r {
-			r = parent[r]
-		}
-		for parent[x] != r {
-			parent[x], x = r, parent[x]
-		}
-		return r
-	}
+	uf := dedup.NewUnionFind()
 	var e string
 	for edges(&e) {
 		i := strings.IndexByte(e, 3)
-		a, b := find(id(e[:i])), find(id(e[i+1:]))
-		if a == b {
-			continue
-		}
-		if names[a] < names[b] {
-			parent[b] = a
-		} else {
-			parent[a] = b
-		}
+		uf.Union(e[:i], e[i+1:])
 	}
-	for i := range names {
-		if r := find(int32(i)); r != int32(i) {
-			emit(names[i], names[r])
-		}
-	}
+	uf.Each(emit)
 }
 
 // candidateEdges turns packed (band key, node) pairs into the distinct
@@ -550,7 +516,7 @@ type bucketEdgesFn struct {
 	// edges counts candidate edges before the distinct step (monitoring
 	// only: counters are not the funnel).
 	edges beam.Counter
-	seen  edgeSet
+	cand  *dedup.Candidates
 }
 
 func (f *bucketEdgesFn) Setup() {
@@ -576,70 +542,24 @@ func (f *bucketEdgesFn) ProcessElement(ctx context.Context, group string, packs 
 		}
 		return pairs[i].node < pairs[j].node
 	})
+	if f.cand == nil {
+		f.cand = &dedup.Candidates{Policy: f.Edges, MaxPairs: f.Max}
+	}
 	var bucket []string
-	var hs [][2]uint64
 	for i := 0; i < len(pairs); {
 		j := i
 		bucket = bucket[:0]
 		for ; j < len(pairs) && pairs[j].key == pairs[i].key; j++ {
 			bucket = append(bucket, pairs[j].node)
 		}
-		nodes := uniq(bucket)
-		hs = hs[:0]
-		for _, nd := range nodes {
-			hs = append(hs, [2]uint64{fnvString(nd, fnvBasis), fnvString(nd, fnvBasis2)})
-		}
-		n := dedup.BucketEdges(len(nodes), f.Edges, f.Max, func(a, b int) {
-			if f.seen.add(hs[a], hs[b]) {
-				emit(nodes[a], nodes[b])
-			}
+		n, _ := f.cand.Bucket(uniq(bucket), func(a, b string) error {
+			emit(a, b)
+			return nil
 		})
 		f.edges.Inc(ctx, int64(n))
 		i = j
 	}
 	return nil
-}
-
-// edgeSet remembers the edges a bucketEdgesFn instance emitted, so that
-// the buckets of one cluster in every band (up to bands × the same edges)
-// are not all shuffled to the distinct step; by 128-bit hashes, and
-// forgotten when full, so its memory is bounded. Dropping a repeat is
-// only an optimisation: the distinct step still removes what this misses.
-type edgeSet struct {
-	m map[[2]uint64]struct{}
-}
-
-// maxEdgeSet bounds an edgeSet (about 40 bytes an entry).
-const maxEdgeSet = 4 << 20
-
-// add reports whether the edge between nodes of 128-bit hashes a and b
-// is new.
-func (e *edgeSet) add(a, b [2]uint64) bool {
-	if e.m == nil || len(e.m) >= maxEdgeSet {
-		e.m = make(map[[2]uint64]struct{}, 1<<16)
-	}
-	k := [2]uint64{a[0]*0x9e3779b97f4a7c15 ^ (b[0] + 0x632be59bd9b4e019), (a[1]<<1 | a[1]>>63) ^ b[1]*1099511628211}
-	if _, ok := e.m[k]; ok {
-		return false
-	}
-	e.m[k] = struct{}{}
-	return true
-}
-
-// FNV-1a bases of the two node hashes of an edgeSet.
-const (
-	fnvBasis  = 14695981039346656037
-	fnvBasis2 = 0x9e3779b97f4a7c15
-)
-
-// fnvString is FNV-1a of s from basis.
-func fnvString(s string, basis uint64) uint64 {
-	const prime = 1099511628211
-	h := uint64(basis)
-	for i := 0; i < len(s); i++ {
-		h = (h ^ uint64(s[i])) * prime
-	}
-	return h
 }
 
 func uniq(s []string) []string {

@@ -177,3 +177,75 @@ func TestFuzzyComponentsLocalEqualsRounds(t *testing.T) {
 	passert.NonEmpty(s, ml.Marks)
 	ptest.RunAndValidate(t, p)
 }
+
+// TestFuzzyLocalVerifyNone: with verify: none the local path (the
+// in-process runners' default) finds the clusters the rounds find. It
+// found none before it ran dedup.Cluster: no payloads, so no set runs,
+// so no candidate edge ever joined.
+func TestFuzzyLocalVerifyNone(t *testing.T) {
+	p, s := beam.NewPipelineWithRoot()
+	var in []any
+	for i, size := range []int{1, 2, 5, 13} {
+		for _, v := range variants(3, size) {
+			smp := v.(datasets.Sample)
+			smp.Source.Index += int64(1000 * i)
+			in = append(in, smp)
+		}
+	}
+	samples := beam.CreateList(s, in)
+	cfg := fuzzyTestConfig()
+	cfg.Verify = dedup.VerifyNone
+	mr, _ := FuzzyDedupMarks(s.Scope("rounds"), samples, cfg, "fuzzy_dedup", nil, nil)
+	disk := cfg
+	disk.Components, disk.SpillDir, disk.SpillBudget = ComponentsLocal, t.TempDir(), 4<<10
+	md, _ := FuzzyDedupMarks(s.Scope("disk"), samples, disk, "fuzzy_dedup", nil, nil)
+	passert.Equals(s, md.Marks, mr.Marks)
+	passert.NonEmpty(s, md.Marks)
+	ptest.RunAndValidate(t, p)
+}
+
+// TestFuzzyLocalIsClusterInMemory: the stage's local path on disk and
+// dedup.ClusterInMemory (what bench/dedupbench measures) give the same
+// marks: one clustering function, two ways of holding the data.
+func TestFuzzyLocalIsClusterInMemory(t *testing.T) {
+	var in []any
+	var nodes []dedup.Node
+	origins := map[string]string{}
+	cfg := fuzzyTestConfig()
+	sk := cfg.Text.NewSketcher(cfg.Mode, cfg.Verify)
+	for i, size := range []int{1, 2, 3, 5, 8, 13, 40} {
+		for _, v := range variants(3, size) {
+			smp := v.(datasets.Sample)
+			smp.Source.Index += int64(1000 * i)
+			in = append(in, smp)
+			sig, payload, ok := sk.Sketch(smp.Messages)
+			if !ok {
+				continue
+			}
+			key := "0" + nodeKey(cfg.Keep, &smp, shortRef(&smp))
+			origins[key] = sampleOrigin(&smp)
+			nodes = append(nodes, dedup.Node{Key: key, Bands: dedup.AppendBandKeys(nil, sig, cfg.Bands, cfg.Rows), Payload: payload})
+		}
+	}
+	res, err := dedup.ClusterInMemory(nodes, dedup.ClusterConfig{Threshold: cfg.Threshold, Verify: cfg.Verify, Edges: cfg.Edges, MaxBucketPairs: cfg.MaxBucketPairs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []any
+	for n, r := range res.Roots {
+		v := "D" + nodeID(r)
+		if n == r {
+			v = "K" + nodeID(r)
+		}
+		want = append(want, "fuzzy_dedup"+markStageSep+origins[n]+markVerdictSep+v)
+	}
+	if len(want) == 0 {
+		t.Fatal("no clusters")
+	}
+	p, s := beam.NewPipelineWithRoot()
+	disk := cfg
+	disk.Components, disk.SpillDir, disk.SpillBudget = ComponentsLocal, t.TempDir(), 4<<10
+	md, _ := FuzzyDedupMarks(s, beam.CreateList(s, in), disk, "fuzzy_dedup", nil, nil)
+	passert.Equals(s, md.Marks, want...)
+	ptest.RunAndValidate(t, p)
+}

@@ -76,56 +76,52 @@ func (f *localFuzzyFn) ProcessElement(ctx context.Context, _ int, vals func(*str
 	}
 	sort.Strings(runs)
 	sort.Strings(bandRuns)
-	// Buckets: the band runs merged by (band key, node); each bucket's
-	// distinct nodes give candidate edges (dedup.BucketEdges) into an
-	// external sort by the smaller node.
-	byA := newExtSorter(f.budget())
-	var seen edgeSet
-	var nodes []string
-	var hs [][2]uint64
-	var cur []byte
-	bucket := func() error {
-		hs = hs[:0]
-		for _, nd := range nodes {
-			hs = append(hs, [2]uint64{fnvString(nd, fnvBasis), fnvString(nd, fnvBasis2)})
-		}
-		var err error
-		dedup.BucketEdges(len(nodes), f.Edges, f.Max, func(a, b int) {
-			if err == nil && seen.add(hs[a], hs[b]) {
-				err = byA.add(ctx, []byte(nodes[a]), []byte(nodes[b]))
+	// dedup.Cluster, the clustering bench/dedupbench measures, with the
+	// band pairs merged from their runs and the candidate edges joined
+	// with the sets by external sorts.
+	pairs := func(yield func(uint64, string) error) error {
+		return mergeRuns(ctx, bandRuns, func(r runRecord) error {
+			if len(r.key) < 8 {
+				return fmt.Errorf("local fuzzy dedup: malformed band record")
 			}
+			return yield(binary.BigEndian.Uint64(r.key), string(r.key[8:]))
 		})
-		nodes = nodes[:0]
-		return err
 	}
-	err := mergeRuns(ctx, bandRuns, func(r runRecord) error {
-		if len(r.key) < 8 {
-			return fmt.Errorf("local fuzzy dedup: malformed band record")
-		}
-		if cur != nil && !bytes.Equal(cur, r.key[:8]) {
-			if err := bucket(); err != nil {
-				return err
-			}
-		}
-		cur = append(cur[:0], r.key[:8]...)
-		node := string(r.key[8:])
-		if len(nodes) == 0 || nodes[len(nodes)-1] != node {
-			nodes = append(nodes, node)
-		}
+	j := &runJoiner{ctx: ctx, budget: f.budget(), runs: runs}
+	defer j.release()
+	_, err := dedup.Cluster(pairs, j, dedup.ClusterConfig{Threshold: f.Threshold, Verify: f.Verify, Edges: f.Edges, MaxBucketPairs: f.Max}, emit)
+	return err
+}
+
+// runJoiner is dedup.Cluster's EdgeJoiner on disk: the candidate edges
+// go into an external sort by their smaller node; Join merges them with
+// the sets' runs (each edge gets a's set, re-keyed by b), sorts again and
+// merges with the runs once more for b's set.
+type runJoiner struct {
+	ctx      context.Context
+	budget   int
+	runs     []string // the sets' runs, sorted by node
+	byA, byB *extSorter
+}
+
+func (j *runJoiner) Add(a, b string) error {
+	if j.byA == nil {
+		j.byA = newExtSorter(j.budget)
+	}
+	return j.byA.add(j.ctx, []byte(a), []byte(b))
+}
+
+func (j *runJoiner) Join(fn func(a, b string, pa, pb []byte) error) error {
+	if j.byA == nil {
 		return nil
-	})
-	if err == nil {
-		err = bucket()
-	}
-	if err != nil {
-		byA.release()
-		return err
 	}
 	// Join 1: each edge (a, b) with a's set, re-keyed by b.
-	byB := newExtSorter(f.budget())
+	byA := j.byA
+	j.byA = nil
+	j.byB = newExtSorter(j.budget)
 	var prevA, prevB []byte
 	var payload []byte
-	err = joinSets(ctx, byA, runs, func(a, b, setA []byte) error {
+	err := joinSets(j.ctx, byA, j.runs, func(a, b, setA []byte) error {
 		if bytes.Equal(a, prevA) && bytes.Equal(b, prevB) {
 			return nil // a repeated candidate edge
 		}
@@ -133,54 +129,30 @@ func (f *localFuzzyFn) ProcessElement(ctx context.Context, _ int, vals func(*str
 		payload = binary.AppendUvarint(payload[:0], uint64(len(a)))
 		payload = append(payload, a...)
 		payload = append(payload, setA...)
-		return byB.add(ctx, b, payload)
+		return j.byB.add(j.ctx, b, payload)
 	})
 	if err != nil {
-		byB.release()
 		return err
 	}
-	// Join 2: with b's set; verified edges go to the union-find.
-	uf := newUnionFind()
-	type pending struct {
-		a, b       string
-		setA, setB []byte
-	}
-	var batch []pending
-	ok := make([]bool, 0, 4096)
-	flush := func() {
-		ok = ok[:len(batch)]
-		forEach(len(batch), 2, func(i int) {
-			if f.Verify == "none" {
-				ok[i] = true
-				return
-			}
-			ok[i] = dedup.PayloadSimilarity(batch[i].setA, batch[i].setB) >= f.Threshold
-		})
-		for i := range batch {
-			if ok[i] {
-				uf.union(batch[i].a, batch[i].b)
-			}
-		}
-		batch = batch[:0]
-	}
-	err = joinSets(ctx, byB, runs, func(b, p, setB []byte) error {
+	// Join 2: with b's set.
+	byB := j.byB
+	j.byB = nil
+	return joinSets(j.ctx, byB, j.runs, func(b, p, setB []byte) error {
 		n, k := binary.Uvarint(p)
 		if k <= 0 || uint64(len(p)-k) < n {
 			return fmt.Errorf("local fuzzy dedup: malformed edge record")
 		}
-		batch = append(batch, pending{a: string(p[k : k+int(n)]), b: string(b),
-			setA: append([]byte(nil), p[k+int(n):]...), setB: append([]byte(nil), setB...)})
-		if len(batch) == cap(ok) {
-			flush()
-		}
-		return nil
+		return fn(string(p[k:k+int(n)]), string(b), p[k+int(n):], setB)
 	})
-	if err != nil {
-		return err
+}
+
+// release frees the sorts Join did not reach.
+func (j *runJoiner) release() {
+	for _, s := range []*extSorter{j.byA, j.byB} {
+		if s != nil {
+			s.release()
+		}
 	}
-	flush()
-	uf.each(emit)
-	return nil
 }
 
 // joinSets merge-joins the records of sorted (key: node) with the sets in
@@ -217,59 +189,6 @@ func joinSets(ctx context.Context, sorted *extSorter, runs []string, fn func(nod
 			if err := fn(r.key, r.payload, set.payload); err != nil {
 				return err
 			}
-		}
-	}
-}
-
-// unionFind keeps clusters of node keys; each root is its cluster's
-// smallest node (node keys sort in the keep policy's order).
-type unionFind struct {
-	idx    map[string]int32
-	names  []string
-	parent []int32
-}
-
-func newUnionFind() *unionFind { return &unionFind{idx: map[string]int32{}} }
-
-func (u *unionFind) id(n string) int32 {
-	if i, ok := u.idx[n]; ok {
-		return i
-	}
-	i := int32(len(u.names))
-	u.idx[n] = i
-	u.names = append(u.names, n)
-	u.parent = append(u.parent, i)
-	return i
-}
-
-func (u *unionFind) find(x int32) int32 {
-	r := x
-	for u.parent[r] != r {
-		r = u.parent[r]
-	}
-	for u.parent[x] != r {
-		u.parent[x], x = r, u.parent[x]
-	}
-	return r
-}
-
-func (u *unionFind) union(a, b string) {
-	x, y := u.find(u.id(a)), u.find(u.id(b))
-	if x == y {
-		return
-	}
-	if u.names[x] < u.names[y] {
-		u.parent[y] = x
-	} else {
-		u.parent[x] = y
-	}
-}
-
-// each emits (node, root) for every node that is not its cluster's root.
-func (u *unionFind) each(emit func(string, string)) {
-	for i := range u.names {
-		if r := u.find(int32(i)); r != int32(i) {
-			emit(u.names[i], u.names[r])
 		}
 	}
 }

@@ -25,12 +25,12 @@ package main
 //     one short answer ("Positive.", "Sports and Outdoors.", …), as
 //     classification data has.
 //
-// Each set is one corpus run through the stage's functions: a
+// Each set is one corpus run through the stage's own code: a
 // dedup.Sketcher per key (signature and verification payload), band keys
-// (OptimalBands at the threshold, default weights), candidate edges of
-// each bucket by dedup.BucketEdges (members in index order, as ids sort),
-// verification by dedup.PayloadSimilarity ≥ threshold, connected
-// components. A pair counts as merged when its two samples end in one
+// (OptimalBands at the threshold, default weights), then dedup.Cluster
+// (through dedup.ClusterInMemory), the function the stage's local mode
+// calls: candidate edges of each bucket, verification, union-find. A pair
+// counts as merged when its two samples end in one
 // component. Exact dedup is scored too (equal dedup.ExactKey).
 
 import (
@@ -245,35 +245,23 @@ func buildKeySets(src keySource, seed uint64) []*keySet {
 // candidate edge count.
 func keyMerged(s *keySet, tc dedup.TextConfig, mode dedup.KeyMode, verify string, t float64, edges string) ([]bool, int) {
 	bands, rows := dedup.OptimalBands(t, tc.Perms(), dedup.DefaultFPWeight, dedup.DefaultFNWeight)
+	// dedup.ClusterInMemory: the clustering the fuzzy_dedup stage runs
+	// in local mode (dedup.Cluster), node keys in index order as ids sort.
 	k := tc.NewSketcher(mode, verify)
-	payloads := make([][]byte, len(s.samples))
-	buckets := map[uint64][]int{}
-	var keys []uint64
+	var nodes []dedup.Node
 	for i, m := range s.samples {
 		sig, pl, ok := k.Sketch(m)
 		if !ok {
 			continue
 		}
-		payloads[i] = pl
-		keys = dedup.AppendBandKeys(keys[:0], sig, bands, rows)
-		for _, key := range keys {
-			buckets[key] = append(buckets[key], i)
-		}
+		nodes = append(nodes, dedup.Node{Key: sampleName(i), Bands: dedup.AppendBandKeys(nil, sig, bands, rows), Payload: pl})
 	}
-	cand := map[[2]int]bool{}
-	for _, b := range buckets {
-		b = slices.Compact(b) // members arrive in index order
-		dedup.BucketEdges(len(b), edges, 2000, func(x, y int) { cand[[2]int{b[x], b[y]}] = true })
+	res, err := dedup.ClusterInMemory(nodes, dedup.ClusterConfig{Threshold: t, Verify: verify, Edges: edges, MaxBucketPairs: maxBucketPairs})
+	if err != nil {
+		fail(err)
 	}
-	var verified [][2]string
-	for e := range cand {
-		if verify == dedup.VerifyNone || dedup.PayloadSimilarity(payloads[e[0]], payloads[e[1]]) >= t {
-			verified = append(verified, [2]string{sampleName(e[0]), sampleName(e[1])})
-		}
-	}
-	comp := dedup.Components(verified)
 	label := func(i int) string {
-		if l, ok := comp[sampleName(i)]; ok {
+		if l, ok := res.Roots[sampleName(i)]; ok {
 			return l
 		}
 		return sampleName(i)
@@ -282,7 +270,7 @@ func keyMerged(s *keySet, tc dedup.TextConfig, mode dedup.KeyMode, verify string
 	for i, p := range s.pairs {
 		out[i] = label(p[0]) == label(p[1])
 	}
-	return out, len(cand)
+	return out, len(res.Candidates)
 }
 
 func sampleName(i int) string { return fmt.Sprintf("s%07d", i) }

@@ -1,36 +1,46 @@
-// Command dedupbench measures sieve's fuzzy dedup (package dedup) on a
-// labelled near-duplicate corpus (package corpus): duplicate-pair
-// precision, recall and F1 at Jaccard thresholds 0.5, 0.7 and 0.8, and
-// the signature throughput of sieve's own hasher against
-// ekzhu/minhash-lsh's MinHash.
+// Command dedupbench measures sieve's fuzzy dedup on a labelled
+// near-duplicate corpus (package corpus): precision, recall and cluster
+// F1 at Jaccard thresholds 0.5, 0.7 and 0.8, and the signature
+// throughput of sieve's own hasher against ekzhu/minhash-lsh's MinHash.
 //
-//	go run ./bench/dedupbench                      # chatgen corpus, ~10 s
+//	go run ./bench/dedupbench                      # chatgen corpus, seed 1, ~10 s
+//	go run ./bench/dedupbench -seeds 5 -reps 0     # seeds 1–5 and their means: the numbers in docs/dedup.md and docs/bench.md
 //	go run ./bench/dedupbench -alpaca /work/shared/data/alpaca_eval
 //	go run ./bench/dedupbench -sweep               # n-grams, normalisation, weights, num_perm
 //	go run ./bench/dedupbench -keys -alpaca /work/shared/data/alpaca_eval -thresholds 0.7   # dedup keys on planted SFT pairs
 //
-// A duplicate pair is a pair of documents whose exact Jaccard similarity
-// on the normalised shingle sets (of the TextConfig under test) is at
-// least the threshold; the truth is an exact all-pairs similarity join
-// over the whole corpus, not the planting, so near-duplicates that the
-// base documents happen to form count too. The pipeline under test is
-// the one sieve runs at scale: signatures, bands × rows from
-// OptimalBands (default weights), candidate pairs from shared band keys
-// (every pair in a bucket, or with -edges star each member and the
-// bucket's smallest id), verification, connected components (checked
-// against the large-star/small-star rounds). Verification is scored both
-// ways: "exact" (CompactJaccard of the 32-bit shingle sets, the
-// recommended default; its precision is 1 by construction, so it measures
-// what the banding misses) and "estimate" (EstimateJaccard of the
-// signatures alone, as an index of signatures allows). Scores are the
-// verified pairs' ("precision", "recall", "f1", "pairs") and, by pair
-// counting, the components' against the components of the true pairs
-// ("cluster": what dedup drops).
+// The code under test is the fuzzy_dedup stage's own: per document
+// dedup.Sketcher.Sketch and dedup.AppendBandKeys (bands × rows from
+// OptimalBands, default weights), as the stage's signer calls them, then
+// dedup.Cluster — the function the stage's local mode (the in-process
+// runners) calls — through dedup.ClusterInMemory, which only holds the
+// band pairs and the payloads in memory instead of in sorted runs on
+// disk: candidate edges per bucket under the -edges policy (the stage's
+// 2,000-pair cap of "all" and its fallback included), verification by
+// the -verify payloads, union-find. transforms' TestFuzzyLocalIsClusterInMemory
+// checks that the Beam stage and ClusterInMemory give the same marks.
+//
+// The truth is independent of that code: the Jaccard similarity of the
+// documents' sets of n-gram strings (corpus.ReferenceSets: the
+// normalisation as TextConfig documents it, no hashing), all pairs
+// (an exact similarity join), so near-duplicates that the base documents
+// happen to form count too. Scores per hasher, verification and
+// threshold:
+//
+//   - precision: verified edges whose reference Jaccard is at least the
+//     threshold, over all verified edges;
+//   - recall: planted pairs (a variant and its parent) with reference
+//     Jaccard at least the threshold whose two documents end in one
+//     cluster, over all such planted pairs;
+//   - cluster: pair-counting precision, recall and F1 of the clusters
+//     against the connected components of all true pairs (what dedup
+//     drops; the line's value).
 //
 // Output is one JSON object per line: fuzzy_dedup_corpus (what was
-// generated), fuzzy_dedup_truth (the true pairs by Jaccard),
-// fuzzy_dedup_quality (per hasher, verification and threshold; value is
-// the pair F1) and minhash_signature (per hasher; value is signatures per
+// generated), fuzzy_dedup_truth (the true pairs), fuzzy_dedup_quality
+// (per seed, hasher, verification and threshold), with -seeds > 1
+// fuzzy_dedup_quality_mean (the means over the seeds, rounded to three
+// places) and minhash_signature (per hasher; value is signatures per
 // second on one core, baseline ekzhu).
 package main
 
@@ -45,6 +55,7 @@ import (
 	"time"
 
 	"github.com/sieve-data/sieve/bench/dedupbench/corpus"
+	"github.com/sieve-data/sieve/datasets"
 	"github.com/sieve-data/sieve/dedup"
 )
 
@@ -52,7 +63,6 @@ type options struct {
 	thresholds []float64
 	hashers    []string
 	fpw, fnw   float64
-	margin     float64
 	verify     []string
 	edges      string
 	label      string
@@ -77,9 +87,9 @@ func main() {
 	var o options
 	flag.Float64Var(&o.fpw, "fpw", dedup.DefaultFPWeight, "false-positive weight of OptimalBands")
 	flag.Float64Var(&o.fnw, "fnw", dedup.DefaultFNWeight, "false-negative weight of OptimalBands")
-	flag.Float64Var(&o.margin, "margin", 0, "verify candidates by Jaccard ≥ threshold − margin")
-	verify := flag.String("verify", "exact,estimate", "verifications to score: by exact Jaccard of the 32-bit compact shingle sets (exact), by estimated Jaccard (estimate), or none")
+	verify := flag.String("verify", "exact,estimate", "verifications to score, the stage's verify: exact (Jaccard of the 32-bit compact shingle sets), estimate (from the signatures) or none")
 	flag.StringVar(&o.edges, "edges", dedup.EdgesLinear, "candidate edges of a bucket, the stage's policies (dedup.BucketEdges): linear, all (every pair up to 2,000 a bucket, then linear) or star")
+	seeds := flag.Int("seeds", 1, "corpora to score, seeds -seed … -seed+seeds−1; with more than one, also the mean of each score (fuzzy_dedup_quality_mean)")
 	reps := flag.Int("reps", 5, "repetitions of the throughput measurement (median reported); 0 skips it")
 	sweep := flag.Bool("sweep", false, "also score other n-gram sizes, normalisations, weights and signature lengths")
 	keys := flag.Bool("keys", false, "score the dedup keys (conversation, prompt, response, turns) on planted SFT pairs instead (see keys.go); uses -alpaca, -thresholds, -edges, -seed")
@@ -121,11 +131,20 @@ func main() {
 		fail(err)
 	}
 
-	start := time.Now()
-	docs := corpus.Generate(cc)
-	emit(corpusLine(o.label, cc, docs, time.Since(start)))
-
-	evaluate(docs, tc, o)
+	var runs [][]map[string]any
+	var seedList []uint64
+	var docs []corpus.Doc
+	for k := 0; k < max(*seeds, 1); k++ {
+		cs := cc
+		cs.Seed = cc.Seed + uint64(k)
+		curSeed = cs.Seed
+		seedList = append(seedList, cs.Seed)
+		start := time.Now()
+		docs = corpus.Generate(cs)
+		emit(corpusLine(o.label, cs, docs, time.Since(start)))
+		runs = append(runs, evaluate(docs, tc, o))
+	}
+	meanLines(runs, seedList)
 	if *sweep {
 		runSweep(docs, tc, o)
 	}
@@ -193,38 +212,43 @@ func corpusLine(label string, cc corpus.Config, docs []corpus.Doc, took time.Dur
 	}
 }
 
-// prepared is a corpus under one TextConfig: shingle sets and the true
-// pairs down to the smallest threshold.
+// prepared is a corpus under one TextConfig: the reference shingle sets
+// (corpus.ReferenceSets, independent of package dedup) and the true pairs
+// by their Jaccard, down to the smallest threshold.
 type prepared struct {
-	docs     []corpus.Doc
-	c        dedup.TextConfig
-	shingles [][]uint64 // sorted sets
-	compact  [][]uint32 // dedup.CompactSet of each
-	truth    []corpus.Pair
+	docs  []corpus.Doc
+	c     dedup.TextConfig
+	ref   [][]uint64
+	truth []corpus.Pair
 }
 
 func prepare(docs []corpus.Doc, c dedup.TextConfig, minT float64) *prepared {
-	p := &prepared{docs: docs, c: c, shingles: make([][]uint64, len(docs)), compact: make([][]uint32, len(docs))}
+	texts := make([]string, len(docs))
 	for i, d := range docs {
-		p.shingles[i] = dedup.SortedSet(c.Shingles(d.Text))
-		p.compact[i] = dedup.CompactSet(p.shingles[i])
+		texts[i] = d.Text
 	}
-	p.truth = corpus.TruePairs(p.shingles, minT)
+	p := &prepared{docs: docs, c: c, ref: corpus.ReferenceSets(texts, c)}
+	p.truth = corpus.TruePairs(p.ref, minT)
 	return p
 }
 
-func evaluate(docs []corpus.Doc, c dedup.TextConfig, o options) {
+// evaluate scores every hasher, verification and threshold of o on docs
+// and returns the quality lines (also emitted).
+func evaluate(docs []corpus.Doc, c dedup.TextConfig, o options) []map[string]any {
 	p := prepare(docs, c, slices.Min(o.thresholds))
 	emit(truthLine(p))
+	var out []map[string]any
 	for _, h := range o.hashers {
 		c.Hasher = h
-		sigs := signAll(p, c)
 		for _, v := range o.verify {
 			for _, t := range o.thresholds {
-				emit(score(p, c, sigs, t, v, o))
+				q := score(p, c, t, v, o)
+				emit(q)
+				out = append(out, q)
 			}
 		}
 	}
+	return out
 }
 
 // truthLine describes the true pairs: how many by Jaccard (in twentieths
@@ -245,110 +269,127 @@ func truthLine(p *prepared) map[string]any {
 		}
 	}
 	return map[string]any{
-		"bench": "fuzzy_dedup_truth", "shingle": p.c.Shingle, "n": p.c.NGram(), "normalise": normLabel(p.c),
+		"bench": "fuzzy_dedup_truth", "shingle": p.c.Shingle, "n": p.c.NGram(), "normalise": normLabel(p.c), "seed": curSeed,
 		"true_pairs": len(p.truth), "by_twentieth": hist, "same_cluster_not_parent": sameBase, "unplanted": unplanted,
+		"truth": "all-pairs Jaccard of reference n-gram string sets (corpus.ReferenceSets)",
 	}
 }
 
-func signAll(p *prepared, c dedup.TextConfig) [][]uint64 {
-	h := c.NewHasher()
-	sigs := make([][]uint64, len(p.shingles))
-	for i, s := range p.shingles {
-		sigs[i] = h.Signature(s)
-	}
-	return sigs
-}
+// maxBucketPairs is the stage's cap of EdgesAll (pipelines.Build sets
+// FuzzyConfig.MaxBucketPairs to it).
+const maxBucketPairs = 2000
 
-// score runs the dedup pipeline at threshold t and scores it.
-func score(p *prepared, c dedup.TextConfig, sigs [][]uint64, t float64, verify string, o options) map[string]any {
+// score runs the fuzzy_dedup stage's own code at threshold t — per
+// document dedup.Sketcher.Sketch and dedup.AppendBandKeys as the signer
+// does, then dedup.Cluster (through ClusterInMemory), which the stage's
+// local mode calls — and scores its output against the reference truth:
+//
+//   - precision: the share of the verified edges whose reference Jaccard
+//     is at least t (not 1 by construction: the truth is not the
+//     verification's code);
+//   - recall: the share of the planted pairs (variant, parent) with
+//     reference Jaccard ≥ t whose two documents end in one cluster;
+//   - cluster: pair-counting scores of the clusters against the
+//     connected components of all true pairs at t (what dedup drops).
+func score(p *prepared, c dedup.TextConfig, t float64, verify string, o options) map[string]any {
 	start := time.Now()
 	bands, rows := dedup.OptimalBands(t, c.Perms(), o.fpw, o.fnw)
-	// Band keys → buckets → candidate pairs.
-	buckets := map[uint64][]int32{}
-	for i, s := range sigs {
-		for _, k := range dedup.BandKeys(s, bands, rows) {
-			buckets[k] = append(buckets[k], int32(i))
-		}
-	}
-	// Candidate edges by the production policy (dedup.BucketEdges): each
-	// bucket's members sorted as the stage sorts its nodes (by id, and
-	// ids follow the index order here).
-	cand := map[uint64]bool{}
-	for _, b := range buckets {
-		slices.Sort(b)
-		dedup.BucketEdges(len(b), o.edges, 2000, func(x, y int) { cand[corpus.PairKey(b[x], b[y])] = true })
-	}
-	// Verification by estimated Jaccard, then components.
-	pred := map[uint64]bool{}
-	var edges [][2]string
-	for k := range cand {
-		a, b := int32(k>>32), int32(uint32(k))
-		j := 1.0
-		switch verify {
-		case "exact":
-			j = dedup.CompactJaccard(p.compact[a], p.compact[b])
-		case "estimate":
-			j = dedup.EstimateJaccard(sigs[a], sigs[b])
-		case "none":
-		default:
-			fail(fmt.Errorf("unknown verification %q", verify))
-		}
-		if j >= t-o.margin {
-			pred[k] = true
-			edges = append(edges, [2]string{p.docs[a].ID, p.docs[b].ID})
-		}
-	}
-	comp := dedup.Components(edges)
-	took := time.Since(start)
-	// The distributed algorithm must agree with union-find.
-	slices.SortFunc(edges, func(x, y [2]string) int { return strings.Compare(x[0]+x[1], y[0]+y[1]) })
-	stars, rounds, ok := dedup.StarComponents(edges, 64)
-	if !ok || len(stars) != len(comp) {
-		fail(fmt.Errorf("star components did not converge or disagree (%d rounds)", rounds))
-	}
-	for k, v := range comp {
-		if stars[k] != v {
-			fail(fmt.Errorf("star components disagree at %s", k))
-		}
-	}
-	// Truth at t.
-	truth := map[uint64]bool{}
-	var tedges [][2]int32
-	for _, q := range p.truth {
-		if q.J >= t {
-			truth[corpus.PairKey(q.A, q.B)] = true
-			tedges = append(tedges, [2]int32{q.A, q.B})
-		}
-	}
-	var candTP int64
-	for k := range truth {
-		if cand[k] {
-			candTP++
-		}
-	}
+	sk := c.NewSketcher(dedup.KeyConversation, verify)
+	nodes := make([]dedup.Node, 0, len(p.docs))
 	idx := make(map[string]int32, len(p.docs))
 	for i, d := range p.docs {
 		idx[d.ID] = int32(i)
+		sig, payload, ok := sk.Sketch([]datasets.Message{{Role: "user", Content: d.Text}})
+		if !ok {
+			continue
+		}
+		// Node keys as the stage's sort (smallest_id: by id; the corpus's
+		// ids follow its order).
+		nodes = append(nodes, dedup.Node{Key: d.ID, Bands: dedup.AppendBandKeys(nil, sig, bands, rows), Payload: payload})
 	}
-	plabels := make([]int32, len(p.docs))
-	for i := range plabels {
-		plabels[i] = int32(i)
-		if l, ok := comp[p.docs[i].ID]; ok {
-			plabels[i] = idx[l]
+	var verified [][2]int32
+	res, err := dedup.ClusterInMemory(nodes, dedup.ClusterConfig{Threshold: t, Verify: verify, Edges: o.edges, MaxBucketPairs: maxBucketPairs,
+		OnVerified: func(a, b string) { verified = append(verified, [2]int32{idx[a], idx[b]}) }})
+	if err != nil {
+		fail(err)
+	}
+	took := time.Since(start)
+	label := make([]int32, len(p.docs))
+	for i, d := range p.docs {
+		label[i] = int32(i)
+		if r, ok := res.Roots[d.ID]; ok {
+			label[i] = idx[r]
 		}
 	}
-	pairs := corpus.PairScores(pred, truth)
-	clusters := corpus.ClusterScores(plabels, corpus.Labels(len(p.docs), tedges))
+	// Precision of the verified edges against the reference Jaccard.
+	var good int64
+	for _, e := range verified {
+		if corpus.ReferenceJaccard(p.ref[e[0]], p.ref[e[1]]) >= t {
+			good++
+		}
+	}
+	// Recall on planted pairs.
+	var planted, found int64
+	for i, d := range p.docs {
+		if d.Parent < 0 || corpus.ReferenceJaccard(p.ref[i], p.ref[d.Parent]) < t {
+			continue
+		}
+		planted++
+		if label[i] == label[d.Parent] {
+			found++
+		}
+	}
+	var tedges [][2]int32
+	for _, q := range p.truth {
+		if q.J >= t {
+			tedges = append(tedges, [2]int32{q.A, q.B})
+		}
+	}
+	edges := corpus.NewScores(good, int64(len(verified)), 0)
+	recall := corpus.NewScores(found, found, planted)
+	clusters := corpus.ClusterScores(label, corpus.Labels(len(p.docs), tedges))
 	return map[string]any{
-		"bench": "fuzzy_dedup_quality", "value": round4(pairs.F1), "unit": "F1", "threshold": t, "hasher": c.Hasher,
-		"precision": round4(pairs.Precision), "recall": round4(pairs.Recall), "f1": round4(pairs.F1),
-		"pairs": pairs, "cluster": clusters,
-		"candidates": len(cand), "candidate_recall": round4(float64(candTP) / float64(max(len(truth), 1))),
-		"bands": bands, "rows": rows, "fp_weight": o.fpw, "fn_weight": o.fnw, "margin": o.margin, "verify": verify, "edges": o.edges,
+		"bench": "fuzzy_dedup_quality", "value": round4(clusters.F1), "unit": "cluster F1", "threshold": t, "hasher": c.Hasher,
+		"seed": curSeed, "precision": round4(edges.Precision), "recall": round4(recall.Recall),
+		"verified_edges": len(verified), "verified_true": good, "planted_pairs": planted, "planted_found": found,
+		"cluster": clusters, "candidates": len(res.Candidates),
+		"bands": bands, "rows": rows, "fp_weight": o.fpw, "fn_weight": o.fnw, "verify": verify, "edges": o.edges,
 		"shingle": c.Shingle, "n": c.NGram(), "num_perm": c.Perms(), "normalise": normLabel(c),
-		"docs": len(p.docs), "star_rounds": rounds, "pipeline_seconds": round4(took.Seconds()),
+		"docs": len(p.docs), "pipeline_seconds": round4(took.Seconds()),
 	}
 }
+
+// curSeed is the seed of the corpus being scored (for the output lines).
+var curSeed uint64
+
+// meanLines averages the quality lines of several seeds per hasher,
+// verification and threshold: one fuzzy_dedup_quality_mean line each.
+func meanLines(runs [][]map[string]any, seeds []uint64) {
+	if len(runs) < 2 {
+		return
+	}
+	for i, first := range runs[0] {
+		var prec, rec, cf1, cp, cr float64
+		for _, r := range runs {
+			q := r[i]
+			prec += q["precision"].(float64)
+			rec += q["recall"].(float64)
+			cl := q["cluster"].(corpus.Scores)
+			cf1 += cl.F1
+			cp += cl.Precision
+			cr += cl.Recall
+		}
+		n := float64(len(runs))
+		emit(map[string]any{
+			"bench": "fuzzy_dedup_quality_mean", "value": round3(cf1 / n), "unit": "cluster F1", "seeds": seeds,
+			"threshold": first["threshold"], "hasher": first["hasher"], "verify": first["verify"], "edges": first["edges"],
+			"precision": round3(prec / n), "recall": round3(rec / n),
+			"cluster_precision": round3(cp / n), "cluster_recall": round3(cr / n), "cluster_f1": round3(cf1 / n),
+		})
+	}
+}
+
+func round3(x float64) float64 { return float64(int64(x*1e3+0.5)) / 1e3 }
 
 func normLabel(c dedup.TextConfig) string {
 	var on []string
