@@ -40,6 +40,11 @@ type Recipe struct {
 	AllowLicenses []string `yaml:"allow_licenses"`
 	// Train, when present, holds the settings of `sieve train RECIPE`.
 	Train *Train `yaml:"train"`
+	// LLM holds defaults for every stage that calls a model: its
+	// endpoint (limits and budget included) and cache, written into
+	// each such stage when the recipe is parsed, the stage's own keys
+	// winning (see LLMDefaults).
+	LLM *LLMDefaults `yaml:"llm"`
 
 	// File is the recipe's path and Dir the directory relative paths in
 	// it are resolved against. Set by Load.
@@ -536,6 +541,7 @@ func Parse(file string, data []byte) (*Recipe, error) {
 	if len(doc.Content) == 0 {
 		return nil, &Error{File: file, Msg: "empty recipe"}
 	}
+	applyLLMDefaults(doc.Content[0])
 	r := &Recipe{}
 	if err := decodeStrict(file, doc.Content[0], r, ""); err != nil {
 		return nil, err

@@ -3,9 +3,143 @@ package recipe
 import (
 	"fmt"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/sieve-data/sieve/llm"
 	"github.com/sieve-data/sieve/synth"
 )
+
+// LLMDefaults are a recipe's llm: section, set once for every stage that
+// calls a model (judge, evol_instruct, chain_of_thought, doc_qa,
+// self_instruct):
+//
+//	llm:
+//	  endpoint: {name: gpt, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY, max_concurrency: 32,
+//	             budget: {max_cost: 20, prompt_price_per_1k: 0.00015, completion_price_per_1k: 0.0006}}
+//	  cache: .sieve-cache/llm
+//
+// A stage inherits both; keys it gives itself win, key by key inside
+// endpoint (and inside its budget), so `endpoint: {model: gpt-4o}` on a
+// judge changes only the model. A heuristic judge takes nothing. The
+// defaults are written into the stages when the recipe is parsed: the
+// stages are then checked as if written out in full, and the canonical
+// recipe (and so the content id) is the same as the longhand one.
+type LLMDefaults struct {
+	// Endpoint holds any endpoint keys (a stage completes it).
+	Endpoint *llm.Endpoint `yaml:"endpoint" json:"endpoint,omitempty"`
+	// Cache is the response cache directory.
+	Cache string `yaml:"cache" json:"cache,omitempty"`
+}
+
+// llmStageKinds are the stages that take LLMDefaults.
+var llmStageKinds = map[string]bool{"judge": true, "evol_instruct": true, "chain_of_thought": true, "doc_qa": true, "self_instruct": true}
+
+// applyLLMDefaults writes the llm: section of a recipe's root node into
+// the nodes of its LLM stages. Malformed sections are left alone for the
+// strict decoder to report.
+func applyLLMDefaults(root *yaml.Node) {
+	root = unalias(root)
+	if root.Kind != yaml.MappingNode {
+		return
+	}
+	defs, stages := unalias(mapValue(root, "llm")), unalias(mapValue(root, "stages"))
+	if defs == nil || defs.Kind != yaml.MappingNode || stages == nil || stages.Kind != yaml.SequenceNode {
+		return
+	}
+	for i, item := range stages.Content {
+		item = unalias(item)
+		var kind, val *yaml.Node
+		switch {
+		case item.Kind == yaml.ScalarNode && item.Tag == "!!str":
+			kind = item // "- chain_of_thought" with all defaults
+		case item.Kind == yaml.MappingNode && len(item.Content) == 2:
+			kind, val = item.Content[0], unalias(item.Content[1])
+		default:
+			continue
+		}
+		if !llmStageKinds[kind.Value] {
+			continue
+		}
+		m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: kind.Line, Column: kind.Column}
+		switch {
+		case val == nil || (val.Kind == yaml.ScalarNode && val.Tag == "!!null"):
+		case val.Kind == yaml.MappingNode:
+			m.Line, m.Column = val.Line, val.Column
+			m.Content = append([]*yaml.Node(nil), val.Content...)
+		default:
+			continue
+		}
+		if h := unalias(mapValue(m, "heuristic")); kind.Value == "judge" && h != nil {
+			var on bool
+			if h.Decode(&on) == nil && on {
+				continue
+			}
+		}
+		for j := 0; j+1 < len(defs.Content); j += 2 {
+			k, dv := defs.Content[j], defs.Content[j+1]
+			at := mapIndex(m, k.Value)
+			switch {
+			case at < 0:
+				m.Content = append(m.Content, k, dv)
+			case k.Value == "endpoint":
+				m.Content[at+1] = mergeMappings(unalias(dv), unalias(m.Content[at+1]))
+			}
+		}
+		stages.Content[i] = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: item.Line, Column: item.Column, Content: []*yaml.Node{kind, m}}
+	}
+}
+
+// mergeMappings returns base with over's keys put over it, mappings
+// merged key by key; anything but two mappings is over. The nodes are
+// not changed.
+func mergeMappings(base, over *yaml.Node) *yaml.Node {
+	if base == nil || over == nil || base.Kind != yaml.MappingNode || over.Kind != yaml.MappingNode {
+		return over
+	}
+	out := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: over.Line, Column: over.Column, Style: over.Style}
+	for i := 0; i+1 < len(base.Content); i += 2 {
+		k, v := base.Content[i], base.Content[i+1]
+		if o := mapIndex(over, k.Value); o >= 0 {
+			v = mergeMappings(unalias(v), unalias(over.Content[o+1]))
+			k = over.Content[o]
+		}
+		out.Content = append(out.Content, k, v)
+	}
+	for i := 0; i+1 < len(over.Content); i += 2 {
+		if mapIndex(base, over.Content[i].Value) < 0 {
+			out.Content = append(out.Content, over.Content[i], over.Content[i+1])
+		}
+	}
+	return out
+}
+
+// mapIndex is the index of key's node in mapping m, or -1.
+func mapIndex(m *yaml.Node, key string) int {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// mapValue is key's value in mapping m, or nil.
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	if i := mapIndex(m, key); i >= 0 {
+		return m.Content[i+1]
+	}
+	return nil
+}
+
+func unalias(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
 
 // LLMStage is what every stage that calls a model has: the endpoint and
 // the response cache.
@@ -150,6 +284,12 @@ type SelfInstruct struct {
 	// Seeds is a file of seed tasks in any format sieve reads; default:
 	// the samples reaching the stage.
 	Seeds string `yaml:"seeds" json:"seeds,omitempty"`
+	// License is the seeds file's license, given to the seeds and to the
+	// new samples; with the samples reaching the stage as seeds it
+	// overrides their common license. With allow_licenses it is required
+	// for a seeds file, and whenever the samples reaching the stage may
+	// have several licenses (the new samples' license would be unknown).
+	License string `yaml:"license" json:"license,omitempty"`
 	// SeedsPerPrompt examples per prompt (default 8), up to
 	// MachinePerPrompt of them generated (default 2).
 	SeedsPerPrompt   int `yaml:"seeds_per_prompt" json:"seeds_per_prompt"`
