@@ -41,8 +41,8 @@ func (r *EmbeddingRequest) Inputs() []string {
 // DefaultEmbed is a deterministic bag-of-words vector of dims dimensions
 // (DefaultEmbedDim when dims is 0): each lower-cased word adds ±1 to one
 // coordinate chosen by its FNV hash; the vector has unit length. Texts
-// that share words point the same way, texts that share none are nearly
-// orthogonal.
+// that share words point alike; texts that share none are uncorrelated
+// on average (more so the more dimensions).
 func DefaultEmbed(input string, dims int) []float32 {
 	if dims <= 0 {
 		dims = DefaultEmbedDim
