@@ -43,9 +43,10 @@ type EmbeddingResponse struct {
 // machinery as Chat: each input is looked up in the response cache under
 // its own key (base URL, kind, model, dimensions and the input text), so
 // a rerun pays only for new texts; the inputs missing from the cache go
-// in one request that takes a concurrency slot, waits for the rate
-// limits, is admitted by the budget (tokens estimated at about four
-// characters a token, no completion) and is retried like a chat call.
+// in one request that is admitted by the budget as a chat call is
+// (tokens estimated at about four characters a token, no completion;
+// see admitWait), takes a concurrency slot, waits for the rate limits
+// and is retried like a chat call.
 // Identical inputs in one call are sent once. Errors are an *Error, a
 // *BudgetError (matching ErrBudgetExhausted) or the context's error.
 //
@@ -102,13 +103,11 @@ func (c *Client) Embed(ctx context.Context, req EmbeddingRequest) (EmbeddingResp
 		est += embedTokens(s)
 	}
 	estCost := c.ep.Budget.Cost(int64(est), 0)
-	if err := c.admit(int64(est), estCost); err != nil {
+	if err := c.admitWait(ctx, int64(est), estCost); err != nil {
 		return EmbeddingResponse{}, err
 	}
 	vecs, usage, model, err := c.sendEmbed(ctx, send, req.Dimensions, est)
 	c.mu.Lock()
-	c.resTokens -= int64(est)
-	c.resCost -= estCost
 	if err == nil {
 		c.usage.Calls++
 		c.usage.PromptTokens += int64(usage.Prompt)
@@ -118,6 +117,7 @@ func (c *Client) Embed(ctx context.Context, req EmbeddingRequest) (EmbeddingResp
 	} else {
 		c.usage.Failures++
 	}
+	c.releaseLocked(int64(est), estCost)
 	c.mu.Unlock()
 	if err != nil {
 		return EmbeddingResponse{}, err
@@ -175,7 +175,7 @@ func (c *Client) sendEmbed(ctx context.Context, inputs []string, dims, est int) 
 		c.mu.Lock()
 		c.usage.Retries++
 		c.mu.Unlock()
-		c.log.Warn("llm retry", "endpoint", c.ep.Name, "attempt", attempt, "kind", string(e.Kind),
+		c.log.Info("llm retry", "endpoint", c.ep.Name, "attempt", attempt, "kind", string(e.Kind),
 			"status", e.Status, "wait", wait.String(), "error", e.Message)
 		if err := c.clock.Sleep(ctx, wait); err != nil {
 			return nil, TokenUsage{}, "", fmt.Errorf("%s: %w", c.desc, err)
