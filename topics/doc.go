@@ -64,5 +64,7 @@
 // Every random choice comes from Config.Seed (PCG streams per purpose),
 // sums are taken in a fixed order, and parallel loops split work by rows
 // that one goroutine computes whole, so the same sample set, config and
-// seed give the same model, byte for byte, on any number of CPUs.
+// seed give the same model, byte for byte, on any number of CPUs (of one
+// architecture: gonum's assembly kernels may round differently from its
+// pure-Go ones).
 package topics

@@ -49,6 +49,9 @@ func (e *EndpointEmbedder) Dim() int { return e.Dims }
 
 // Spec names the endpoint and its model.
 func (e *EndpointEmbedder) Spec() EmbedderSpec {
+	if e.Client == nil {
+		return EmbedderSpec{Kind: "endpoint", Dim: e.Dims}
+	}
 	ep := e.Client.Endpoint()
 	m := ep.Model
 	if m == "" {
