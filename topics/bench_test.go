@@ -76,7 +76,8 @@ var benchModel struct {
 
 // BenchmarkFit20k fits the topic model (conversation text, built-in
 // embedder, k = 32) on 20,000 samples and prints the phases: the
-// TF-IDF + SVD fit, embedding the sample, k-means, and Fit end to end.
+// TF-IDF + SVD fit, embedding the sample, k-means, k-means with k chosen
+// by silhouette in [8, 64] (12 candidates), and Fit end to end.
 func BenchmarkFit20k(b *testing.B) {
 	ss, what := benchCorpus(20000)
 	b.Logf("corpus: %s", what)
@@ -101,6 +102,12 @@ func BenchmarkFit20k(b *testing.B) {
 			b.Fatal(err)
 		}
 		t3 := time.Now()
+		choose, err := FitKMeans(x, emb.Dim(), KMeansConfig{KMin: 8, KMax: 64}, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tc := time.Since(t3)
+		t3 = time.Now()
 		m, err := Fit(ctx, ss, cfg)
 		if err != nil {
 			b.Fatal(err)
@@ -109,9 +116,11 @@ func BenchmarkFit20k(b *testing.B) {
 		benchLine("topics_fit20k_tfidf_svd", t1.Sub(t0).Seconds(), "s")
 		benchLine("topics_fit20k_embed", t2.Sub(t1).Seconds(), "s")
 		benchLine("topics_fit20k_kmeans", t3.Sub(t2).Seconds(), "s")
+		benchLine("topics_fit20k_kmeans_choose_k", tc.Seconds(), "s")
 		benchLine("topics_fit20k_total", t4.Sub(t3).Seconds(), "s")
 		benchLine("topics_fit20k_peak_rss", peakRSSMiB(), "MiB")
-		b.Logf("k=%d inertia %.0f, silhouette %.3f, %d features", cl.K, cl.Inertia, m.Fit.Silhouette, len(m.TFIDF.Features))
+		b.Logf("k=%d inertia %.0f, silhouette %.3f, %d features; k chosen in [8, 64]: %d (silhouette %.3f)",
+			cl.K, cl.Inertia, m.Fit.Silhouette, len(m.TFIDF.Features), choose.K, choose.Silhouette)
 	}
 }
 

@@ -14,7 +14,10 @@ import (
 // k chosen in [2, 20].
 type KMeansConfig struct {
 	// K is the number of topics; 0 chooses it in [KMin, KMax] (defaults
-	// 2 and 20) by the mean silhouette, see FitKMeans.
+	// 2 and 20) by the mean silhouette, see FitKMeans. On real
+	// instruction text the silhouette tends to grow with k (alpaca_eval:
+	// 0.03 at k=4 to 0.11 at k=30), so the choice goes to the top of a
+	// wide range: give K, or a range that reflects the topics wanted.
 	K    int `json:"k"`
 	KMin int `json:"k_min"`
 	KMax int `json:"k_max"`
