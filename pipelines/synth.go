@@ -120,19 +120,22 @@ func (p *Plan) planSynth(ctx context.Context) error {
 			}
 			p.chunks[i] = chunks
 		case *recipe.SelfInstruct:
+			if err := selfInstructLicense(r, i, c); err != nil {
+				return err
+			}
 			e := c.SelfInstructConfig
 			e.Prompts = resolvePrompts(e.Prompts, r.ResolvePath)
 			d := &transforms.SelfInstructDriver{Instructions: c.Instructions, SeedsPerPrompt: c.SeedsPerPrompt,
 				MachinePerPrompt: c.MachinePerPrompt, MaxSeeds: c.MaxSeeds, MaxPrompts: c.MaxPrompts, Seed: c.Seed}
 			if c.Seeds != "" {
-				seeds, err := p.readSeeds(ctx, st.Kind, r.ResolvePath(c.Seeds))
+				seeds, err := p.readSeeds(ctx, st.Kind, r.ResolvePath(c.Seeds), c.License)
 				if err != nil {
 					return err
 				}
 				d.Seeds = seeds
 			}
 			cfg = base(c.LLMStage)
-			cfg.Self, cfg.SelfDriver = &e, d
+			cfg.Self, cfg.SelfDriver, cfg.License = &e, d, c.License
 		default:
 			continue
 		}
@@ -185,15 +188,56 @@ func (p *Plan) readDocuments(ctx context.Context, stage string, c *recipe.DocQA)
 	return chunks, nil
 }
 
-// readSeeds reads self_instruct's seed file (any format sieve reads); a
-// malformed seed fails the plan.
-func (p *Plan) readSeeds(ctx context.Context, stage, file string) ([]datasets.Sample, error) {
+// selfInstructLicense checks the license self_instruct's samples will
+// have against allow_licenses: the stage's license: when given, else
+// the seeds' common license. A seeds file without license:, or seeds
+// that may have several licenses (the new samples would have none), is
+// refused when there is an allow list: an empty license never passes it.
+func selfInstructLicense(r *recipe.Recipe, at int, c *recipe.SelfInstruct) error {
+	if c.License != "" {
+		if !r.LicenseAllowed(c.License) {
+			return fmt.Errorf("stage self_instruct (stages[%d]): license %q is not in allow_licenses %v", at, c.License, r.AllowLicenses)
+		}
+		return nil
+	}
+	if len(r.AllowLicenses) == 0 {
+		return nil
+	}
+	if c.Seeds != "" {
+		return fmt.Errorf("stage self_instruct (stages[%d]): the seeds file %s has no license, and allow_licenses %v admits no sample without one: set license: to the seeds' license", at, c.Seeds, r.AllowLicenses)
+	}
+	// The samples reaching the stage: the sources' and earlier generation
+	// stages' licenses.
+	lic := map[string]bool{}
+	for _, s := range r.Sources {
+		lic[strings.ToLower(s.License)] = true
+	}
+	for _, st := range r.Stages[:at] {
+		switch e := st.Config.(type) {
+		case *recipe.DocQA:
+			lic[strings.ToLower(e.License)] = true
+		case *recipe.SelfInstruct:
+			if e.License != "" {
+				lic[strings.ToLower(e.License)] = true
+			}
+		}
+	}
+	if len(lic) > 1 {
+		return fmt.Errorf("stage self_instruct (stages[%d]): its seeds may have licenses %s, so the new samples' license is unknown and allow_licenses %v would not admit them: set license:",
+			at, strings.Join(slices.Sorted(maps.Keys(lic)), ", "), r.AllowLicenses)
+	}
+	return nil
+}
+
+// readSeeds reads self_instruct's seed file (any format sieve reads),
+// giving the seeds license; a malformed seed fails the plan.
+func (p *Plan) readSeeds(ctx context.Context, stage, file, license string) ([]datasets.Sample, error) {
 	info, err := datasets.ScanFile(ctx, file, 0)
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: seeds: %w", stage, err)
 	}
 	var seeds []datasets.Sample
-	_, err = datasets.ReadSamples(ctx, file, datasets.ReadOptions{Source: stage + ".seeds", Format: datasets.FormatAuto},
+	_, err = datasets.ReadSamples(ctx, file, datasets.ReadOptions{Source: stage + ".seeds", Format: datasets.FormatAuto, License: license},
 		func(s datasets.Sample) error { seeds = append(seeds, s); return nil },
 		func(d datasets.DeadLetter) error {
 			return fmt.Errorf("line %d: %s", d.Line, d.Reason)

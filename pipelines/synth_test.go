@@ -17,6 +17,7 @@ import (
 
 	"github.com/sieve-data/sieve/datasets"
 	"github.com/sieve-data/sieve/llm/llmtest"
+	"github.com/sieve-data/sieve/pipelines/recipe"
 	"github.com/sieve-data/sieve/synth"
 )
 
@@ -420,4 +421,65 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestSelfInstructLicense: samples made from a seeds file carry the
+// license the stage states (the seed file's), and with allow_licenses a
+// self_instruct whose samples' license is unknown (a seeds file without
+// license:, or seeds of several licenses) or not allowed is refused
+// before the run: an empty license never passes an allow list.
+func TestSelfInstructLicense(t *testing.T) {
+	var listed atomic.Int64
+	srv := llmtest.Start(llmtest.Config{Respond: fakeModel(&listed)})
+	defer srv.Close()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte(`{"prompt":"Why is the sky blue?","completion":"Rayleigh scattering."}`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.jsonl"), []byte(`{"prompt":"Name a planet.","completion":"Mars."}`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "seeds.jsonl"), []byte(`{"instruction":"List three primary colours.","input":"","output":"Red, yellow and blue."}
+{"instruction":"Translate 'good morning' into French.","input":"","output":"Bonjour."}
+`), 0o644)
+	ep := `{name: gen, kind: other, base_url: "` + srv.URL + `", model: gen-model}`
+	yaml := `name: lic
+allow_licenses: [mit]
+sources: [{name: s, path: in.jsonl, license: mit}SOURCES]
+stages:
+  - self_instruct: {endpoint: ` + ep + `, SEEDS instructions: 2, seeds_per_prompt: 2, machine_per_prompt: 1, count: 3, cache: cacheLICENSE}
+`
+	recipeWith := func(seeds, license, sources string) string {
+		return strings.NewReplacer("SEEDS", seeds, "LICENSE", license, "SOURCES", sources).Replace(yaml)
+	}
+	store := filepath.Join(dir, "store")
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"seeds file without license", recipeWith("seeds: seeds.jsonl,", "", ""), "license"},
+		{"license not allowed", recipeWith("seeds: seeds.jsonl,", ", license: gpl-3.0", ""), "gpl-3.0"},
+		{"seeds of two licenses", strings.Replace(recipeWith("", "", ", {name: b, path: b.jsonl, license: MIT-0}"), "[mit]", "[mit, mit-0]", 1), "license"},
+	} {
+		path := filepath.Join(dir, "recipe.yaml")
+		os.WriteFile(path, []byte(tc.yaml), 0o644)
+		r, err := recipe.Load(path)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if _, err := Run(context.Background(), r, Options{Store: store}); err == nil || !strings.Contains(err.Error(), "self_instruct") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want self_instruct refused for its license", tc.name, err)
+		}
+	}
+	res := runRecipe(t, dir, recipeWith("seeds: seeds.jsonl,", ", license: mit", ""), store)
+	v, err := datasets.Store{Root: store}.OpenVersion(context.Background(), datasets.Ref{Name: "lic", Version: res.Manifest.Version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := 0
+	v.ReadSamples(context.Background(), func(_ string, s *datasets.Sample) error {
+		if s.Source.Dataset == "self_instruct" {
+			made++
+			if s.License != "mit" {
+				t.Errorf("self_instruct sample has license %q, want the seed file's mit", s.License)
+			}
+		}
+		return nil
+	})
+	if made == 0 {
+		t.Error("no self_instruct sample")
+	}
 }

@@ -59,7 +59,8 @@ type SynthConfig struct {
 	// Mode (evol_instruct, chain_of_thought): add keeps the input samples
 	// and adds the generated ones; replace puts them in their place.
 	Mode string `json:"mode,omitempty"`
-	// License is given to doc_qa's samples (the documents' license).
+	// License is given to doc_qa's samples (the documents' license) and,
+	// when set, to self_instruct's (the seeds' license).
 	License string `json:"license,omitempty"`
 
 	Evol *synth.EvolConfig         `json:"evol,omitempty"`
@@ -646,6 +647,9 @@ func (f *selfInstructFn) ProcessElement(ctx context.Context, pool SeedPool,
 	}
 	for _, g := range res.Samples {
 		g.Sample.Source = synthSource(f.Cfg.Stage, fmt.Sprintf("prompt-%06d", g.Prompt), g.Index)
+		if f.Cfg.License != "" {
+			g.Sample.License = f.Cfg.License
+		}
 		f.st.count(CountGenerated)
 		out(g.Sample)
 	}
