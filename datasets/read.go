@@ -94,7 +94,7 @@ func ReadSamples(ctx context.Context, file string, opt ReadOptions, emit func(Sa
 		return st, err
 	}
 	if opt.Format == FormatSieve {
-		return readSieveShard(ctx, file, opt, st, emit, dead)
+		return readSieveShard(ctx, path, file, opt, st, emit, dead)
 	}
 	rc, err := Open(ctx, path)
 	if err != nil {
@@ -226,9 +226,9 @@ func isJSONError(err error) bool {
 // readSieveShard reads one of sieve's own shards: every column is kept
 // (license, scores, topics, meta) except the source, which becomes this
 // read's; rows that fail validation are dead letters like any record.
-func readSieveShard(ctx context.Context, file string, opt ReadOptions, st FileStats,
+func readSieveShard(ctx context.Context, path, file string, opt ReadOptions, st FileStats,
 	emit func(Sample) error, dead func(DeadLetter) error) (FileStats, error) {
-	data, err := ReadFile(ctx, file)
+	data, err := ReadFile(ctx, path)
 	if err != nil {
 		return st, err
 	}

@@ -63,6 +63,20 @@ type Version struct {
 // ShardPath is the full path of one of the version's shards.
 func (v *Version) ShardPath(sh Shard) string { return v.Dir + "/" + sh.Path }
 
+// ShardName names one of the version's shards in what a run that reads
+// the version as a source writes (samples, dead letters, the manifest's
+// inputs, the content id): "dataset:NAME@CONTENT_ID/PATH", by the
+// version's content id (its number when it has none) and the shard's
+// path inside the version, never by where the store is, so that two
+// checkouts of a recipe and its store write the same bytes.
+func (v *Version) ShardName(sh Shard) string {
+	id := v.Ref.Version
+	if v.Manifest != nil && v.Manifest.ContentID != "" {
+		id = v.Manifest.ContentID
+	}
+	return "dataset:" + v.Ref.Name + "@" + id + "/" + sh.Path
+}
+
 // Shards lists the version's shards of every split, in manifest order.
 func (v *Version) Shards() []Shard {
 	var out []Shard

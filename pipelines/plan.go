@@ -71,6 +71,7 @@ func NewPlan(ctx context.Context, r *recipe.Recipe, store datasets.Store) (*Plan
 			p.Parents = append(p.Parents, v)
 			for _, sh := range v.Shards() {
 				files = append(files, v.ShardPath(sh))
+				aliases = append(aliases, v.ShardName(sh)) // not the store's path
 			}
 			format = datasets.FormatSieve
 		} else if isHub(src.Path) {
@@ -87,9 +88,8 @@ func NewPlan(ctx context.Context, r *recipe.Recipe, store datasets.Store) (*Plan
 			}
 			// Samples, dead letters and the manifest name a local file as
 			// the recipe does (relative to it), not by where this checkout
-			// is: two clones then write the same bytes. (Not for format
-			// sieve: datasets.ReadSamples opens those shards by the alias.)
-			if r.ResolvePath(src.Path) != src.Path && format != datasets.FormatSieve {
+			// is: two clones then write the same bytes.
+			if r.ResolvePath(src.Path) != src.Path {
 				for _, f := range files {
 					rel, err := filepath.Rel(r.Dir, f)
 					if err != nil {

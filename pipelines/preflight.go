@@ -130,7 +130,7 @@ func checkPlan(ctx context.Context, plan *Plan) error {
 	}
 	for _, v := range plan.Parents {
 		for _, sh := range v.Shards() {
-			got, ok := hashes[v.ShardPath(sh)]
+			got, ok := hashes[v.ShardName(sh)]
 			if !ok || sh.SHA256 == "" || got == sh.SHA256 {
 				continue // not read as a source here, or nothing recorded
 			}
