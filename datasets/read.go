@@ -7,12 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"sync"
-
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
-	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/local" // local paths; gs:// comes with package pipelines
 )
 
 // DeadLetter is a record that could not become a Sample, kept with enough
@@ -432,53 +428,27 @@ func deadLetter(source, file string, rec Record, err error) DeadLetter {
 	return dl
 }
 
-// Open opens a file for reading through Beam's filesystem package, so any
-// registered scheme works (local paths, gs://, and others the binary
-// imports).
+// Open opens a file for reading through its file system (FSFor): local
+// paths, and gs:// and other schemes where a remote FS is registered.
 func Open(ctx context.Context, file string) (io.ReadCloser, error) {
-	fs, err := filesystem.New(ctx, file)
+	fs, err := FSFor(file)
 	if err != nil {
 		return nil, err
 	}
 	rc, err := fs.OpenRead(ctx, file)
 	if err != nil {
-		fs.Close()
 		return nil, fmt.Errorf("open %s: %w", file, err)
 	}
-	return closeBoth{rc, fs}, nil
+	return rc, nil
 }
 
-type closeBoth struct {
-	io.ReadCloser
-	fs io.Closer
-}
-
-// Seek seeks the underlying file when it can.
-func (c closeBoth) Seek(offset int64, whence int) (int64, error) {
-	if sk, ok := c.ReadCloser.(io.Seeker); ok {
-		return sk.Seek(offset, whence)
-	}
-	return 0, errors.New("not seekable")
-}
-
-func (c closeBoth) Close() error {
-	err := c.ReadCloser.Close()
-	c.fs.Close()
-	return err
-}
-
-// Glob expands a path pattern through Beam's filesystem package and
-// returns the matches sorted. A pattern without matches is an error that
-// names it, so a typo never silently reads nothing.
+// Glob expands a path pattern (List) and returns the matches sorted. A
+// pattern without matches is an error that names it, so a typo never
+// silently reads nothing.
 func Glob(ctx context.Context, pattern string) ([]string, error) {
-	fs, err := filesystem.New(ctx, pattern)
+	files, err := List(ctx, pattern)
 	if err != nil {
 		return nil, err
-	}
-	defer fs.Close()
-	files, err := fs.List(ctx, pattern)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", pattern, err)
 	}
 	if len(files) == 0 {
 		if strings.ContainsAny(pattern, "*?[") {
@@ -486,7 +456,6 @@ func Glob(ctx context.Context, pattern string) ([]string, error) {
 		}
 		return nil, fmt.Errorf("%s: no such file", pattern)
 	}
-	sort.Strings(files)
 	return files, nil
 }
 

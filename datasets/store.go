@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path"
@@ -17,8 +18,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 )
 
 // Store is a root directory (local or any scheme of Beam's filesystem
@@ -167,12 +166,7 @@ func (h holderInfo) gone() bool {
 // oldest first.
 func (s Store) Versions(ctx context.Context, name string) ([]string, error) {
 	pattern := s.join(name, "v*", ManifestFile)
-	fs, err := filesystem.New(ctx, pattern)
-	if err != nil {
-		return nil, err
-	}
-	defer fs.Close()
-	files, err := fs.List(ctx, pattern)
+	files, err := List(ctx, pattern)
 	if err != nil {
 		return nil, fmt.Errorf("list versions of %s: %w", name, err)
 	}
@@ -309,12 +303,7 @@ func (s Store) versionDirs(ctx context.Context, name string) ([]int, error) {
 		return nums, nil
 	}
 	pattern := s.join(name, "v*", "*")
-	fs, err := filesystem.New(ctx, pattern)
-	if err != nil {
-		return nil, err
-	}
-	defer fs.Close()
-	files, err := fs.List(ctx, pattern)
+	files, err := List(ctx, pattern)
 	if err != nil {
 		return nil, fmt.Errorf("list versions of %s: %w", name, err)
 	}
@@ -408,12 +397,7 @@ func (s Store) raiseLastVersion(ctx context.Context, name string, n int) error {
 }
 
 func fileExists(ctx context.Context, file string) (bool, error) {
-	fs, err := filesystem.New(ctx, file)
-	if err != nil {
-		return false, err
-	}
-	defer fs.Close()
-	files, err := fs.List(ctx, file)
+	files, err := List(ctx, file)
 	if err != nil {
 		return false, err
 	}
@@ -508,12 +492,7 @@ func pidAlive(pid int) bool {
 // Datasets lists the names of datasets with at least one version.
 func (s Store) Datasets(ctx context.Context) ([]string, error) {
 	pattern := s.join("*", "v*", ManifestFile)
-	fs, err := filesystem.New(ctx, pattern)
-	if err != nil {
-		return nil, err
-	}
-	defer fs.Close()
-	files, err := fs.List(ctx, pattern)
+	files, err := List(ctx, pattern)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", s.Root, err)
 	}
@@ -832,34 +811,46 @@ func (s Store) ReadManifest(ctx context.Context, name, version string) (*Manifes
 }
 
 func copyTree(ctx context.Context, from, to string) error {
-	fs, err := filesystem.New(ctx, from)
-	if err != nil {
-		return err
-	}
-	defer fs.Close()
-	files, err := fs.List(ctx, strings.TrimRight(from, "/")+"/**")
+	files, err := List(ctx, strings.TrimRight(from, "/")+"/**")
 	if err != nil {
 		return err
 	}
 	for _, f := range files {
 		rel := strings.TrimPrefix(f, strings.TrimRight(from, "/")+"/")
-		if err := filesystem.Copy(ctx, fs, f, to+"/"+rel); err != nil {
+		if err := copyFile(ctx, f, to+"/"+rel); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func fsFor(ctx context.Context, file string) (filesystem.Interface, error) {
-	return filesystem.New(ctx, file)
-}
-
-// WriteFile writes a whole file through Beam's filesystem package.
-func WriteFile(ctx context.Context, file string, data []byte) error {
-	fs, err := filesystem.New(ctx, file)
+// copyFile copies one file, across file systems too.
+func copyFile(ctx context.Context, from, to string) error {
+	r, err := Open(ctx, from)
 	if err != nil {
 		return err
 	}
-	defer fs.Close()
-	return filesystem.Write(ctx, fs, file, data)
+	defer r.Close()
+	w, err := Create(ctx, to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		w.Close()
+		return fmt.Errorf("copy %s: %w", from, err)
+	}
+	return w.Close()
+}
+
+// WriteFile writes a whole file through its file system (FSFor).
+func WriteFile(ctx context.Context, file string, data []byte) error {
+	w, err := Create(ctx, file)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Close()
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	return w.Close()
 }

@@ -240,10 +240,5 @@ func fileSize(ctx context.Context, file string) (int64, error) {
 		return 0, err
 	}
 	rc.Close()
-	fs, err := fsFor(ctx, file)
-	if err != nil {
-		return 0, err
-	}
-	defer fs.Close()
-	return fs.Size(ctx, file)
+	return Size(ctx, file)
 }

@@ -14,7 +14,6 @@ import (
 	"sync"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/sieve-data/sieve/datasets"
@@ -441,22 +440,12 @@ func (f *writeSpilledFn) writeParquet(ctx context.Context, key string, kept *ext
 // RemoveSpill deletes the run files of a staging directory (before the
 // commit: they are not part of the version).
 func RemoveSpill(ctx context.Context, dir string) error {
-	glob := joinPath(dir, SpillDir+"/*")
-	fs, err := filesystem.New(ctx, glob)
+	files, err := datasets.List(ctx, joinPath(dir, SpillDir+"/*"))
 	if err != nil {
 		return err
-	}
-	defer fs.Close()
-	files, err := fs.List(ctx, glob)
-	if err != nil {
-		return err
-	}
-	rm, ok := fs.(filesystem.Remover)
-	if !ok {
-		return fmt.Errorf("remove spill: the file system of %s cannot remove files", dir)
 	}
 	for _, f := range files {
-		if err := rm.Remove(ctx, f); err != nil {
+		if err := datasets.Remove(ctx, f); err != nil {
 			return fmt.Errorf("remove spill: %w", err)
 		}
 	}
