@@ -74,8 +74,8 @@ type FileStats struct {
 const maxDetect = 100
 
 // ReadSamples reads every record of one file (any supported container and
-// compression, any path Beam's filesystem package knows: local paths and
-// gs:// among them), emitting each valid Sample and each dead letter. A
+// compression, any path FSFor serves: local paths, and gs:// among others
+// where a remote FS is registered), emitting each valid Sample and each dead letter. A
 // file that breaks part way yields the records before the break and one
 // dead letter for the break, with reason "unreadable file"; only errors of
 // the callbacks or of opening the file are returned.

@@ -223,8 +223,8 @@ func (v *Version) ReadSamples(ctx context.Context, fn func(split string, s *Samp
 	return nil
 }
 
-// ReadFile reads a whole file through Beam's filesystem package (local
-// paths, gs:// and any other registered scheme).
+// ReadFile reads a whole file through its file system (FSFor: local
+// paths, and gs:// and other schemes where a remote FS is registered).
 func ReadFile(ctx context.Context, file string) ([]byte, error) {
 	rc, err := Open(ctx, file)
 	if err != nil {
