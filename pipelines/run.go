@@ -562,7 +562,8 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 	unconverged := map[string]int{}
 	generated, modified := map[string]int64{}, map[string]int64{}
 	stopped := map[string]bool{}
-	detail := map[string]string{}
+	// Why a stage stopped, and the error of its first failed call.
+	detail, failure := map[string]string{}, map[string]string{}
 	calls := map[string]int64{} // "STAGE\x00calls.ok" and "STAGE\x00calls.failed"
 	usage := map[string]llm.Usage{}
 	achieved := map[string]int64{}
@@ -613,6 +614,9 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 				detail[rep.Stage] = rep.Detail
 				m.Stopped = append(m.Stopped, fmt.Sprintf("stage %s stopped: %s", rep.Stage, rep.Detail))
 			}
+			if failure[rep.Stage] == "" {
+				failure[rep.Stage] = rep.Failure
+			}
 		case "usage":
 			k := rep.Endpoint + "\x00" + rep.Model
 			usage[k] = usage[k].Add(*rep.Usage)
@@ -631,6 +635,9 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 			continue
 		}
 		cause := detail[name]
+		if cause == "" {
+			cause = failure[name]
+		}
 		if cause == "" {
 			cause = "see the rejected samples' details"
 		}

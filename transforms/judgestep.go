@@ -73,6 +73,8 @@ type judgeStep struct {
 	// counts since the last report: "stopped" (samples passed unjudged
 	// after the stop), CountCallsOK and CountCallsFailed (verdicts).
 	counts map[string]int64
+	// failure is the first failed verdict's error since the last report.
+	failure string
 }
 
 // count adds one to a count (unless the step is quiet).
@@ -97,12 +99,12 @@ func (j *judgeStep) StageReport() (Report, bool) {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	counts, stop := j.counts, j.stop
-	j.counts = nil
+	counts, stop, failure := j.counts, j.stop, j.failure
+	j.counts, j.failure = nil, ""
 	if len(counts) == 0 && stop == nil {
 		return Report{}, false
 	}
-	r := Report{Kind: "generated", Stage: j.stage, Counts: counts}
+	r := Report{Kind: "generated", Stage: j.stage, Counts: counts, Failure: failure}
 	if stop != nil {
 		r.Detail = stop.Error()
 	}
@@ -152,6 +154,11 @@ func (j *judgeStep) Apply(ctx context.Context, s *datasets.Sample) *datasets.Rej
 	case err != nil:
 		j.failed.Inc(ctx, 1)
 		j.count(CountCallsFailed)
+		j.mu.Lock()
+		if j.failure == "" {
+			j.failure = err.Error()
+		}
+		j.mu.Unlock()
 	default:
 		j.scored.Inc(ctx, 1)
 		j.count(CountCallsOK)

@@ -41,6 +41,10 @@ type Report struct {
 
 	// Detail says why a generation stage stopped.
 	Detail string `json:"detail,omitempty"`
+	// Failure is the error of an LLM stage's first failed call in the
+	// bundle (a "generated" line), for the message of a stage whose
+	// every call failed.
+	Failure string `json:"failure,omitempty"`
 	// Endpoint, Model and Usage: a "usage" line, what an LLM endpoint's
 	// client did since its previous line.
 	Endpoint string     `json:"endpoint,omitempty"`

@@ -160,6 +160,8 @@ type synthState struct {
 
 	mu   sync.Mutex
 	stop error
+	// failure is the bundle's first failed call's error.
+	failure string
 	// counts are the bundle's: "generated" (candidates made), "stopped"
 	// (inputs passed unprocessed after the stop), "synth.replaced",
 	// "synth.kept_original" (replace-mode samples kept because the call
@@ -223,6 +225,7 @@ func (st *synthState) run(ctx context.Context, cfg SynthConfig, inputs []synth.I
 		if c := callOutcome(gens, rejs, err); c != "" {
 			st.mu.Lock()
 			st.count(c)
+			st.noteFailure(rejs)
 			st.mu.Unlock()
 		}
 	})
@@ -281,6 +284,16 @@ func (st *synthState) emitCandidates(stage, seed string, gens []datasets.Sample,
 	}
 }
 
+// noteFailure keeps the first failed call's error of the bundle; the
+// caller holds st.mu.
+func (st *synthState) noteFailure(rejs []datasets.Rejected) {
+	for _, r := range rejs {
+		if st.failure == "" && FailedCall(r.Reason) {
+			st.failure = r.Detail
+		}
+	}
+}
+
 // count adds one to a count; the caller holds st.mu.
 func (st *synthState) count(key string) {
 	if st.counts == nil {
@@ -312,11 +325,11 @@ func (st *synthState) setStop(err error) {
 // last report.
 func (st *synthState) flushReports(stage string, report func(string)) error {
 	st.mu.Lock()
-	counts, stop := st.counts, st.stop
-	st.counts = nil
+	counts, stop, failure := st.counts, st.stop, st.failure
+	st.counts, st.failure = nil, ""
 	st.mu.Unlock()
 	if len(counts) > 0 || stop != nil {
-		r := Report{Kind: "generated", Stage: stage, Counts: counts}
+		r := Report{Kind: "generated", Stage: stage, Counts: counts, Failure: failure}
 		if stop != nil {
 			r.Detail = stop.Error()
 		}
@@ -654,6 +667,7 @@ func (f *selfInstructFn) ProcessElement(ctx context.Context, pool SeedPool,
 		out(g.Sample)
 	}
 	for _, rj := range res.Rejected {
+		f.st.noteFailure([]datasets.Rejected{rj.Rejected})
 		rj.Rejected.Stage = f.Cfg.Stage
 		rj.Rejected.Sample.Source = synthSource(f.Cfg.Stage, fmt.Sprintf("prompt-%06d", rj.Prompt), rj.Index)
 		if !FailedCall(rj.Rejected.Reason) {
