@@ -323,27 +323,6 @@ func (c *Client) budgetSpent() error {
 	return nil
 }
 
-// admit is the budget check of a call that cannot wait: it refuses once
-// what is spent plus what calls in flight have reserved reaches the
-// budget; otherwise it reserves the call's estimate. Give the
-// reservation back with release.
-func (c *Client) admit(tokens int64, cost float64) error {
-	b := c.ep.Budget
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.budgetSpent(); err != nil {
-		return err
-	}
-	if (b.MaxTokens > 0 && c.usage.TotalTokens+c.resTokens >= b.MaxTokens) || (b.MaxCost > 0 && c.usage.Cost+c.resCost >= b.MaxCost) {
-		c.usage.BudgetRefusals++
-		return &BudgetError{Endpoint: c.desc, Tokens: c.usage.TotalTokens, Cost: c.usage.Cost,
-			ReservedTokens: c.resTokens, ReservedCost: c.resCost, Budget: b}
-	}
-	c.resTokens += tokens
-	c.resCost += cost
-	return nil
-}
-
 // admitWait reserves a call's estimate (tokens: the prompt plus its
 // max_tokens) against the budget. A call is refused only once what was
 // spent, settled to what calls actually used, reaches the budget. While
@@ -369,8 +348,7 @@ func (c *Client) admitWait(ctx context.Context, tokens int64, cost float64) erro
 		}
 		ch := c.settled
 		c.mu.Unlock()
-		// Reservations given back without release (a caller that settles
-		// by hand) are noticed by the poll.
+		// A poll as well, in case a reservation is given back by hand.
 		t := time.NewTimer(50 * time.Millisecond)
 		select {
 		case <-ch:
@@ -384,14 +362,9 @@ func (c *Client) admitWait(ctx context.Context, tokens int64, cost float64) erro
 	}
 }
 
-// release gives back a reservation made by admit or admitWait, after the
-// call's usage was counted, and wakes the calls waiting for room.
-func (c *Client) release(tokens int64, cost float64) {
-	c.mu.Lock()
-	c.releaseLocked(tokens, cost)
-	c.mu.Unlock()
-}
-
+// releaseLocked gives back a reservation made by admitWait, after the
+// call's usage was counted, and wakes the calls waiting for room; the
+// caller holds c.mu.
 func (c *Client) releaseLocked(tokens int64, cost float64) {
 	c.resTokens -= tokens
 	c.resCost -= cost
