@@ -223,7 +223,7 @@ func selfInstructLicense(r *recipe.Recipe, at int, c *recipe.SelfInstruct) error
 		}
 	}
 	if len(lic) > 1 {
-		return fmt.Errorf("stage self_instruct (stages[%d]): its seeds may have licenses %s, so the new samples' license is unknown and allow_licenses %v would not admit them: set license:",
+		return fmt.Errorf("stage self_instruct (stages[%d]): its seeds may have licenses %s, so the new samples' license is unknown and allow_licenses %v would not admit them: set license: to their license",
 			at, strings.Join(slices.Sorted(maps.Keys(lic)), ", "), r.AllowLicenses)
 	}
 	return nil
