@@ -367,7 +367,11 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 		switch cfg := st.Config.(type) {
 		case *recipe.ExactDedup:
 			in, prior, pre := live()
-			m := transforms.ExactDedupMarks(s, in, dedup.KeyMode(cfg.Key), name, prior, pre, laterChecks(plan, i))
+			ec := transforms.ExactConfig{Mode: dedup.KeyMode(cfg.Key), Pre: pre, Post: laterChecks(plan, i)}
+			if componentsFor(RunnerName()) == transforms.ComponentsLocal {
+				ec.Local = sc
+			}
+			m := transforms.ExactDedupMarks(s, in, ec, name, prior)
 			marks = append(marks, m)
 			tail = append(tail, transforms.TailStep{Marks: &transforms.MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}})
 		case *recipe.FuzzyDedup:

@@ -33,12 +33,32 @@ func init() {
 // decontamination): a group's survivor is its smallest reference among
 // the members that pass them, so that a group never loses every member
 // to a later filter while one would have passed.
-func ExactDedupMarks(s beam.Scope, in beam.PCollection, mode dedup.KeyMode, stage string, prior []StageMarks, pre, post []StepSpec) StageMarks {
+//
+// With cfg.Local set (the in-process runners), the keys go to sorted runs
+// on disk and one worker merges them (see exactLocal); the marks are the
+// same.
+func ExactDedupMarks(s beam.Scope, in beam.PCollection, cfg ExactConfig, stage string, prior []StageMarks) StageMarks {
 	s = s.Scope("ExactDedup")
-	keyed := withoutDropped(s, beam.ParDo(s, &exactKeyFn{Mode: string(mode), Pre: pre, Post: quiet(post)}, in), prior)
-	groups := beam.GroupByKey(s, keyed)
-	marks := beam.ParDo(s, &pickSurvivorFn{Stage: stage}, groups)
-	return StageMarks{Stage: stage, Reason: "exact_duplicate", Detail: "same normalised " + string(mode) + " as %s", Marks: marks}
+	var marks beam.PCollection
+	if cfg.Local.Dir != "" && len(prior) == 0 {
+		marks = exactLocal(s, in, cfg, stage)
+	} else {
+		keyed := withoutDropped(s, beam.ParDo(s, &exactKeyFn{Mode: string(cfg.Mode), Pre: cfg.Pre, Post: quiet(cfg.Post)}, in), prior)
+		groups := beam.GroupByKey(s, keyed)
+		marks = beam.ParDo(s, &pickSurvivorFn{Stage: stage}, groups)
+	}
+	return StageMarks{Stage: stage, Reason: "exact_duplicate", Detail: "same normalised " + string(cfg.Mode) + " as %s", Marks: marks}
+}
+
+// ExactConfig configures ExactDedupMarks.
+type ExactConfig struct {
+	Mode dedup.KeyMode
+	// Pre are the pending per-sample steps the keys are computed after,
+	// Post the later checks that pick survivors (see ExactDedupMarks).
+	Pre, Post []StepSpec
+	// Local, when its Dir is set, keeps the keys in sorted runs under
+	// Dir's spill directory, merged on one worker (in-process runners).
+	Local SpillConfig
 }
 
 type exactKeyFn struct {

@@ -111,12 +111,16 @@ func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage s
 		priorMarks, stages := marksSideInput(s, prior)
 		bandPairs, sets, origins = beam.ParDo3(s, &signFn{Cfg: cfg, Pre: pre, Stages: stages}, in, priorMarks)
 	}
-	var edges, check beam.PCollection
+	detail := "near duplicate (Jaccard ≥ " + strconv.FormatFloat(cfg.Threshold, 'g', -1, 64) + ") of %s"
 	if cfg.local() {
-		// Verification and clusters on one worker, the sets on disk.
-		edges = localFuzzy(s, bandPairs, sets, cfg)
-		check = beam.ParDo(s, dropEmpty, beam.Create(s.Scope("Converged"), ""))
-	} else {
+		// Verification, clusters and the marks on one worker, the band
+		// pairs, sets and origins on disk.
+		marks := localFuzzy(s, bandPairs, sets, origins, cfg, stage)
+		check := beam.ParDo(s, dropEmpty, beam.Create(s.Scope("Converged"), ""))
+		return StageMarks{Stage: stage, Reason: "near_duplicate", Detail: detail, Marks: marks}, check
+	}
+	var edges, check beam.PCollection
+	{
 		cand := candidateEdges(s, bandPairs, cfg, stage)
 		edges = cand
 		if cfg.Verify != "none" {
@@ -127,7 +131,6 @@ func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage s
 		}
 	}
 	switch {
-	case cfg.local():
 	case cfg.Components == ComponentsLocal:
 		// One worker finds the components of the verified graph by
 		// union-find: exact, so no convergence check; the same (child,
@@ -146,7 +149,7 @@ func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage s
 	}
 	verdicts := beam.ParDo(s, &fuzzyMarksFn{Stage: stage}, beam.GroupByKey(s, edges))
 	marks := beam.ParDo(s, &joinOriginFn{Stage: stage}, beam.CoGroupByKey(s, verdicts, origins))
-	return StageMarks{Stage: stage, Reason: "near_duplicate", Detail: "near duplicate (Jaccard ≥ " + strconv.FormatFloat(cfg.Threshold, 'g', -1, 64) + ") of %s", Marks: marks}, check
+	return StageMarks{Stage: stage, Reason: "near_duplicate", Detail: detail, Marks: marks}, check
 }
 
 // ComponentsLocal selects union-find on one worker (FuzzyConfig.Components).
@@ -261,6 +264,9 @@ type signFn struct {
 	setBytes  int
 	bands     []runRecord
 	bandBytes int
+	// origins buffers (node, origin) records in local mode.
+	origins     []runRecord
+	originBytes int
 	// packed holds the bundle's (band key, node) pairs by band group,
 	// emitted at the end of the bundle: a few thousand compact elements
 	// instead of one per pair (bands × samples), which is what the
@@ -306,7 +312,11 @@ func unpackPairs(b []byte, fn func(key uint64, node string)) error {
 // signatures would all collide).
 func (f *signFn) ProcessElement(ctx context.Context, s datasets.Sample, marks func(*string) bool, band func(string, []byte), set func(string, []byte), origin func(string, string)) error {
 	if f.marks == nil {
-		f.marks = loadMarks(marks)
+		ms, err := loadMarks(ctx, marks)
+		if err != nil {
+			return err
+		}
+		f.marks = ms
 	}
 	f.batch = append(f.batch, s)
 	if len(f.batch) >= signBatch {
@@ -387,7 +397,19 @@ func (f *signFn) flush(ctx context.Context, band func(string, []byte), set func(
 		if !o.ok {
 			continue
 		}
-		origin(o.node, o.origin)
+		if f.Cfg.local() {
+			// Origins into sorted runs (node, origin): the local worker
+			// joins them with its verdicts on disk.
+			f.origins = append(f.origins, runRecord{key: []byte(o.node), payload: []byte(o.origin)})
+			f.originBytes += len(o.node) + len(o.origin) + 48
+			if f.originBytes >= (SpillConfig{Budget: f.Cfg.SpillBudget}).budget() {
+				if err := f.flushOrigins(ctx, origin); err != nil {
+					return err
+				}
+			}
+		} else {
+			origin(o.node, o.origin)
+		}
 		if f.Cfg.local() {
 			// Band pairs into a sorted run (band key, node): the bucketing
 			// merges the runs on disk instead of the runner grouping them.
@@ -466,6 +488,22 @@ func (f *signFn) flushSets(ctx context.Context, set func(string, []byte)) error 
 	return nil
 }
 
+// flushOrigins writes the buffered (node, origin) records as one run
+// sorted by node and emits its path (local mode).
+func (f *signFn) flushOrigins(ctx context.Context, origin func(string, string)) error {
+	if len(f.origins) == 0 {
+		return nil
+	}
+	sortRecords(f.origins)
+	path := joinPath(f.Cfg.SpillDir, SpillDir+"/"+runName("origins"))
+	if err := writeRun(ctx, path, f.origins); err != nil {
+		return err
+	}
+	f.origins, f.originBytes = nil, 0
+	origin(path, "")
+	return nil
+}
+
 // signFreeFn is signFn without earlier marks (no side input).
 type signFreeFn struct {
 	Cfg   FuzzyConfig `json:"cfg"`
@@ -498,6 +536,9 @@ func (f *signFn) FinishBundle(ctx context.Context, _ func(*string) bool, band fu
 		return err
 	}
 	if err := f.flushBands(ctx, band); err != nil {
+		return err
+	}
+	if err := f.flushOrigins(ctx, origin); err != nil {
 		return err
 	}
 	for g, b := range f.packed {

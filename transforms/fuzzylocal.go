@@ -27,25 +27,31 @@ import (
 // kilobyte). The clusters are the same as the shuffled path's.
 
 func init() {
-	register.DoFn4x1[context.Context, int, func(*string) bool, func(string, string), error](&localFuzzyFn{})
+	register.DoFn4x1[context.Context, int, func(*string) bool, func(string), error](&localFuzzyFn{})
 	register.Function2x1(bandRunValue)
 	register.Function2x1(setRunValue)
+	register.Function2x1(originRunValue)
 }
 
-// bandRunValue and setRunValue tag the local verifier's two inputs: the
-// runs of band pairs and of verification sets.
+// bandRunValue, setRunValue and originRunValue tag the local worker's
+// three inputs: the runs of band pairs, of verification sets and of
+// origins.
 func bandRunValue(path string, _ []byte) string { return "B" + path }
 
 func setRunValue(path string, _ []byte) string { return "R" + path }
 
+func originRunValue(path, _ string) string { return "O" + path }
+
 // localFuzzy buckets the band pairs in the runs, verifies the candidate
-// edges against the sets in the runs and returns the (node, root) edges
-// of the clusters.
-func localFuzzy(s beam.Scope, bandRuns, setRuns beam.PCollection, cfg FuzzyConfig) beam.PCollection {
+// edges against the sets in the runs, finds the clusters and writes the
+// stage's marks (joined with the origins in the runs) into a marks file,
+// whose reference it returns.
+func localFuzzy(s beam.Scope, bandRuns, setRuns, originRuns beam.PCollection, cfg FuzzyConfig, stage string) beam.PCollection {
 	s = s.Scope("LocalVerify")
-	in := beam.Flatten(s, beam.ParDo(s, bandRunValue, bandRuns), beam.ParDo(s, setRunValue, setRuns))
+	in := beam.Flatten(s, beam.ParDo(s, bandRunValue, bandRuns), beam.ParDo(s, setRunValue, setRuns),
+		beam.ParDo(s, originRunValue, originRuns))
 	return beam.ParDo(s, &localFuzzyFn{Threshold: cfg.Threshold, Verify: cfg.Verify, Budget: cfg.SpillBudget,
-		Edges: cfg.Edges, Max: cfg.MaxBucketPairs}, beam.GroupByKey(s, beam.AddFixedKey(s, in)))
+		Edges: cfg.Edges, Max: cfg.MaxBucketPairs, Stage: stage, Dir: cfg.SpillDir}, beam.GroupByKey(s, beam.AddFixedKey(s, in)))
 }
 
 type localFuzzyFn struct {
@@ -54,6 +60,8 @@ type localFuzzyFn struct {
 	Budget    int     `json:"budget"`
 	Edges     string  `json:"edges"`
 	Max       int     `json:"max"`
+	Stage     string  `json:"stage"`
+	Dir       string  `json:"dir"`
 }
 
 func (f *localFuzzyFn) budget() int {
@@ -63,8 +71,8 @@ func (f *localFuzzyFn) budget() int {
 	return DefaultSpillBudget
 }
 
-func (f *localFuzzyFn) ProcessElement(ctx context.Context, _ int, vals func(*string) bool, emit func(string, string)) error {
-	var runs, bandRuns []string
+func (f *localFuzzyFn) ProcessElement(ctx context.Context, _ int, vals func(*string) bool, emit func(string)) error {
+	var runs, bandRuns, originRuns []string
 	var v string
 	for vals(&v) {
 		switch {
@@ -72,10 +80,13 @@ func (f *localFuzzyFn) ProcessElement(ctx context.Context, _ int, vals func(*str
 			runs = append(runs, v[1:])
 		case strings.HasPrefix(v, "B"):
 			bandRuns = append(bandRuns, v[1:])
+		case strings.HasPrefix(v, "O"):
+			originRuns = append(originRuns, v[1:])
 		}
 	}
 	sort.Strings(runs)
 	sort.Strings(bandRuns)
+	sort.Strings(originRuns)
 	// dedup.Cluster, the clustering bench/dedupbench measures, with the
 	// band pairs merged from their runs and the candidate edges joined
 	// with the sets by external sorts.
@@ -89,8 +100,85 @@ func (f *localFuzzyFn) ProcessElement(ctx context.Context, _ int, vals func(*str
 	}
 	j := &runJoiner{ctx: ctx, budget: f.budget(), runs: runs}
 	defer j.release()
-	_, err := dedup.Cluster(pairs, j, dedup.ClusterConfig{Threshold: f.Threshold, Verify: f.Verify, Edges: f.Edges, MaxBucketPairs: f.Max}, emit)
-	return err
+	// Every member of a cluster gets a verdict: 'D' and its survivor
+	// (the cluster's root, first in the keep policy's order), the root
+	// 'K' (once per member; repeats are skipped below). They are sorted
+	// by node on disk, to be joined with the origins.
+	verdicts := newExtSorter(f.budget())
+	defer verdicts.release()
+	var addErr error
+	add := func(node, v string) {
+		if addErr == nil {
+			addErr = verdicts.add(ctx, []byte(node), []byte(v))
+		}
+	}
+	_, err := dedup.Cluster(pairs, j, dedup.ClusterConfig{Threshold: f.Threshold, Verify: f.Verify, Edges: f.Edges, MaxBucketPairs: f.Max},
+		func(node, root string) {
+			survivor := nodeID(root)
+			add(node, "D"+survivor)
+			add(root, "K"+survivor)
+		})
+	if err == nil {
+		err = addErr
+	}
+	if err != nil {
+		return err
+	}
+	ref, err := writeFuzzyMarks(ctx, verdicts, originRuns, f.Dir, f.Stage)
+	if err != nil {
+		return err
+	}
+	emit(ref)
+	return nil
+}
+
+// writeFuzzyMarks merge-joins the verdicts (sorted by node) with the
+// origins' runs (sorted by node) into the stage's marks file and returns
+// its reference.
+func writeFuzzyMarks(ctx context.Context, verdicts *extSorter, originRuns []string, dir, stage string) (string, error) {
+	it, err := verdicts.iter(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer it.close()
+	origins, err := openMerger(ctx, originRuns)
+	if err != nil {
+		return "", err
+	}
+	defer origins.close()
+	out, err := createMarksFile(ctx, dir, stage)
+	if err != nil {
+		return "", err
+	}
+	org, more, err := origins.next()
+	var prev []byte
+	for err == nil {
+		var r runRecord
+		var ok bool
+		if r, ok, err = it.next(); err != nil || !ok {
+			break
+		}
+		if bytes.Equal(r.key, prev) {
+			continue // a root's repeated 'K'
+		}
+		prev = append(prev[:0], r.key...)
+		for more && err == nil && bytes.Compare(org.key, r.key) < 0 {
+			org, more, err = origins.next()
+		}
+		if err != nil {
+			break
+		}
+		if !more || !bytes.Equal(org.key, r.key) {
+			err = fmt.Errorf("local fuzzy dedup: node %q has no origin", r.key)
+			break
+		}
+		err = out.add(string(org.payload), r.payload[0] == 'K', string(r.payload[1:]))
+	}
+	if err != nil {
+		out.w.abort()
+		return "", fmt.Errorf("fuzzy dedup: marks: %w", err)
+	}
+	return out.finish()
 }
 
 // runJoiner is dedup.Cluster's EdgeJoiner on disk: the candidate edges

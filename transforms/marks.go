@@ -1,8 +1,10 @@
 package transforms
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"hash/maphash"
 	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -31,7 +33,7 @@ const (
 )
 
 func init() {
-	register.DoFn4x0[string, string, func(*string) bool, func(string, string)](&dropMarkedFn{})
+	register.DoFn5x1[context.Context, string, string, func(*string) bool, func(string, string), error](&dropMarkedFn{})
 	register.Emitter2[string, string]()
 }
 
@@ -76,8 +78,59 @@ type mark struct {
 	survivor string
 }
 
-// markSet indexes marks by stage and ref.
-type markSet map[string]map[string]mark
+// markSet indexes marks by stage and origin. It holds per mark a 128-bit
+// hash of the origin and an index into the stage's distinct survivors
+// (about 30 bytes, against some 200 for the strings), since a consumer
+// holds every mark of a run: a million near duplicates are a million
+// marks. The hash is seeded per process and used only inside it; two
+// origins collide with probability about 2^-128 per pair.
+type markSet map[string]*stageMarks
+
+// stageMarks are one stage's marks.
+type stageMarks struct {
+	byOrigin  map[originKey]uint32 // survivor index << 1 | kept
+	survivors []string
+	index     map[string]uint32
+}
+
+type originKey [2]uint64
+
+var originSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+func hashOrigin(origin string) originKey {
+	return originKey{maphash.String(originSeeds[0], origin), maphash.String(originSeeds[1], origin)}
+}
+
+// get returns the stage's mark of an origin.
+func (sm *stageMarks) get(origin string) (mark, bool) {
+	if sm == nil {
+		return mark{}, false
+	}
+	v, ok := sm.byOrigin[hashOrigin(origin)]
+	if !ok {
+		return mark{}, false
+	}
+	return mark{kept: v&1 == 1, survivor: sm.survivors[v>>1]}, true
+}
+
+func (ms markSet) put(stage, origin string, kept bool, survivor string) {
+	sm := ms[stage]
+	if sm == nil {
+		sm = &stageMarks{byOrigin: map[originKey]uint32{}, index: map[string]uint32{}}
+		ms[stage] = sm
+	}
+	i, ok := sm.index[survivor]
+	if !ok {
+		i = uint32(len(sm.survivors))
+		sm.survivors = append(sm.survivors, survivor)
+		sm.index[survivor] = i
+	}
+	v := i << 1
+	if kept {
+		v |= 1
+	}
+	sm.byOrigin[hashOrigin(origin)] = v
+}
 
 func (ms markSet) add(m string) error {
 	i := strings.Index(m, markStageSep)
@@ -85,13 +138,7 @@ func (ms markSet) add(m string) error {
 	if i < 0 || j < i || j+2 > len(m) {
 		return fmt.Errorf("malformed mark %q", m)
 	}
-	stage, ref := m[:i], m[i+len(markStageSep):j]
-	byRef := ms[stage]
-	if byRef == nil {
-		byRef = map[string]mark{}
-		ms[stage] = byRef
-	}
-	byRef[ref] = mark{kept: m[j+1] == 'K', survivor: m[j+2:]}
+	ms.put(m[:i], m[i+len(markStageSep):j], m[j+1] == 'K', m[j+2:])
 	return nil
 }
 
@@ -99,11 +146,82 @@ func (ms markSet) add(m string) error {
 // origin, and which first.
 func (ms markSet) dropped(origin string, stages []string) (string, mark, bool) {
 	for _, st := range stages {
-		if m, ok := ms[st][origin]; ok && !m.kept {
+		if m, ok := ms[st].get(origin); ok && !m.kept {
 			return st, m, true
 		}
 	}
 	return "", mark{}, false
+}
+
+// Marks files: a stage that decides on one worker with its keys on disk
+// (the local paths of exact and fuzzy dedup) writes its marks into a run
+// file under the spill directory and emits only a reference to it,
+//
+//	\x04 path
+//
+// so that neither the runner nor the side input holds one string per
+// mark. The file's records are (stage \x02 origin, verdict survivor).
+const marksFileRef = "\x04"
+
+// marksFileWriter writes one stage's marks file.
+type marksFileWriter struct {
+	w     *runWriter
+	stage string
+	path  string
+	key   []byte
+	val   []byte
+}
+
+func createMarksFile(ctx context.Context, dir, stage string) (*marksFileWriter, error) {
+	path := joinPath(dir, SpillDir+"/"+runName("marks-"+stage))
+	w, err := createRun(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: marks: %w", stage, err)
+	}
+	return &marksFileWriter{w: w, stage: stage, path: path}, nil
+}
+
+func (m *marksFileWriter) add(origin string, kept bool, survivor string) error {
+	m.key = append(append(append(m.key[:0], m.stage...), markStageSep...), origin...)
+	v := byte('D')
+	if kept {
+		v = 'K'
+	}
+	m.val = append(append(m.val[:0], v), survivor...)
+	return m.w.add(m.key, m.val)
+}
+
+// finish closes the file and returns the reference to emit as the
+// stage's one mark.
+func (m *marksFileWriter) finish() (string, error) {
+	if err := m.w.finish(); err != nil {
+		return "", fmt.Errorf("%s: marks: %w", m.stage, err)
+	}
+	return marksFileRef + m.path, nil
+}
+
+// loadMarksFile adds the marks of a marks file to ms.
+func (ms markSet) loadFile(ctx context.Context, path string) error {
+	r, err := openRun(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	for {
+		ok, err := r.next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		k, v := r.cur.key, r.cur.payload
+		i := bytes.Index(k, []byte(markStageSep))
+		if i < 0 || len(v) < 1 {
+			return fmt.Errorf("marks file %s: malformed record", path)
+		}
+		ms.put(string(k[:i]), string(k[i+len(markStageSep):]), v[0] == 'K', string(v[1:]))
+	}
 }
 
 // withoutDropped removes from a (key, ref) stream the refs that earlier
@@ -128,9 +246,13 @@ type dropMarkedFn struct {
 	marks      markSet
 }
 
-func (f *dropMarkedFn) ProcessElement(key, value string, marks func(*string) bool, emit func(string, string)) {
+func (f *dropMarkedFn) ProcessElement(ctx context.Context, key, value string, marks func(*string) bool, emit func(string, string)) error {
 	if f.marks == nil {
-		f.marks = loadMarks(marks)
+		ms, err := loadMarks(ctx, marks)
+		if err != nil {
+			return err
+		}
+		f.marks = ms
 	}
 	origin := value
 	if f.ValueIsRef {
@@ -139,17 +261,27 @@ func (f *dropMarkedFn) ProcessElement(key, value string, marks func(*string) boo
 	if _, _, dropped := f.marks.dropped(origin, f.Stages); !dropped {
 		emit(key, value)
 	}
+	return nil
 }
 
-// loadMarks reads a marks side input into a markSet. Malformed marks
-// cannot occur (sieve writes them all); they are skipped.
-func loadMarks(marks func(*string) bool) markSet {
+// loadMarks reads a marks side input into a markSet: mark strings, and
+// references to marks files (marksFileRef), which it reads. Malformed
+// mark strings cannot occur (sieve writes them all); they are skipped. A
+// marks file that cannot be read fails the load: the samples it marks
+// would pass.
+func loadMarks(ctx context.Context, marks func(*string) bool) (markSet, error) {
 	ms := markSet{}
 	var m string
 	for marks(&m) {
+		if strings.HasPrefix(m, marksFileRef) {
+			if err := ms.loadFile(ctx, m[len(marksFileRef):]); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		_ = ms.add(m)
 	}
-	return ms
+	return ms, nil
 }
 
 func init() {
@@ -204,7 +336,11 @@ func tailSpecs(tail []TailStep) []StepSpec {
 func (f *applyTailFn) ProcessElement(ctx context.Context, s datasets.Sample, marks func(*string) bool,
 	kept func(datasets.Sample), dropped func(datasets.Rejected), _ func(string)) error {
 	if f.marks == nil {
-		f.marks = loadMarks(marks)
+		ms, err := loadMarks(ctx, marks)
+		if err != nil {
+			return err
+		}
+		f.marks = ms
 	}
 	f.batch = append(f.batch, s)
 	if len(f.batch) >= stepBatch {

@@ -145,7 +145,11 @@ type unspillFn struct {
 
 func (f *unspillFn) ProcessElement(ctx context.Context, _ string, path string, marks func(*string) bool, emit func(datasets.Sample)) error {
 	if f.marks == nil {
-		f.marks = loadMarks(marks)
+		ms, err := loadMarks(ctx, marks)
+		if err != nil {
+			return err
+		}
+		f.marks = ms
 	}
 	steps, err := f.runner.get(f.Pre)
 	if err != nil {
@@ -237,7 +241,11 @@ func (f *writeSpilledFn) tailSteps() ([]Step, error) { return f.runner.get(tailS
 
 func (f *writeSpilledFn) ProcessElement(ctx context.Context, key string, paths func(*string) bool, marks func(*string) bool, emit func(string)) error {
 	if f.marks == nil {
-		f.marks = loadMarks(marks)
+		ms, err := loadMarks(ctx, marks)
+		if err != nil {
+			return err
+		}
+		f.marks = ms
 	}
 	tail, err := f.tailSteps()
 	if err != nil {

@@ -125,7 +125,7 @@ func applyTail(ctx context.Context, tail []TailStep, steps []Step, ms markSet, v
 			k++
 			continue
 		}
-		m, ok := ms[t.Marks.Stage][origin]
+		m, ok := ms[t.Marks.Stage].get(origin)
 		if !ok {
 			continue
 		}

@@ -181,7 +181,8 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	if rf.memprofile != "" {
-		defer writeHeapProfile(rf.memprofile)
+		// The heap at its peak, not at the end (see peakHeap).
+		defer startPeakHeap(rf.memprofile, 250*time.Millisecond).Stop()
 	}
 	prog := newProgress(stderr, !rf.quiet && !rf.verbose && isTerminal(stderr))
 	warn := func(s string) {
@@ -231,16 +232,6 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 		warn(s)
 	}
 	return nil
-}
-
-func writeHeapProfile(file string) {
-	f, err := os.Create(file)
-	if err != nil {
-		slog.Error("heap profile", "err", err)
-		return
-	}
-	defer f.Close()
-	pprof.Lookup("allocs").WriteTo(f, 0)
 }
 
 // progress shows a one-line spinner with the current phase and elapsed
