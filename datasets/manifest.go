@@ -108,14 +108,17 @@ type MixEntry struct {
 
 // Input is one file read.
 type Input struct {
-	Source  string `json:"source"`
-	File    string `json:"file"`
-	Format  string `json:"format"`
-	Bytes   int64  `json:"bytes"`
-	SHA256  string `json:"sha256,omitempty"`
-	Records int64  `json:"records"`
-	Samples int64  `json:"samples"`
-	Dead    int64  `json:"dead_letters"`
+	Source string `json:"source"`
+	File   string `json:"file"`
+	Format string `json:"format"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256,omitempty"`
+	// Checksum is what an object store keeps of the file, used instead of
+	// SHA256 for files not read at plan time: "gcs:crc32c=…,generation=…,md5=…".
+	Checksum string `json:"checksum,omitempty"`
+	Records  int64  `json:"records"`
+	Samples  int64  `json:"samples"`
+	Dead     int64  `json:"dead_letters"`
 }
 
 // Column is one column of the shards' schema.

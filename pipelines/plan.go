@@ -117,11 +117,11 @@ func NewPlan(ctx context.Context, r *recipe.Recipe, store datasets.Store) (*Plan
 			if _, _, err := datasets.DetectContainer(f); err != nil {
 				return nil, fmt.Errorf("source %s: %w", src.Name, err)
 			}
-			info, err := datasets.ScanFile(ctx, f, split)
+			info, stored, err := scanInput(ctx, f, split)
 			if err != nil {
 				return nil, fmt.Errorf("source %s: %w", src.Name, err)
 			}
-			p.Inputs = append(p.Inputs, datasets.Input{Source: src.Name, File: alias(i), Bytes: info.Bytes, SHA256: info.SHA256})
+			p.Inputs = append(p.Inputs, datasets.Input{Source: src.Name, File: alias(i), Bytes: info.Bytes, SHA256: info.SHA256, Checksum: stored})
 			if src.Limit > 0 {
 				limited = append(limited, f)
 				limitedAliases = append(limitedAliases, alias(i))
@@ -181,6 +181,7 @@ func (p *Plan) contentID() (string, error) {
 	}
 	type input struct {
 		Source, File, SHA256 string
+		Checksum             string `json:",omitempty"` // an object store's (gs://), not read
 	}
 	type parent struct {
 		Ref, ContentID string
@@ -193,7 +194,7 @@ func (p *Plan) contentID() (string, error) {
 		Skipped []string
 	}{Sieve: CodeVersion(), Recipe: recipeJSON, Skipped: p.SkipReasons}
 	for _, in := range p.Inputs {
-		doc.Inputs = append(doc.Inputs, input{in.Source, in.File, in.SHA256})
+		doc.Inputs = append(doc.Inputs, input{in.Source, in.File, in.SHA256, in.Checksum})
 	}
 	for _, v := range p.Parents {
 		doc.Parents = append(doc.Parents, parent{v.Ref.String(), v.Manifest.ContentID})

@@ -131,8 +131,8 @@ func checkPlan(ctx context.Context, plan *Plan) error {
 	for _, v := range plan.Parents {
 		for _, sh := range v.Shards() {
 			got, ok := hashes[v.ShardName(sh)]
-			if !ok || sh.SHA256 == "" || got == sh.SHA256 {
-				continue // not read as a source here, or nothing recorded
+			if !ok || got == "" || sh.SHA256 == "" || got == sh.SHA256 {
+				continue // not read as a source here, not hashed (a stored checksum), or nothing recorded
 			}
 			return fmt.Errorf("%s is damaged: its shard %s does not match the manifest (sha256 %.12s…, recorded %.12s…); 'sieve datasets verify %s' checks every shard",
 				v.Ref, sh.Path, got, sh.SHA256, v.Ref)

@@ -53,7 +53,7 @@ func inspect(ctx context.Context, w io.Writer, target, store string, n int, asJS
 	if err != nil {
 		return fmt.Errorf("inspect: %s is neither a file, a version directory nor a dataset in store %s", target, store)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, datasets.ManifestFile))
+	data, err := datasets.ReadFile(ctx, joinPath(dir, datasets.ManifestFile))
 	if err != nil {
 		return fmt.Errorf("inspect: %s has no %s: not a committed version", dir, datasets.ManifestFile)
 	}
@@ -85,7 +85,7 @@ func inspect(ctx context.Context, w io.Writer, target, store string, n int, asJS
 		if len(m.Parents) > 0 {
 			// The store the version is in: the --store root, or the one
 			// above a version directory given by path.
-			st := datasets.Store{Root: filepath.Dir(filepath.Dir(dir))}
+			st := datasets.Store{Root: parentPath(parentPath(dir))}
 			for _, c := range st.CheckParents(ctx, &m) {
 				if p := c.Problem(); p != "" {
 					fmt.Fprintf(w, "parent  %s (%s)\n", c.Ref, p)
@@ -105,7 +105,7 @@ func inspect(ctx context.Context, w io.Writer, target, store string, n int, asJS
 	for _, sp := range m.Splits {
 		for _, sh := range sp.Shards {
 			if sh.Rows > 0 && !damaged[sh.Path] {
-				return inspectShard(ctx, w, filepath.Join(dir, sh.Path), n, asJSON, !asJSON)
+				return inspectShard(ctx, w, joinPath(dir, sh.Path), n, asJSON, !asJSON)
 			}
 		}
 	}
@@ -139,7 +139,7 @@ func inspectRejected(ctx context.Context, w io.Writer, target, store, sel string
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(filepath.Join(dir, "rejected.jsonl"))
+	f, err := datasets.Open(ctx, joinPath(dir, "rejected.jsonl"))
 	if err != nil {
 		return fmt.Errorf("inspect: %s has no rejected.jsonl", dir)
 	}
@@ -249,4 +249,24 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// joinPath joins a version directory and a path in it, local or remote
+// (gs://…: filepath.Join would fold the scheme's "//").
+func joinPath(dir, rel string) string {
+	if strings.Contains(dir, "://") {
+		return strings.TrimSuffix(dir, "/") + "/" + rel
+	}
+	return filepath.Join(dir, rel)
+}
+
+// parentPath is filepath.Dir for local and remote paths.
+func parentPath(p string) string {
+	if strings.Contains(p, "://") {
+		if i := strings.LastIndex(strings.TrimSuffix(p, "/"), "/"); i > strings.Index(p, "://")+2 {
+			return p[:i]
+		}
+		return p
+	}
+	return filepath.Dir(p)
 }
