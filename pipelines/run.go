@@ -397,6 +397,21 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 			checks = append(checks, check)
 			marks = append(marks, m)
 			tail = append(tail, transforms.TailStep{Marks: &transforms.MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}})
+		case *recipe.Topics:
+			// The model is fitted on the samples as the stages before it
+			// left them: apply what is pending first, as for generation
+			// stages (see topics.go).
+			if runs.IsValid() {
+				samples, runs = transforms.Unspill(s, runs, nil, nil), beam.PCollection{}
+			}
+			if len(tail) > 0 {
+				var dropped, reps beam.PCollection
+				samples, dropped, reps = transforms.ApplyTail(s, samples, tail, marks)
+				rejected = append(rejected, dropped)
+				checks = append(checks, reps)
+				tail, tailSpecs, marks = nil, nil, nil
+			}
+			samples = transforms.Topics(s, samples, topicsConfig(name, dir, cfg))
 		default:
 			spec, ok, err := stepSpec(name, st, r.ResolvePath)
 			if err != nil {
