@@ -30,7 +30,7 @@ HAVE_OPENBLAS := $(shell printf '\043include <cblas.h>\nint main(void){openblas_
   $${CC:-cc} -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
 BLAS_TAGS := $(if $(HAVE_OPENBLAS),-tags openblas)
 
-.PHONY: all build run test test-race test-blas bench bench-scale bench-train bench-go lint fmt samples clean
+.PHONY: all build run test test-race test-blas bench bench-scale bench-train bench-go lint fmt samples clean worker
 
 all: build
 
@@ -41,6 +41,12 @@ build: $(BIN)
 $(BIN): $(GO_SOURCES)
 	@$(if $(HAVE_OPENBLAS),,echo "note: libopenblas not found (apt-get install libopenblas-dev); building with pure-Go BLAS")
 	$(GO) build -buildvcs=$$(git rev-parse --is-inside-work-tree >/dev/null 2>&1 && echo true || echo false) $(BLAS_TAGS) -o $(BIN) ./cmd/sieve
+
+## worker: the Dataflow worker binary, sieve for linux/amd64 without cgo (workers need no OpenBLAS);
+##      make test builds it. A make target, not a Go test: cold, it rebuilds Beam and gRPC without cgo,
+##      which took over 10 minutes here under others' builds (a go test's default timeout)
+worker:
+	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o bin/sieve-linux-amd64 ./cmd/sieve
 
 ## run: build sieve, run the demo recipe on the bundled sample into ./store, then train a small
 ##      model from scratch on demo@latest (about a minute; eval loss per epoch) into ./runs/demo and sample from it
@@ -57,6 +63,7 @@ test: bench/duckdb/node_modules $(LLAMA3)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 	@$(MAKE) --no-print-directory test-blas
+	@$(MAKE) --no-print-directory worker
 
 ## test-race: the packages that run goroutines (worker pools of the DoFns, LLM clients, judges,
 ##      parallel readers, the sketchers) again under the race detector
