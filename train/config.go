@@ -54,7 +54,28 @@ type Config struct {
 	SaveEvery int `json:"save_every"`
 	// LogEvery writes a log line every so many steps (default 10).
 	LogEvery int `json:"log_every"`
+
+	// The loss watchdog: training stops when the smoothed training loss
+	// (an exponential moving average of the step losses, β 0.9, bias
+	// corrected) stays above DivergeFactor × its lowest value so far for
+	// DivergeSteps steps in a row (defaults 3 and 10; a negative
+	// DivergeFactor turns this test off). A NaN or infinite loss or
+	// gradient norm always stops training, before the step's update.
+	DivergeFactor float64 `json:"diverge_factor,omitempty"`
+	DivergeSteps  int     `json:"diverge_steps,omitempty"`
+	// EarlyStopPatience stops training when the eval loss has not
+	// improved on its best by more than EarlyStopDelta for that many
+	// evaluations in a row (0: never). With it, the model of the best
+	// evaluation is written to checkpoint-best and is the final model.
+	EarlyStopPatience int     `json:"early_stop_patience,omitempty"`
+	EarlyStopDelta    float64 `json:"early_stop_delta,omitempty"`
 }
+
+// The loss watchdog's defaults (see Config.DivergeFactor).
+const (
+	DefaultDivergeFactor = 3
+	DefaultDivergeSteps  = 10
+)
 
 // DefaultConfig returns the defaults: learning rate 2e-5 (TRL's SFT
 // default, for fine-tuning), 3 epochs, rows of 1024 tokens, 8 rows per
@@ -99,6 +120,8 @@ func (c Config) withDefaults() Config {
 	seti(&c.BatchSize, d.BatchSize)
 	seti(&c.GradAccum, d.GradAccum)
 	seti(&c.LogEvery, d.LogEvery)
+	set(&c.DivergeFactor, DefaultDivergeFactor)
+	seti(&c.DivergeSteps, DefaultDivergeSteps)
 	return c
 }
 
@@ -133,15 +156,23 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max grad norm %g must not be negative (0 turns clipping off)", c.MaxGradNorm)
 	case c.EvalEvery < 0 || c.SaveEvery < 0 || c.LogEvery < 0:
 		return errors.New("eval, save and log intervals must not be negative")
+	case c.DivergeFactor > 0 && c.DivergeFactor <= 1:
+		return fmt.Errorf("diverge factor %g must be above 1 (negative: off)", c.DivergeFactor)
+	case c.DivergeSteps < 0:
+		return fmt.Errorf("diverge steps %d must not be negative", c.DivergeSteps)
+	case c.EarlyStopPatience < 0 || c.EarlyStopDelta < 0:
+		return errors.New("early stopping patience and delta must not be negative")
 	}
 	return nil
 }
 
 // sameTrajectory reports the first setting that differs between c and
 // a checkpoint's d and changes the path of training (the intervals of
-// evaluation, saving and logging do not).
+// evaluation, saving and logging, the watchdog and early stopping do
+// not).
 func (c Config) sameTrajectory(d Config) error {
 	c.EvalEvery, c.SaveEvery, c.LogEvery = d.EvalEvery, d.SaveEvery, d.LogEvery
+	c.DivergeFactor, c.DivergeSteps, c.EarlyStopPatience, c.EarlyStopDelta = d.DivergeFactor, d.DivergeSteps, d.EarlyStopPatience, d.EarlyStopDelta
 	if c == d {
 		return nil
 	}

@@ -63,6 +63,20 @@ type Options struct {
 	OnStart  func(Plan)
 	OnRecord func(Record)
 	OnStep   func(Progress)
+
+	// AutoLR runs the learning rate finder (FindLR, with LRFinder's
+	// settings) before training and trains with its suggestion instead
+	// of Config.LearningRate. It is ignored when resuming (the
+	// checkpoint's rate is used).
+	AutoLR   bool
+	LRFinder LRFinderOptions
+	// MaxMemory is the memory budget in bytes that the estimate of the
+	// run's peak must fit (0: the memory available, from
+	// /proc/meminfo; negative: no check). AutoBatch picks the micro-batch
+	// size: the largest divisor of BatchSize·GradAccum whose estimate
+	// fits, with the accumulation that keeps their product.
+	MaxMemory int64
+	AutoBatch bool
 }
 
 // Plan describes a run about to start.
@@ -77,6 +91,12 @@ type Plan struct {
 	// TokenizerTrained is set when the tokenizer was trained on the
 	// train split for this run.
 	TokenizerTrained bool
+	// Memory is the estimate of the run's peak memory.
+	Memory MemoryEstimate
+	// LearningRate is the peak learning rate; LRFinder the sweep that
+	// chose it, with AutoLR.
+	LearningRate float64
+	LRFinder     *LRFinderResult
 }
 
 // Record is one line of log.jsonl: a training line (loss, lr, grad_norm,
@@ -124,6 +144,17 @@ type Result struct {
 	TokensPerS  float64 // mean training throughput of this process
 	Elapsed     float64 // seconds
 	NumParams   int     // trainable parameters
+	// Stopped says why training stopped before its last step (early
+	// stopping), or is empty.
+	Stopped string
+	// BestStep and BestEvalLoss: the best evaluation, with early
+	// stopping (whose model is the final model).
+	BestStep     int
+	BestEvalLoss float64
+	// LearningRate is the peak learning rate trained with (the LR
+	// finder's suggestion with AutoLR); LRFinder the sweep, with AutoLR.
+	LearningRate float64
+	LRFinder     *LRFinderResult
 }
 
 // Files of a run directory and of a checkpoint.
@@ -150,6 +181,9 @@ type trainerState struct {
 	TrainData  DataStats  `json:"train_data"`
 	TestData   DataStats  `json:"test_data"`
 	LogHistory []Record   `json:"log_history"`
+	// Watchdog is the loss watchdog's state, so that a resumed run
+	// watches as the uninterrupted one would.
+	Watchdog *watchdogState `json:"watchdog,omitempty"`
 }
 
 // loraState is the LoRA part of trainer_state.json.
@@ -205,9 +239,27 @@ type trainer struct {
 	winTokens        int64
 	winTime          time.Duration
 	lastLR, lastNorm float64
+	lastLoss         float64 // of the last step
 	evalAll          []Record
 	orderEpoch       int   // the epoch of order
 	order            []int // the row order of orderEpoch
+
+	memory    MemoryEstimate
+	available int64           // MemAvailable when the run started
+	resident  int64           // the process's resident memory then
+	finder    *LRFinderResult // the sweep of AutoLR
+
+	// The loss watchdog: the smoothed loss, its bias correction, its
+	// lowest value, and the first step of the current run of steps
+	// above the threshold (0: none).
+	ema, emaW, emaBest float64
+	badFrom, badSteps  int
+	// Early stopping: the best eval loss and its step (-1: none), the
+	// evaluations since, and why training stopped early.
+	bestEval  float64
+	bestStep  int
+	sinceBest int
+	stopped   string
 }
 
 // Run trains a model as opt says and writes it to opt.Output. It
@@ -217,24 +269,40 @@ type trainer struct {
 // cancelled it saves a checkpoint of the last finished step and returns
 // ctx's error.
 func Run(ctx context.Context, opt Options) (*Result, error) {
+	t, state, err := setup(ctx, opt)
+	if err != nil {
+		return nil, err
+	}
+	if opt.AutoLR && state == nil {
+		if err := t.autoLR(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return t.run(ctx, state)
+}
+
+// setup checks the options, reads and tokenizes the data, and builds
+// the model and optimizer (from the checkpoint, when resuming, whose
+// state it returns).
+func setup(ctx context.Context, opt Options) (*trainer, *trainerState, error) {
 	cfg := opt.Config.withDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+		return nil, nil, fmt.Errorf("train: %w", err)
 	}
 	if opt.Output == "" {
-		return nil, errors.New("train: no output directory")
+		return nil, nil, errors.New("train: no output directory")
 	}
 	ref, err := datasets.ParseRef(opt.Data)
 	if err != nil {
-		return nil, fmt.Errorf("train: data: %w", err)
+		return nil, nil, fmt.Errorf("train: data: %w", err)
 	}
 	v, err := opt.Store.OpenVersion(ctx, ref)
 	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+		return nil, nil, fmt.Errorf("train: %w", err)
 	}
 	if opt.LoRA != nil {
 		if opt.Model == "" && opt.Resume == "" {
-			return nil, errors.New("train: LoRA trains adapters on a base model: give Model, not Init")
+			return nil, nil, errors.New("train: LoRA trains adapters on a base model: give Model, not Init")
 		}
 		l := *opt.LoRA
 		if l.Seed == 0 {
@@ -242,63 +310,84 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		}
 		opt.LoRA = &l
 	} else if opt.QLoRA {
-		return nil, errors.New("train: QLoRA needs LoRA")
+		return nil, nil, errors.New("train: QLoRA needs LoRA")
 	}
 	t := &trainer{opt: opt, cfg: cfg, ref: v.Ref, lora: newLoRAState(opt.LoRA, opt.QLoRA)}
+	t.available, t.resident = AvailableMemory(), ResidentMemory()
 	if opt.Model != "" {
 		if t.baseModel, err = filepath.Abs(opt.Model); err != nil {
-			return nil, fmt.Errorf("train: %w", err)
+			return nil, nil, fmt.Errorf("train: %w", err)
 		}
 	}
 	var state *trainerState
 	if opt.Resume != "" {
 		if state, err = readState(opt.Resume); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if state.Data != v.Ref.String() {
-			return nil, fmt.Errorf("train: checkpoint %s was trained on %s, not %s", opt.Resume, state.Data, v.Ref)
+			return nil, nil, fmt.Errorf("train: checkpoint %s was trained on %s, not %s", opt.Resume, state.Data, v.Ref)
+		}
+		if opt.AutoLR { // the rate the finder chose for the checkpoint's run
+			cfg.LearningRate = state.Config.LearningRate
+		}
+		if sc := state.Config; opt.AutoBatch && sc.BatchSize*sc.GradAccum == cfg.BatchSize*cfg.GradAccum {
+			cfg.BatchSize, cfg.GradAccum = sc.BatchSize, sc.GradAccum
 		}
 		if err := cfg.sameTrajectory(state.Config); err != nil {
-			return nil, fmt.Errorf("train: resume %s: %w", opt.Resume, err)
+			return nil, nil, fmt.Errorf("train: resume %s: %w", opt.Resume, err)
 		}
 		if a, b := fmt.Sprintf("%+v", t.lora), fmt.Sprintf("%+v", state.LoRA); (t.lora == nil) != (state.LoRA == nil) || (t.lora != nil && a != b) {
-			return nil, fmt.Errorf("train: resume %s: LoRA settings %s differ from the checkpoint's, %s", opt.Resume, a, b)
+			return nil, nil, fmt.Errorf("train: resume %s: LoRA settings %s differ from the checkpoint's, %s", opt.Resume, a, b)
 		}
 		t.baseModel = state.BaseModel
 	}
 	splits, err := ReadSplits(ctx, v)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(splits.Train) == 0 {
-		return nil, fmt.Errorf("train: %s has no train split", v.Ref)
+		return nil, nil, fmt.Errorf("train: %s has no train split", v.Ref)
 	}
 	if err := t.loadBase(splits); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := t.prepareData(splits); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if err := t.planMemory(); err != nil {
+		return nil, nil, err
 	}
 	if t.m, err = model.New(t.p, cfg.BatchSize, cfg.SeqLen); err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+		return nil, nil, fmt.Errorf("train: %w", err)
 	}
 	if err := t.setupLoRA(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	params := t.m.Trainable()
 	t.adam = NewAdamW(params, NoDecay, cfg.Beta1, cfg.Beta2, cfg.Eps, cfg.WeightDecay)
 	if state != nil {
 		if err := t.adam.LoadState(filepath.Join(opt.Resume, OptimizerStateFile)); err != nil {
-			return nil, fmt.Errorf("train: %w", err)
+			return nil, nil, fmt.Errorf("train: %w", err)
 		}
 		t.adam.Steps = state.GlobalStep
 		t.step, t.tokens, t.elapsedBefore, t.history = state.GlobalStep, state.Tokens, state.Elapsed, state.LogHistory
+		if w := state.Watchdog; w != nil {
+			t.ema, t.emaW, t.emaBest, t.badFrom, t.badSteps = w.EMA, w.Weight, w.Best, w.BadFrom, w.BadSteps
+		}
 		for _, r := range state.LogHistory {
 			if r.EvalLoss != nil {
 				t.evalAll = append(t.evalAll, r)
 			}
 		}
 	}
+	return t, state, nil
+}
+
+// run trains from where setup left off.
+func (t *trainer) run(ctx context.Context, state *trainerState) (*Result, error) {
+	opt, cfg := t.opt, t.cfg
+	params := t.m.Trainable()
+	var err error
 	if err := os.MkdirAll(opt.Output, 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
@@ -315,7 +404,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	slog.Info("train", "data", v.Ref.String(), "params", t.p.NumParams(), "steps", t.total, "steps_per_epoch", t.stepsPerEpoch,
+	slog.Info("train", "data", t.ref.String(), "params", t.p.NumParams(), "steps", t.total, "steps_per_epoch", t.stepsPerEpoch,
 		"train_rows", t.trainSt.Rows, "test_rows", t.testSt.Rows, "resume_step", t.step)
 
 	numTrainable := 0
@@ -323,16 +412,17 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		numTrainable += len(tt.P)
 	}
 	if opt.OnStart != nil {
-		opt.OnStart(Plan{Data: v.Ref.String(), Train: t.trainSt, Test: t.testSt, Steps: t.total, StepsPerEpoch: t.stepsPerEpoch,
+		opt.OnStart(Plan{Data: t.ref.String(), Memory: t.memory, LearningRate: t.cfg.LearningRate, LRFinder: t.finder, Train: t.trainSt, Test: t.testSt, Steps: t.total, StepsPerEpoch: t.stepsPerEpoch,
 			FirstStep: t.step, NumParams: numTrainable, VocabSize: t.tok.VocabSize(), TokenizerTrained: t.tokTrained})
 	}
 	t.start = time.Now()
+	t.initEarlyStop()
 	if t.step == 0 && t.test != nil {
 		if err := t.evaluate(); err != nil {
 			return nil, err
 		}
 	}
-	for t.step < t.total {
+	for t.step < t.total && t.stopped == "" {
 		if err := ctx.Err(); err != nil {
 			dir := t.checkpointDir()
 			if serr := t.save(dir, true); serr != nil {
@@ -341,7 +431,14 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 			return nil, fmt.Errorf("train: interrupted at step %d (checkpoint %s): %w", t.step, dir, err)
 		}
 		if err := t.trainStep(params); err != nil {
+			var d *DivergedError
+			if errors.As(err, &d) {
+				return nil, t.diverged(d)
+			}
 			return nil, err
+		}
+		if d := t.watch(); d != nil {
+			return nil, t.diverged(d)
 		}
 		last := t.step == t.total
 		if t.step%cfg.LogEvery == 0 || last {
@@ -355,17 +452,29 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 				return nil, err
 			}
 		}
-		if cfg.SaveEvery > 0 && t.step%cfg.SaveEvery == 0 && !last {
+		if t.stopped != "" && t.lossCnt > 0 {
+			if err := t.logTrain(); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.SaveEvery > 0 && t.step%cfg.SaveEvery == 0 && !last && t.stopped == "" {
 			if err := t.save(t.checkpointDir(), true); err != nil {
 				return nil, err
 			}
 		}
 	}
+	if err := t.restoreBest(); err != nil {
+		return nil, err
+	}
 	if err := t.save(opt.Output, false); err != nil {
 		return nil, err
 	}
-	res := &Result{Dir: opt.Output, Data: v.Ref.String(), Steps: t.step, Train: t.trainSt, Test: t.testSt,
-		Evals: t.evalAll, Tokens: t.tokens, Elapsed: t.elapsed(), NumParams: numTrainable}
+	res := &Result{Dir: opt.Output, Data: t.ref.String(), Steps: t.step, Train: t.trainSt, Test: t.testSt,
+		Evals: t.evalAll, Tokens: t.tokens, Elapsed: t.elapsed(), NumParams: numTrainable, Stopped: t.stopped,
+		LearningRate: t.cfg.LearningRate, LRFinder: t.finder}
+	if t.bestStep >= 0 {
+		res.BestStep, res.BestEvalLoss = t.bestStep, t.bestEval
+	}
 	if s := t.trainTime.Seconds(); s > 0 {
 		res.TokensPerS = float64(t.trainTokens) / s
 	}
@@ -456,10 +565,12 @@ func (t *trainer) setupLoRA() error {
 	} else if err := t.m.EnableLoRA(*t.opt.LoRA); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
+	t.m.G = nil // LoRA never writes the base's gradients: free them
 	if t.lora.QLoRA {
 		if err := t.m.QuantizeBase(0); err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
+		t.p = t.m.P // let the float32 projections go
 	}
 	return nil
 }
@@ -583,13 +694,17 @@ func (t *trainer) trainStep(params []model.TrainableTensor) error {
 	} else {
 		norm = GradNorm(params)
 	}
+	loss := lossSum / float64(max(1, count))
+	if bad(loss) || bad(norm) {
+		what, v := "loss", loss
+		if !bad(loss) {
+			what, v = "gradient norm", norm
+		}
+		return &DivergedError{Step: t.step + 1, From: t.step + 1, Reason: fmt.Sprintf("the %s is %g", what, v)}
+	}
 	lr := t.sched.LR(t.step)
 	t.adam.Update(lr)
 	t.step++
-	loss := lossSum / float64(max(1, count))
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return fmt.Errorf("train: step %d: loss is %g (lower the learning rate?)", t.step, loss)
-	}
 	d := time.Since(started)
 	t.tokens += int64(tokens)
 	t.trainTokens += int64(tokens)
@@ -598,7 +713,7 @@ func (t *trainer) trainStep(params []model.TrainableTensor) error {
 	t.winTime += d
 	t.lossSum += lossSum
 	t.lossCnt += float64(count)
-	t.lastLR, t.lastNorm = lr, norm
+	t.lastLR, t.lastNorm, t.lastLoss = lr, norm, loss
 	if t.opt.OnStep != nil {
 		p := Progress{Step: t.step, Total: t.total, Epoch: t.epoch(), Loss: loss, LR: lr, Elapsed: time.Duration(t.elapsed() * float64(time.Second))}
 		if s := t.trainTime.Seconds(); s > 0 {
@@ -667,7 +782,10 @@ func (t *trainer) evaluate() error {
 	}
 	r := Record{Step: t.step, Epoch: t.epoch(), EvalLoss: &loss, Tokens: t.tokens, Elapsed: t.elapsed()}
 	t.evalAll = append(t.evalAll, r)
-	return t.record(r)
+	if err := t.record(r); err != nil {
+		return err
+	}
+	return t.earlyStop(loss)
 }
 
 // evalLoss is the mean loss per counted token over every row of bt, in
@@ -742,7 +860,8 @@ func (t *trainer) save(dir string, optimizer bool) error {
 	}
 	st := trainerState{GlobalStep: t.step, MaxSteps: t.total, StepsPerEpoch: t.stepsPerEpoch, Epoch: t.epoch(),
 		Data: t.ref.String(), Config: t.cfg, BaseModel: t.baseModel, LoRA: t.lora, Tokens: t.tokens, Elapsed: t.elapsed(),
-		TrainData: t.trainSt, TestData: t.testSt, LogHistory: t.history}
+		TrainData: t.trainSt, TestData: t.testSt, LogHistory: t.history,
+		Watchdog: &watchdogState{EMA: t.ema, Weight: t.emaW, Best: t.emaBest, BadFrom: t.badFrom, BadSteps: t.badSteps}}
 	if t.lora == nil {
 		st.BaseModel = ""
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,6 +43,10 @@ line), checkpoint-STEP directories (--save-every; resumable with --resume)
 and the final model in the Hugging Face layout, which transformers loads and
 'sieve generate --model DIR' samples from. See docs/train.md.`
 
+// LRFinderPlot is the file name of the LR finder's plot in the run
+// directory.
+const LRFinderPlot = "lr_finder.png"
+
 // trainFlags are the flags of 'sieve train' that are not hyperparameters.
 type trainFlags struct {
 	data, store, model, init, tokenizer, output, resume string
@@ -52,6 +58,94 @@ type trainFlags struct {
 	loraAlpha     float64
 	loraTargets   []string
 	rslora, qlora bool
+	// Finding settings: --find-lr, --lr auto, --batch-size auto,
+	// --max-memory.
+	findLR, autoLR, autoBatch bool
+	findLRSteps               int
+	maxMemory                 string
+}
+
+// autoFloat is a float flag that also takes "auto".
+type autoFloat struct {
+	v    *float64
+	auto *bool
+}
+
+func (a autoFloat) String() string {
+	if a.v == nil {
+		return ""
+	}
+	if a.auto != nil && *a.auto {
+		return "auto"
+	}
+	return strconv.FormatFloat(*a.v, 'g', -1, 64)
+}
+
+func (a autoFloat) Set(s string) error {
+	if s == "auto" {
+		*a.auto = true
+		return nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("want a number or auto")
+	}
+	*a.v, *a.auto = v, false
+	return nil
+}
+
+func (a autoFloat) Type() string { return "float|auto" }
+
+// autoInt is an int flag that also takes "auto".
+type autoInt struct {
+	v    *int
+	auto *bool
+}
+
+func (a autoInt) String() string {
+	if a.v == nil {
+		return ""
+	}
+	if a.auto != nil && *a.auto {
+		return "auto"
+	}
+	return strconv.Itoa(*a.v)
+}
+
+func (a autoInt) Set(s string) error {
+	if s == "auto" {
+		*a.auto = true
+		return nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("want an integer or auto")
+	}
+	*a.v, *a.auto = v, false
+	return nil
+}
+
+func (a autoInt) Type() string { return "int|auto" }
+
+// parseBytes reads a memory size: a number of bytes with an optional
+// unit (K, M, G, T; KB/KiB… all powers of 1024), or "off".
+func parseBytes(s string) (int64, error) {
+	if s == "off" {
+		return -1, nil
+	}
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		if i := strings.IndexByte("KMGT", t[n-1]); i >= 0 {
+			mult = 1 << (10 * (i + 1))
+			t = t[:n-1]
+		}
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%q: want a size such as 8G or 512MiB, or off", s)
+	}
+	return int64(v * float64(mult)), nil
 }
 
 func newTrainCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -84,14 +178,14 @@ func newTrainCmd(stdout, stderr io.Writer) *cobra.Command {
 	fl.StringVarP(&f.output, "output", "o", "", "run directory (default runs/NAME)")
 	fl.StringVar(&f.resume, "resume", "", "continue from a checkpoint directory (--resume alone: the latest in --output)")
 	fl.Lookup("resume").NoOptDefVal = "latest"
-	fl.Float64Var(&cfg.LearningRate, "lr", cfg.LearningRate, "peak learning rate")
+	fl.Var(autoFloat{&cfg.LearningRate, &f.autoLR}, "lr", "peak learning rate (auto: run the LR finder first and train with its suggestion)")
 	fl.Float64Var(&cfg.MinLRRatio, "min-lr-ratio", cfg.MinLRRatio, "final learning rate of the cosine decay, as a fraction of --lr")
 	fl.IntVar(&cfg.WarmupSteps, "warmup-steps", cfg.WarmupSteps, "steps of linear warmup")
 	fl.Float64Var(&cfg.WarmupRatio, "warmup-ratio", cfg.WarmupRatio, "warmup as a fraction of the steps (when --warmup-steps is 0)")
 	fl.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "epochs over the train split")
 	fl.IntVar(&cfg.MaxSteps, "max-steps", cfg.MaxSteps, "optimizer steps to run instead of --epochs (0: by epochs)")
 	fl.IntVar(&cfg.SeqLen, "seq-len", cfg.SeqLen, "tokens per row; longer conversations are cut")
-	fl.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "rows per micro-batch")
+	fl.Var(autoInt{&cfg.BatchSize, &f.autoBatch}, "batch-size", "rows per micro-batch (auto: the largest divisor of --batch-size × --grad-accum, default 8, that fits --max-memory, with the accumulation that keeps the product)")
 	fl.IntVar(&cfg.GradAccum, "grad-accum", cfg.GradAccum, "micro-batches per optimizer step")
 	fl.Float64Var(&cfg.WeightDecay, "weight-decay", cfg.WeightDecay, "AdamW decoupled weight decay (not on norm weights)")
 	fl.Float64Var(&cfg.Beta1, "beta1", cfg.Beta1, "AdamW β₁")
@@ -108,6 +202,13 @@ func newTrainCmd(stdout, stderr io.Writer) *cobra.Command {
 	fl.StringSliceVar(&f.loraTargets, "lora-targets", nil, "projections to adapt: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (default all)")
 	fl.BoolVar(&f.rslora, "rslora", false, "rank-stabilised LoRA: scaling α/√r")
 	fl.BoolVar(&f.qlora, "qlora", false, "QLoRA: store the frozen projections in NF4 (with --lora-r)")
+	fl.BoolVar(&f.findLR, "find-lr", false, "run the learning rate finder (an exponential sweep, weights restored), print its suggestion, write OUTPUT/lr_finder.png and stop")
+	fl.IntVar(&f.findLRSteps, "find-lr-steps", 100, "steps of the learning rate finder's sweep (from 1e-7 to 10)")
+	fl.StringVar(&f.maxMemory, "max-memory", "", "memory budget the estimate of the peak must fit, e.g. 8G (default: MemAvailable; off: no check)")
+	fl.Float64Var(&cfg.DivergeFactor, "diverge-factor", train.DefaultDivergeFactor, "stop when the smoothed loss stays above this multiple of its lowest (negative: off)")
+	fl.IntVar(&cfg.DivergeSteps, "diverge-steps", train.DefaultDivergeSteps, "... for this many steps in a row")
+	fl.IntVar(&cfg.EarlyStopPatience, "early-stop", 0, "stop after N evaluations without a better eval loss; the best model is kept (checkpoint-best) and is the final one (0: off)")
+	fl.Float64Var(&cfg.EarlyStopDelta, "early-stop-delta", 0, "improvement of the eval loss that counts as better")
 	fl.BoolVar(&f.json, "json", false, "print the log lines (JSON) on stdout instead of the summary")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but errors")
 	fl.BoolVar(&f.verbose, "verbose", false, "log progress (log/slog, INFO level)")
@@ -175,7 +276,25 @@ func trainOptions(changed func(flag string) bool, file string, f trainFlags, fla
 	if err := loraFlags(changed, &opt, f); err != nil {
 		return opt, err
 	}
+	if changed("diverge-factor") && cfg.DivergeFactor == 0 {
+		cfg.DivergeFactor = -1 // --diverge-factor 0: off
+	}
 	opt.Config = cfg
+	opt.AutoLR, opt.AutoBatch = f.autoLR, f.autoBatch
+	if opt.AutoLR && !changed("lr") {
+		opt.AutoLR = false
+	}
+	if f.maxMemory != "" {
+		b, err := parseBytes(f.maxMemory)
+		if err != nil {
+			return opt, usageError("train: --max-memory %v", err)
+		}
+		opt.MaxMemory = b
+	}
+	if f.findLRSteps < 3 {
+		return opt, usageError("train: --find-lr-steps %d: want at least 3", f.findLRSteps)
+	}
+	opt.LRFinder.Steps = f.findLRSteps
 
 	if opt.Data == "" {
 		return opt, usageError("train: no data: give --data NAME@VERSION or a recipe")
@@ -189,6 +308,9 @@ func trainOptions(changed func(flag string) bool, file string, f trainFlags, fla
 	}
 	if opt.Output == "" {
 		opt.Output = filepath.Join("runs", ref.Name)
+	}
+	if f.findLR || opt.AutoLR {
+		opt.LRFinder.Plot = filepath.Join(opt.Output, LRFinderPlot)
 	}
 	if f.resume != "" {
 		opt.Resume = f.resume
@@ -340,6 +462,10 @@ func copyChanged(changed func(flag string) bool, cfg *train.Config, from train.C
 		{"eval-every", func() { cfg.EvalEvery = from.EvalEvery }},
 		{"save-every", func() { cfg.SaveEvery = from.SaveEvery }},
 		{"log-every", func() { cfg.LogEvery = from.LogEvery }},
+		{"diverge-factor", func() { cfg.DivergeFactor = from.DivergeFactor }},
+		{"diverge-steps", func() { cfg.DivergeSteps = from.DivergeSteps }},
+		{"early-stop", func() { cfg.EarlyStopPatience = from.EarlyStopPatience }},
+		{"early-stop-delta", func() { cfg.EarlyStopDelta = from.EarlyStopDelta }},
 	} {
 		if changed(c.flag) {
 			c.set()
@@ -382,6 +508,10 @@ func runTrain(opt train.Options, f trainFlags, stdout, stderr io.Writer) error {
 		}
 		bar.println(stdout, "%s: train %s; test %s\n%s trainable parameters, vocabulary %d%s; %d steps (%d per epoch)%s",
 			p.Data, dataLine(p.Train), dataLine(p.Test), humanCount(p.NumParams), p.VocabSize, tok, p.Steps, p.StepsPerEpoch, resumed)
+		bar.println(stdout, "%s", memoryLine(p.Memory))
+		if r := p.LRFinder; r != nil {
+			bar.println(stdout, "%s\ntraining at --lr %.3g", finderLine(r), p.LearningRate)
+		}
 	}
 	opt.OnRecord = func(r train.Record) {
 		if !human || r.EvalLoss == nil {
@@ -399,16 +529,58 @@ func runTrain(opt train.Options, f trainFlags, stdout, stderr io.Writer) error {
 		steps++
 		bar.step(p)
 	}
+	if f.findLR {
+		r, err := train.FindLR(ctx, opt)
+		if err != nil {
+			return err
+		}
+		if f.json {
+			data, _ := json.Marshal(r)
+			fmt.Fprintf(stdout, "%s\n", data)
+		} else if human {
+			fmt.Fprintf(stdout, "%s\n", finderLine(r))
+		}
+		return nil
+	}
 	res, err := train.Run(ctx, opt)
 	bar.clear()
 	if err != nil {
 		return err
+	}
+	if human && res.Stopped != "" {
+		fmt.Fprintf(stdout, "%s\n", res.Stopped)
+	}
+	if human && opt.Config.EarlyStopPatience > 0 {
+		fmt.Fprintf(stdout, "best eval loss %.4f at step %d: the final model (also in %s)\n", res.BestEvalLoss, res.BestStep, filepath.Join(res.Dir, train.BestCheckpoint))
 	}
 	if human {
 		fmt.Fprintf(stdout, "saved %s: %d steps, %s tokens in %s, %s tokens/s\n", res.Dir, res.Steps, humanCount(int(res.Tokens)),
 			time.Duration(res.Elapsed*float64(time.Second)).Round(time.Second), humanCount(int(res.TokensPerS)))
 	}
 	return nil
+}
+
+func memoryLine(e train.MemoryEstimate) string {
+	s := "memory: " + e.String()
+	if e.GradAccum > 1 {
+		s += fmt.Sprintf("; micro-batch %d × %d accumulated", e.BatchSize, e.GradAccum)
+	}
+	if e.Budget > 0 {
+		s += "; budget " + train.GiB(e.Budget)
+	}
+	return s
+}
+
+func finderLine(r *train.LRFinderResult) string {
+	s := fmt.Sprintf("lr finder: %d steps from %.3g to %.3g", len(r.LRs), r.LRs[0], r.LRs[len(r.LRs)-1])
+	if r.Diverged > 0 {
+		s += " (stopped: diverged)"
+	}
+	s += fmt.Sprintf("; lowest smoothed loss at %.3g, steepest descent at %.3g\nsuggested --lr %.3g (%s)", r.MinLR, r.Steepest, r.Suggestion, train.LRFinderRule)
+	if r.Plot != "" {
+		s += "; plot " + r.Plot
+	}
+	return s
 }
 
 func dataLine(s train.DataStats) string {
