@@ -273,6 +273,8 @@ type memCase struct {
 	Name                         string
 	Hidden, Inter, Layers, Heads int
 	KV, SeqLen, Batch, LoRARank  int
+	QLoRA                        bool
+	Base                         string // with LoRARank: the base model's directory
 }
 
 func (c memCase) config() string {
@@ -283,7 +285,7 @@ func (c memCase) config() string {
 
 // TestMemoryChild is the child process of TestMemoryEstimate: it trains
 // the model SIEVE_MEM_CHILD describes for a step and writes the
-// trainer's estimate to SIEVE_MEM_OUT.
+// trainer's estimate and its peak resident memory to SIEVE_MEM_OUT.
 func TestMemoryChild(t *testing.T) {
 	spec := os.Getenv("SIEVE_MEM_CHILD")
 	if spec == "" {
@@ -311,19 +313,19 @@ func TestMemoryChild(t *testing.T) {
 		Config: Config{LearningRate: 1e-3, MaxSteps: 1, SeqLen: c.SeqLen, BatchSize: c.Batch, Seed: 1}}
 	var est MemoryEstimate
 	opt.OnStart = func(p Plan) { est = p.Memory }
-	if c.LoRARank > 0 { // LoRA on a base written by a first run
-		base := opt
-		base.Output = filepath.Join(dir, "base")
-		base.Config.MaxSteps = 1
-		if _, err := Run(context.Background(), base); err != nil {
-			t.Fatal(err)
-		}
-		opt.Init, opt.Model, opt.LoRA = "", base.Output, &model.LoRAConfig{Rank: c.LoRARank}
+	if c.LoRARank > 0 { // LoRA on a base the parent wrote
+		opt.Init, opt.Model, opt.LoRA, opt.QLoRA = "", c.Base, &model.LoRAConfig{Rank: c.LoRARank}, c.QLoRA
 	}
 	if _, err := Run(context.Background(), opt); err != nil {
 		t.Fatal(err)
 	}
-	data, _ := json.Marshal(est)
+	// VmHWM, the peak resident memory of this process's own address
+	// space: ru_maxrss, as the parent reads it, starts from the parent's
+	// own peak (the child is cloned from it before exec).
+	data, _ := json.Marshal(struct {
+		Estimate MemoryEstimate
+		HWM      int64
+	}{est, procKB("/proc/self/status", "VmHWM:")})
 	if err := os.WriteFile(os.Getenv("SIEVE_MEM_OUT"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +333,8 @@ func TestMemoryChild(t *testing.T) {
 
 // TestMemoryEstimate runs three model sizes in child processes and
 // compares the trainer's estimate of the peak with the child's peak
-// resident memory (ru_maxrss): within 15%.
+// resident memory (VmHWM; ru_maxrss when /proc is missing): within 15%.
+// SIEVE_MEM_LORA=1 adds LoRA and QLoRA runs on a 12M base.
 func TestMemoryEstimate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains three models in child processes")
@@ -341,6 +344,24 @@ func TestMemoryEstimate(t *testing.T) {
 		{Name: "balanced 5M", Hidden: 256, Inter: 704, Layers: 6, Heads: 8, KV: 4, SeqLen: 128, Batch: 8},
 		{Name: "weight-heavy 12M", Hidden: 512, Inter: 1408, Layers: 4, Heads: 8, KV: 4, SeqLen: 64, Batch: 4},
 	}
+	if os.Getenv("SIEVE_MEM_LORA") != "" {
+		// A 12M base for LoRA and QLoRA (off by default: the test's time).
+		store, ref := tinyData(t)
+		base := filepath.Join(t.TempDir(), "base")
+		cfgPath := filepath.Join(t.TempDir(), "config.json")
+		c := cases[2]
+		if err := os.WriteFile(cfgPath, []byte(c.config()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Run(context.Background(), Options{Store: store, Data: ref, Init: cfgPath, VocabSize: 320, Output: base,
+			Config: Config{MaxSteps: 1, SeqLen: 64, BatchSize: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		lc := memCase{Name: "LoRA r16 on 12M", Hidden: 512, Inter: 1408, Layers: 4, Heads: 8, KV: 4, SeqLen: 256, Batch: 4, LoRARank: 16, Base: base}
+		qc := lc
+		qc.Name, qc.QLoRA = "QLoRA r16 on 12M", true
+		cases = append(cases, lc, qc)
+	}
 	for _, c := range cases {
 		spec, _ := json.Marshal(c)
 		out := filepath.Join(t.TempDir(), "estimate.json")
@@ -349,14 +370,21 @@ func TestMemoryEstimate(t *testing.T) {
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v\n%s", c.Name, err, b)
 		}
-		rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+		maxrss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
 		data, err := os.ReadFile(out)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var e MemoryEstimate
-		if err := json.Unmarshal(data, &e); err != nil {
+		var got struct {
+			Estimate MemoryEstimate
+			HWM      int64
+		}
+		if err := json.Unmarshal(data, &got); err != nil {
 			t.Fatal(err)
+		}
+		e, rss := got.Estimate, got.HWM
+		if rss == 0 {
+			rss = maxrss
 		}
 		ratio := float64(e.Total) / float64(rss)
 		t.Logf("%-22s estimate %s, peak RSS %s (estimate/measured %.3f): %s", c.Name, GiB(e.Total), GiB(rss), ratio, e)

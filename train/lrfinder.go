@@ -85,6 +85,7 @@ func FindLR(ctx context.Context, opt Options) (*LRFinderResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer t.limitMemory()()
 	return t.findLR(ctx)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -235,6 +236,9 @@ func procKB(path, key string) int64 {
 // size with AutoBatch, and refuses a run whose estimate exceeds the
 // budget.
 func (t *trainer) planMemory() error {
+	// Collect the garbage of reading and tokenizing the data now, so that
+	// the model's memory reuses it instead of adding to it.
+	runtime.GC()
 	settings := func(b int) MemorySettings {
 		return MemorySettings{BatchSize: b, SeqLen: t.cfg.SeqLen, LoRA: t.opt.LoRA, QLoRA: t.opt.QLoRA,
 			Snapshot: t.opt.AutoLR, BestReload: t.cfg.EarlyStopPatience > 0, DataTokens: t.trainSt.Tokens + t.testSt.Tokens, Resident: t.resident}
@@ -279,4 +283,18 @@ func (t *trainer) planMemory() error {
 	}
 	t.memory = e
 	return nil
+}
+
+// limitMemory makes the estimate the garbage collector's soft memory
+// limit (debug.SetMemoryLimit) while the run trains, unless GOMEMLIMIT
+// is set: the steps' garbage (the pure-Go kernels' buffers) is then
+// collected before the heap grows past the estimate, instead of at
+// twice the live heap (GOGC). It returns the function that puts the
+// previous limit back.
+func (t *trainer) limitMemory() func() {
+	if os.Getenv("GOMEMLIMIT") != "" || t.memory.Total <= 0 {
+		return func() {}
+	}
+	prev := debug.SetMemoryLimit(t.memory.Total)
+	return func() { debug.SetMemoryLimit(prev) }
 }

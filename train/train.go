@@ -273,6 +273,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer t.limitMemory()()
 	if opt.AutoLR && state == nil {
 		if err := t.autoLR(ctx); err != nil {
 			return nil, err
