@@ -148,12 +148,6 @@ func (f *fakeGCS) servedBytes(prefix string) map[string]int64 {
 	return out
 }
 
-func (f *fakeGCS) resetServed() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	clear(f.served)
-}
-
 // uploadSamples puts the bundled sample files under gs://bucket/prefix/.
 func (f *fakeGCS) uploadSamples(t *testing.T, bucket, prefix string) {
 	t.Helper()
