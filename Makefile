@@ -30,7 +30,7 @@ HAVE_OPENBLAS := $(shell printf '\043include <cblas.h>\nint main(void){openblas_
   $${CC:-cc} -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
 BLAS_TAGS := $(if $(HAVE_OPENBLAS),-tags openblas)
 
-.PHONY: all build run test test-race test-blas bench bench-scale bench-train bench-go lint fmt samples clean worker
+.PHONY: all build run test test-race test-blas bench bench-scale bench-runners bench-train bench-go lint fmt samples clean worker
 
 all: build
 
@@ -63,7 +63,6 @@ test: bench/duckdb/node_modules $(LLAMA3)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 	@$(MAKE) --no-print-directory test-blas
-	@$(MAKE) --no-print-directory worker
 
 ## test-race: the packages that run goroutines (worker pools of the DoFns, LLM clients, judges,
 ##      parallel readers, the sketchers) again under the race detector
@@ -99,6 +98,7 @@ bench: $(BIN) bench/duckdb/node_modules
 	$(GO) run ./bench/e2e -sieve ./$(BIN) -n 100000 -reps 1 -corpus words -only sieve_e2e_fuzzy_direct -workdir $${TMPDIR:-/tmp}/sieve-bench-fuzzy-words
 	if [ "$(FUZZY_BIG_N)" != 0 ]; then $(GO) run ./bench/e2e -sieve ./$(BIN) -n $(FUZZY_BIG_N) -reps 1 -corpus words -only sieve_e2e_fuzzy_direct -workdir $${TMPDIR:-/tmp}/sieve-bench-fuzzy-1m; fi
 	@$(MAKE) --no-print-directory bench-scale
+	@$(MAKE) --no-print-directory bench-runners
 	$(GO) run ./bench/dedupbench -seeds 5
 	$(GO) run ./bench/dedupbench -keys -thresholds 0.7 $(if $(wildcard ../shared/data/alpaca_eval/*.json),-alpaca ../shared/data/alpaca_eval)
 	$(GO) run ./bench/quality
@@ -112,6 +112,13 @@ bench: $(BIN) bench/duckdb/node_modules
 bench-scale: $(BIN) bench/duckdb/node_modules
 	$(GO) run ./bench/scale -sieve ./$(BIN) -n "$(strip $(SCALE_ALL_N))" -exact-n "$(strip $(SCALE_EXACT_N))" \
 	  -runners $(SCALE_RUNNERS) -workdir $${TMPDIR:-/tmp}/sieve-bench-scale
+
+## bench-runners: the full recipe on the 100k scale corpus on the default runner, prism and the
+##      universal runner (on a sieve prism job server): scale_identical_full_100000 says whether
+##      the three committed byte-identical shards
+bench-runners: $(BIN)
+	$(GO) run ./bench/scale -sieve ./$(BIN) -n 100000 -exact-n "" -runners default,prism,universal \
+	  -workdir $${TMPDIR:-/tmp}/sieve-bench-runners
 
 ## bench-train: training tokens/s and peak RSS, sieve vs PyTorch CPU (2 threads each), JSON lines
 bench-train:

@@ -53,6 +53,11 @@ type Manifest struct {
 	// Stopped lists generation stages that stopped before the end (the
 	// budget was spent, the endpoint failed for good), and why.
 	Stopped []string `json:"stopped,omitempty"`
+	// ShuffleBytes is what the run's groupings took in (keys and values,
+	// counted by the pipeline itself; see transforms.ShuffleMeter), for
+	// monitoring: it depends on the runner and its bundling, and is not
+	// part of the content id.
+	ShuffleBytes *int64 `json:"shuffle_bytes,omitempty"`
 }
 
 // ParentRef is a parent version and its content id.

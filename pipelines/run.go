@@ -310,7 +310,9 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 	out := r.Output
 	cfg := transforms.WriteConfig{Dir: dir, Shards: out.Shards, TestShards: out.TestShards,
 		TestRatio: out.TestRatio, SplitSeed: out.SplitSeed, Compression: out.Compression}
-	sc := transforms.SpillConfig{Dir: dir, Budget: plan.SpillBudget}
+	// Every grouping's input is counted: "shuffle" report lines.
+	meter := &transforms.ShuffleMeter{}
+	sc := transforms.SpillConfig{Dir: dir, Budget: plan.SpillBudget, Meter: meter}
 	var runs beam.PCollection
 	// live is what a whole-dataset stage keys on: the samples themselves
 	// while nothing is marked, else the runs read back with the marks
@@ -367,7 +369,7 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 		switch cfg := st.Config.(type) {
 		case *recipe.ExactDedup:
 			in, prior, pre := live()
-			ec := transforms.ExactConfig{Mode: dedup.KeyMode(cfg.Key), Pre: pre, Post: laterChecks(plan, i)}
+			ec := transforms.ExactConfig{Mode: dedup.KeyMode(cfg.Key), Pre: pre, Post: laterChecks(plan, i), Meter: meter}
 			if componentsFor(RunnerName()) == transforms.ComponentsLocal {
 				ec.Local = sc
 			}
@@ -391,7 +393,7 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 			fc := transforms.FuzzyConfig{Text: cfg.Text, Mode: dedup.KeyMode(cfg.Key), Threshold: cfg.Threshold,
 				Bands: cfg.Bands, Rows: cfg.Rows, Verify: cfg.Verify, Edges: cfg.Edges, MaxBucketPairs: 2000,
 				Keep: cfg.Keep, Rounds: cfg.Rounds, Components: componentsFor(RunnerName()),
-				SpillDir: dir, SpillBudget: plan.SpillBudget, Post: laterChecks(plan, i)}
+				SpillDir: dir, SpillBudget: plan.SpillBudget, Post: laterChecks(plan, i), Meter: meter}
 			in, prior, pre := live()
 			m, check := transforms.FuzzyDedupMarks(s, in, fc, name, prior, pre)
 			checks = append(checks, check)
@@ -454,6 +456,7 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 	shardReports, rejectedRuns := transforms.WriteSpilled(s, runs, cfg, sc, marks)
 	deadReport := transforms.WriteDeadLetters(s, dead, dir)
 	rejReport := transforms.WriteRejected(s, rejected, rejectedRuns, dir, sc)
+	checks = append(checks, meter.Reports(s.Scope("Shuffle")))
 	transforms.WriteReport(s, dir, append([]beam.PCollection{inputReports, shardReports, deadReport, rejReport}, checks...)...)
 	return p, names
 }
@@ -647,6 +650,9 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 		}
 	}
 	sort.Strings(m.Stopped)
+	if n, ok := transforms.ShuffleBytes(reports); ok {
+		m.ShuffleBytes = &n
+	}
 	allowed := failureAllowed(plan)
 	for _, name := range stageNames {
 		ok, failed := calls[name+"\x00"+transforms.CountCallsOK], calls[name+"\x00"+transforms.CountCallsFailed]

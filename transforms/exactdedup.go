@@ -44,7 +44,7 @@ func ExactDedupMarks(s beam.Scope, in beam.PCollection, cfg ExactConfig, stage s
 		marks = exactLocal(s, in, cfg, stage)
 	} else {
 		keyed := withoutDropped(s, beam.ParDo(s, &exactKeyFn{Mode: string(cfg.Mode), Pre: cfg.Pre, Post: quiet(cfg.Post)}, in), prior)
-		groups := beam.GroupByKey(s, keyed)
+		groups := cfg.Meter.GroupByKey(s, stage+".keys", keyed)
 		marks = beam.ParDo(s, &pickSurvivorFn{Stage: stage}, groups)
 	}
 	return StageMarks{Stage: stage, Reason: "exact_duplicate", Detail: "same normalised " + string(cfg.Mode) + " as %s", Marks: marks}
@@ -59,6 +59,8 @@ type ExactConfig struct {
 	// Local, when its Dir is set, keeps the keys in sorted runs under
 	// Dir's spill directory, merged on one worker (in-process runners).
 	Local SpillConfig
+	// Meter counts the stage's shuffle (nil: not counted).
+	Meter *ShuffleMeter
 }
 
 type exactKeyFn struct {

@@ -31,7 +31,7 @@ func init() {
 func exactLocal(s beam.Scope, in beam.PCollection, cfg ExactConfig, stage string) beam.PCollection {
 	s = s.Scope("Local")
 	runs := beam.ParDo(s, &exactKeyRunFn{Mode: string(cfg.Mode), Pre: cfg.Pre, Post: quiet(cfg.Post), Cfg: cfg.Local}, in)
-	return beam.ParDo(s, &exactGroupsFn{Stage: stage, Dir: cfg.Local.Dir}, beam.GroupByKey(s, beam.AddFixedKey(s, runs)))
+	return beam.ParDo(s, &exactGroupsFn{Stage: stage, Dir: cfg.Local.Dir}, cfg.Meter.GroupByKey(s, stage+".key_runs", beam.AddFixedKey(s, runs)))
 }
 
 // exactKeyRunFn keys samples in batches (on GOMAXPROCS goroutines: the

@@ -58,6 +58,8 @@ type FuzzyConfig struct {
 	// a smaller prefix).
 	Post        []StepSpec `json:"post,omitempty"`
 	SpillBudget int        `json:"spill_budget,omitempty"`
+	// Meter counts the stage's shuffle (nil: not counted).
+	Meter *ShuffleMeter `json:"-"`
 }
 
 func init() {
@@ -124,9 +126,10 @@ func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage s
 		cand := candidateEdges(s, bandPairs, cfg, stage)
 		edges = cand
 		if cfg.Verify != "none" {
-			byA := beam.CoGroupByKey(s, cand, sets)
+			m := cfg.Meter
+			byA := beam.CoGroupByKey(s, m.Count(s, stage+".verify_edges", cand), m.Count(s, stage+".verify_sets", sets))
 			withA := beam.ParDo(s, &attachSetFn{}, byA)
-			byB := beam.CoGroupByKey(s, withA, sets)
+			byB := beam.CoGroupByKey(s, m.Count(s, stage+".verify_edges_with_a", withA), m.Count(s, stage+".verify_sets", sets))
 			edges = beam.ParDo(s, &verifyEdgeFn{Threshold: cfg.Threshold, Stage: stage}, byB)
 		}
 	}
@@ -135,20 +138,20 @@ func FuzzyDedupMarks(s beam.Scope, in beam.PCollection, cfg FuzzyConfig, stage s
 		// One worker finds the components of the verified graph by
 		// union-find: exact, so no convergence check; the same (child,
 		// survivor) edges as converged rounds give.
-		edges = beam.ParDo(s, localComponentsFn, beam.GroupByKey(s, beam.AddFixedKey(s, beam.ParDo(s, distinctEdgeKey, edges))))
+		edges = beam.ParDo(s, localComponentsFn, cfg.Meter.GroupByKey(s, stage+".components", beam.AddFixedKey(s, beam.ParDo(s, distinctEdgeKey, edges))))
 		check = beam.Create(s.Scope("Converged"), "")
 		check = beam.ParDo(s, dropEmpty, check)
 	default:
 		// Large-star / small-star rounds on (child, parent) edges.
 		for i := 0; i < cfg.Rounds; i++ {
 			rs := s.Scope(fmt.Sprintf("Round%d", i+1))
-			large := beam.ParDo(rs, largeStarFn, beam.GroupByKey(rs, beam.ParDo(rs, bothWays, edges)))
-			edges = beam.ParDo(rs, smallStarFn, beam.GroupByKey(rs, beam.ParDo(rs, towardSmaller, large)))
+			large := beam.ParDo(rs, largeStarFn, cfg.Meter.GroupByKey(rs, stage+".rounds", beam.ParDo(rs, bothWays, edges)))
+			edges = beam.ParDo(rs, smallStarFn, cfg.Meter.GroupByKey(rs, stage+".rounds", beam.ParDo(rs, towardSmaller, large)))
 		}
-		check = beam.ParDo(s, &nodeCheckFn{Stage: stage}, beam.GroupByKey(s, beam.ParDo(s, convergenceKeys, edges)))
+		check = beam.ParDo(s, &nodeCheckFn{Stage: stage}, cfg.Meter.GroupByKey(s, stage+".convergence", beam.ParDo(s, convergenceKeys, edges)))
 	}
-	verdicts := beam.ParDo(s, &fuzzyMarksFn{Stage: stage}, beam.GroupByKey(s, edges))
-	marks := beam.ParDo(s, &joinOriginFn{Stage: stage}, beam.CoGroupByKey(s, verdicts, origins))
+	verdicts := beam.ParDo(s, &fuzzyMarksFn{Stage: stage}, cfg.Meter.GroupByKey(s, stage+".verdicts", edges))
+	marks := beam.ParDo(s, &joinOriginFn{Stage: stage}, beam.CoGroupByKey(s, cfg.Meter.Count(s, stage+".origins_verdicts", verdicts), cfg.Meter.Count(s, stage+".origins", origins)))
 	return StageMarks{Stage: stage, Reason: "near_duplicate", Detail: detail, Marks: marks}, check
 }
 
@@ -187,13 +190,13 @@ func localComponentsFn(_ int, edges func(*string) bool, emit func(string, string
 func candidateEdges(s beam.Scope, bandPairs beam.PCollection, cfg FuzzyConfig, stage string) beam.PCollection {
 	cand := bucketEdges(s, bandPairs, cfg, stage)
 	// Distinct candidate edges "a\x03b", a < b.
-	return beam.ParDo(s, edgeFromKeyFn, beam.GroupByKey(s, beam.ParDo(s, distinctEdgeFn, cand)))
+	return beam.ParDo(s, edgeFromKeyFn, cfg.Meter.GroupByKey(s, stage+".distinct_edges", beam.ParDo(s, distinctEdgeFn, cand)))
 }
 
 // bucketEdges is candidateEdges before the distinct step (an edge may
 // come from several bundles).
 func bucketEdges(s beam.Scope, bandPairs beam.PCollection, cfg FuzzyConfig, stage string) beam.PCollection {
-	buckets := beam.GroupByKey(s, bandPairs)
+	buckets := cfg.Meter.GroupByKey(s, stage+".band_pairs", bandPairs)
 	return beam.ParDo(s, &bucketEdgesFn{Edges: cfg.Edges, Max: cfg.MaxBucketPairs, Stage: stage}, buckets)
 }
 

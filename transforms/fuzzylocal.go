@@ -51,7 +51,7 @@ func localFuzzy(s beam.Scope, bandRuns, setRuns, originRuns beam.PCollection, cf
 	in := beam.Flatten(s, beam.ParDo(s, bandRunValue, bandRuns), beam.ParDo(s, setRunValue, setRuns),
 		beam.ParDo(s, originRunValue, originRuns))
 	return beam.ParDo(s, &localFuzzyFn{Threshold: cfg.Threshold, Verify: cfg.Verify, Budget: cfg.SpillBudget,
-		Edges: cfg.Edges, Max: cfg.MaxBucketPairs, Stage: stage, Dir: cfg.SpillDir}, beam.GroupByKey(s, beam.AddFixedKey(s, in)))
+		Edges: cfg.Edges, Max: cfg.MaxBucketPairs, Stage: stage, Dir: cfg.SpillDir}, cfg.Meter.GroupByKey(s, stage+".runs", beam.AddFixedKey(s, in)))
 }
 
 type localFuzzyFn struct {

@@ -37,6 +37,8 @@ type SpillConfig struct {
 	// runs, and of survivors a writer sorts in memory before it sorts on
 	// disk; 0 means DefaultSpillBudget.
 	Budget int `json:"budget,omitempty"`
+	// Meter counts the writers' shuffle (nil: not counted).
+	Meter *ShuffleMeter `json:"-"`
 }
 
 // DefaultSpillBudget is SpillConfig.Budget's default.
@@ -183,7 +185,7 @@ func (f *unspillFn) ProcessElement(ctx context.Context, _ string, path string, m
 func WriteSpilled(s beam.Scope, runs beam.PCollection, cfg WriteConfig, sc SpillConfig, marks []StageMarks) (reports, rejected beam.PCollection) {
 	s = s.Scope("WriteShards")
 	markers := beam.ParDo(s, markerPath, beam.Create(s, anys(shardKeys(cfg))...))
-	groups := beam.GroupByKey(s, beam.Flatten(s, runs, markers))
+	groups := sc.Meter.GroupByKey(s, "write.runs", beam.Flatten(s, runs, markers))
 	allMarks, _ := marksSideInput(s, marks)
 	out := beam.ParDo(s, &writeSpilledFn{Cfg: cfg, Spill: sc}, groups, allMarks)
 	return splitRejectedRuns(s, out)

@@ -11,7 +11,15 @@
 //	                       baseline of scale_exact_N: the same key, zstd Parquet)
 //
 // and, for each runner of -runners other than "default", the sieve jobs
-// again with --runner=R (scale_full_N_R, scale_exact_N_R).
+// again with --runner=R (scale_full_N_R, scale_exact_N_R; "universal"
+// runs on a `sieve prism` job server the harness starts, with
+// --environment_type=LOOPBACK). With two runners or more, a line
+//
+//	{"bench":"scale_identical_full_N","value":true,"unit":"identical","runners":[…],"distinct_shard_sets":1}
+//
+// per kind and size says whether every runner committed byte-identical
+// shards (SHA-256 over the shards' names and bytes, shards_sha256 in each
+// run's line).
 //
 // Usage:
 //
@@ -43,16 +51,20 @@ package main
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -86,7 +98,7 @@ func main() {
 	flag.StringVar(&o.sieve, "sieve", "", "path to the sieve binary")
 	flag.StringVar(&fullN, "n", "100000,1000000", "corpus sizes of the full-recipe benches (comma-separated; empty: none)")
 	flag.StringVar(&exactN, "exact-n", "200000,1000000", "corpus sizes of the exact-dedup benches against DuckDB (empty: none)")
-	flag.StringVar(&runners, "runners", "default", "runners of the sieve benches: default (no --runner flag), prism, direct, …")
+	flag.StringVar(&runners, "runners", "default", "runners of the sieve benches: default (no --runner flag), prism, direct, universal (on a sieve prism job server the harness starts), …; with two or more, a scale_identical line per size compares their shards")
 	flag.StringVar(&o.data, "data", "", "alpaca_eval folder (default: ../shared/data/alpaca_eval from the module root)")
 	flag.StringVar(&o.workdir, "workdir", "", "work folder for corpora, recipes, outputs and logs (default: a new temporary folder)")
 	flag.Uint64Var(&o.seed, "seed", 1, "corpus seed")
@@ -211,6 +223,16 @@ func run(o options, stdout io.Writer) error {
 	sieveBin, sieveErr := resolveSieve(o.sieve)
 	nodeBin, script, duckErr := resolveDuckDB(o, root)
 	machine := benchenv.Machine()
+	// The universal runner needs a job server: sieve prism, started once.
+	var jobServer string
+	if slices.Contains(o.runners, "universal") && sieveErr == nil {
+		addr, stop, err := startJobServer(sieveBin, wd)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		jobServer = addr
+	}
 
 	full, exact := set(o.fullN), set(o.exactN)
 	sizes := append(append([]int(nil), o.fullN...), o.exactN...)
@@ -245,14 +267,19 @@ func run(o options, stdout io.Writer) error {
 				name += "_" + runner
 			}
 			store := filepath.Join(wd, "store_"+name)
-			recipe := filepath.Join(wd, fmt.Sprintf("recipe_%s_%d.yaml", kind, n))
+			recipe := filepath.Join(wd, "recipe_"+strings.TrimPrefix(name, "scale_")+".yaml") // one per runner: each has its store
 			b := &bench{name: name, kind: kind, runner: runner, n: n, store: store, err: sieveErr}
 			if err := os.WriteFile(recipe, []byte(recipeYAML("scale_"+kind, input, store, stages, o.shards)), 0o644); err != nil && b.err == nil {
 				b.err = err
 			}
 			b.cmd = func(rep int) *exec.Cmd {
 				args := []string{"run", recipe, "--quiet", "--force"}
-				if runner != "default" {
+				switch runner {
+				case "default":
+				case "universal":
+					// On the job server the harness started (sieve prism).
+					args = append(args, "--runner=universal", "--endpoint="+jobServer, "--environment_type=LOOPBACK")
+				default:
 					args = append(args, "--runner="+runner)
 				}
 				if o.cpuprofile != "" {
@@ -337,6 +364,11 @@ func run(o options, stdout io.Writer) error {
 		}
 		for _, b := range benches {
 			if err := out.Encode(benchenv.Ordered(resultLine(b, duck, machine), resultKeys...)); err != nil {
+				return err
+			}
+		}
+		for _, l := range identicalLines(benches, n, machine) {
+			if err := out.Encode(benchenv.Ordered(l, resultKeys...)); err != nil {
 				return err
 			}
 		}
@@ -476,6 +508,11 @@ func checkSieve(store string, read, wantOut int64) (map[string]any, error) {
 		return nil, fmt.Errorf("%s: %w", paths[0], err)
 	}
 	extra := map[string]any{"samples_out": m.Funnel.Written, "runner_used": m.Runner, "output_bytes": m.Totals.Bytes}
+	if h, err := shardsHash(filepath.Join(filepath.Dir(paths[0]), "data")); err == nil {
+		extra["shards_sha256"] = h
+	} else {
+		return nil, err
+	}
 	stages := map[string]int64{}
 	for _, s := range m.Funnel.Stages {
 		stages[s.Stage] = s.Out
@@ -670,4 +707,102 @@ func round(x float64, digits int) float64 {
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "scale: "+format+"\n", args...)
+}
+
+// shardsHash is the SHA-256 over the names and bytes of the Parquet
+// shards under dir, in name order: equal for byte-identical versions.
+func shardsHash(dir string) (string, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.parquet"))
+	if err != nil || len(names) == 0 {
+		return "", fmt.Errorf("no shards under %s", dir)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		f, err := os.Open(n)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\n", filepath.Base(n))
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// identicalLines compares, per kind of sieve bench at one size, the
+// shards that its runners committed: one line per kind run on two
+// runners or more, "identical" true when every run of every runner
+// wrote the same bytes.
+func identicalLines(benches []*bench, n int, machine string) []map[string]any {
+	byKind := map[string]map[string][]string{}
+	var kinds []string
+	for _, b := range benches {
+		if b.kind == "duckdb" || b.err != nil {
+			continue
+		}
+		if byKind[b.kind] == nil {
+			byKind[b.kind] = map[string][]string{}
+			kinds = append(kinds, b.kind)
+		}
+		for _, r := range b.runs {
+			if h, ok := r.extra["shards_sha256"].(string); ok {
+				byKind[b.kind][b.runner] = append(byKind[b.kind][b.runner], h)
+			}
+		}
+	}
+	var out []map[string]any
+	for _, k := range kinds {
+		runs := byKind[k]
+		if len(runs) < 2 {
+			continue
+		}
+		var runners []string
+		seen := map[string]bool{}
+		for r, hs := range runs {
+			runners = append(runners, r)
+			for _, h := range hs {
+				seen[h] = true
+			}
+		}
+		sort.Strings(runners)
+		out = append(out, map[string]any{"bench": fmt.Sprintf("scale_identical_%s_%d", k, n), "value": len(seen) == 1,
+			"unit": "identical", "runners": runners, "distinct_shard_sets": len(seen), "samples_in": n, "machine": machine})
+	}
+	return out
+}
+
+// startJobServer starts `sieve prism` on a free loopback port for the
+// universal-runner benches and returns its address and a stop function.
+func startJobServer(sieveBin, wd string) (string, func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	logFile, err := os.Create(filepath.Join(wd, "logs", "prism-job-server.log"))
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(sieveBin, "prism", "--job_port", strconv.Itoa(port))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return "", nil, fmt.Errorf("sieve prism: %w", err)
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logFile.Close() }
+	addr := fmt.Sprintf("localhost:%d", port)
+	for i := 0; i < 100; i++ {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	return "", nil, fmt.Errorf("sieve prism job server did not start on %s (log: %s)", addr, logFile.Name())
 }
