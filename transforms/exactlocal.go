@@ -106,9 +106,8 @@ func (f *exactKeyRunFn) flush(ctx context.Context, emit func(string)) error {
 	if len(f.recs) == 0 {
 		return nil
 	}
-	sortRecords(f.recs)
-	path := joinPath(f.Cfg.Dir, SpillDir+"/"+runName("x"))
-	if err := writeRun(ctx, path, f.recs); err != nil {
+	path, err := spillRun(ctx, f.Cfg.Dir, "x", f.recs)
+	if err != nil {
 		return err
 	}
 	f.recs, f.bytes = nil, 0

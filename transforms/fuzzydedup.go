@@ -465,9 +465,8 @@ func (f *signFn) flushBands(ctx context.Context, band func(string, []byte)) erro
 	if len(f.bands) == 0 {
 		return nil
 	}
-	sortRecords(f.bands)
-	path := joinPath(f.Cfg.SpillDir, SpillDir+"/"+runName("bands"))
-	if err := writeRun(ctx, path, f.bands); err != nil {
+	path, err := spillRun(ctx, f.Cfg.SpillDir, "bands", f.bands)
+	if err != nil {
 		return err
 	}
 	f.bands, f.bandBytes = nil, 0
@@ -481,9 +480,8 @@ func (f *signFn) flushSets(ctx context.Context, set func(string, []byte)) error 
 	if len(f.sets) == 0 {
 		return nil
 	}
-	sortRecords(f.sets)
-	path := joinPath(f.Cfg.SpillDir, SpillDir+"/"+runName("sets"))
-	if err := writeRun(ctx, path, f.sets); err != nil {
+	path, err := spillRun(ctx, f.Cfg.SpillDir, "sets", f.sets)
+	if err != nil {
 		return err
 	}
 	f.sets, f.setBytes = nil, 0
@@ -497,9 +495,8 @@ func (f *signFn) flushOrigins(ctx context.Context, origin func(string, string)) 
 	if len(f.origins) == 0 {
 		return nil
 	}
-	sortRecords(f.origins)
-	path := joinPath(f.Cfg.SpillDir, SpillDir+"/"+runName("origins"))
-	if err := writeRun(ctx, path, f.origins); err != nil {
+	path, err := spillRun(ctx, f.Cfg.SpillDir, "origins", f.origins)
+	if err != nil {
 		return err
 	}
 	f.origins, f.originBytes = nil, 0

@@ -132,6 +132,14 @@ func writeRun(ctx context.Context, path string, recs []runRecord) error {
 	return nil
 }
 
+// spillRun sorts recs and writes them as one run under dir's spill
+// directory, named with prefix, and returns its path.
+func spillRun(ctx context.Context, dir, prefix string, recs []runRecord) (string, error) {
+	sortRecords(recs)
+	path := joinPath(dir, SpillDir+"/"+runName(prefix))
+	return path, writeRun(ctx, path, recs)
+}
+
 // runReader reads one run record by record.
 type runReader struct {
 	path  string

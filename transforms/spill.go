@@ -101,10 +101,7 @@ func (f *spillFn) flush(ctx context.Context, emit func(string, string)) error {
 	paths := make([]string, len(keys))
 	errs := make([]error, len(keys))
 	forEach(len(keys), runtime.GOMAXPROCS(0), func(i int) {
-		recs := f.buf[keys[i]]
-		sortRecords(recs)
-		paths[i] = joinPath(f.Cfg.Dir, SpillDir+"/"+runName("s"))
-		errs[i] = writeRun(ctx, paths[i], recs)
+		paths[i], errs[i] = spillRun(ctx, f.Cfg.Dir, "s", f.buf[keys[i]])
 	})
 	f.buf, f.bytes = nil, 0
 	for i, k := range keys {
