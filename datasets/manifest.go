@@ -58,6 +58,8 @@ type Manifest struct {
 	// monitoring: it depends on the runner and its bundling, and is not
 	// part of the content id.
 	ShuffleBytes *int64 `json:"shuffle_bytes,omitempty"`
+	// Shuffle is ShuffleBytes by grouping (named by stage).
+	Shuffle map[string]int64 `json:"shuffle,omitempty"`
 }
 
 // ParentRef is a parent version and its content id.

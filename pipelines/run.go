@@ -537,6 +537,26 @@ func stepSpec(name string, st recipe.Stage, resolve func(string) string) (transf
 	return transforms.StepSpec{Stage: name, Kind: kind, Config: cfg}, true, nil
 }
 
+// readShuffle reads the shuffle meter's lines and removes their file
+// from the staging directory: they measure the run, not the data, and
+// go to the manifest only (the version's files stay byte-identical
+// across runners and checkouts).
+func readShuffle(ctx context.Context, dir string) ([]transforms.Report, error) {
+	file := dir + "/" + transforms.ShuffleFile
+	data, err := datasets.ReadFile(ctx, file)
+	if err != nil {
+		return nil, fmt.Errorf("run report: %w", err)
+	}
+	reports, err := transforms.ReadReport(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if err := datasets.Remove(ctx, file); err != nil {
+		return nil, fmt.Errorf("run report: %w", err)
+	}
+	return reports, nil
+}
+
 // stepKinds maps recipe stage kinds that are per-sample steps to their
 // transforms step kinds.
 var stepKinds = map[string]string{"filter": "filter", "pii": "pii", "decontaminate": "decontaminate", "judge": "judge"}
@@ -549,6 +569,10 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 		return nil, fmt.Errorf("run report: %w", err)
 	}
 	reports, err := transforms.ReadReport(data)
+	if err != nil {
+		return nil, err
+	}
+	shuffle, err := readShuffle(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -650,8 +674,8 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 		}
 	}
 	sort.Strings(m.Stopped)
-	if n, ok := transforms.ShuffleBytes(reports); ok {
-		m.ShuffleBytes = &n
+	if n, by, ok := transforms.ShuffleBytes(shuffle); ok {
+		m.ShuffleBytes, m.Shuffle = &n, by
 	}
 	allowed := failureAllowed(plan)
 	for _, name := range stageNames {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"cloud.google.com/go/storage"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/util/gcsx"
@@ -30,7 +32,11 @@ func (beamFS) StoredChecksum(ctx context.Context, path string) (int64, string, b
 	if err != nil {
 		return -1, "", false, err
 	}
-	attrs, err := client.Bucket(bucket).Object(object).Attrs(ctx)
+	// The client retries refused connections and 5xx without end; a
+	// store that does not answer should fail the plan, not hang it.
+	actx, cancel := context.WithTimeout(ctx, attrsTimeout)
+	defer cancel()
+	attrs, err := client.Bucket(bucket).Object(object).Attrs(actx)
 	if err != nil {
 		return -1, "", false, fmt.Errorf("%s: %w", path, err)
 	}
@@ -43,9 +49,16 @@ func (beamFS) StoredChecksum(ctx context.Context, path string) (int64, string, b
 
 var _ datasets.Checksummer = beamFS{}
 
+// attrsTimeout bounds one object's metadata request, retries included.
+var attrsTimeout = 2 * time.Minute
+
 var (
 	gcsMu     sync.Mutex
 	gcsShared *storage.Client
+	// gcsFor is the STORAGE_EMULATOR_HOST that gcsShared was made for: a
+	// process that points it elsewhere (tests, each with its own fake
+	// server) gets a new client, not one bound to a server now gone.
+	gcsFor string
 )
 
 // gcsClient is one storage client for the process, made as Beam's gcs
@@ -55,8 +68,13 @@ var (
 func gcsClient(ctx context.Context) (*storage.Client, error) {
 	gcsMu.Lock()
 	defer gcsMu.Unlock()
-	if gcsShared != nil {
+	host := os.Getenv("STORAGE_EMULATOR_HOST")
+	if gcsShared != nil && gcsFor == host {
 		return gcsShared, nil
+	}
+	if gcsShared != nil {
+		gcsShared.Close()
+		gcsShared = nil
 	}
 	c, err := gcsx.NewClient(context.WithoutCancel(ctx), storage.ScopeReadOnly)
 	if err != nil {
@@ -64,6 +82,6 @@ func gcsClient(ctx context.Context) (*storage.Client, error) {
 			return nil, fmt.Errorf("gcs client: %w", err)
 		}
 	}
-	gcsShared = c
+	gcsShared, gcsFor = c, host
 	return c, nil
 }

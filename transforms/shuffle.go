@@ -2,6 +2,7 @@ package transforms
 
 import (
 	"reflect"
+	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -124,20 +125,25 @@ func valueBytes(v reflect.Value) int64 {
 	return int64(v.Type().Size())
 }
 
-// ShuffleBytes sums the "shuffle" report lines' byte counts.
-func ShuffleBytes(reports []Report) (int64, bool) {
-	var sum int64
-	found := false
+// shuffleLinePrefix starts every shuffle report line (Kind is Report's
+// first field), which is how WriteReport sends them to ShuffleFile.
+const shuffleLinePrefix = `{"kind":"shuffle"`
+
+// ShuffleBytes sums the "shuffle" report lines' byte counts, in all and
+// by grouping (ok false when there are none).
+func ShuffleBytes(reports []Report) (total int64, byGrouping map[string]int64, ok bool) {
+	byGrouping = map[string]int64{}
 	for _, r := range reports {
 		if r.Kind != "shuffle" {
 			continue
 		}
-		found = true
+		ok = true
 		for k, n := range r.Counts {
-			if len(k) < 9 || k[len(k)-9:] != ".elements" {
-				sum += n
+			if !strings.HasSuffix(k, ".elements") {
+				total += n
+				byGrouping[k] += n
 			}
 		}
 	}
-	return sum, found
+	return total, byGrouping, ok
 }

@@ -2,6 +2,8 @@ package transforms
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -52,13 +54,36 @@ func TestShuffleMeterCounts(t *testing.T) {
 	passert.Equals(s, beam.ParDo(s, countGroup, groups), 2, 1, 1)
 	total := stats.Sum(s, beam.ParDo(s, shuffleLineBytes, m.Reports(s)))
 	passert.Equals(s, total, 3*(2+3)+2+10)
+	// The meter's lines stay out of the run's report: they go to
+	// ShuffleFile.
+	dir := t.TempDir()
+	WriteReport(s, dir, m.Reports(s), beam.Create(s, `{"kind":"input","counts":{"x":1}}`))
 	ptest.RunAndValidate(t, p)
 
-	n, ok := ShuffleBytes([]Report{{Kind: "shuffle", Counts: map[string]int64{"a": 10, "a.elements": 2, "b": 5}}, {Kind: "shard"}})
-	if !ok || n != 15 {
-		t.Fatalf("ShuffleBytes = %d, %v; want 15, true", n, ok)
+	rep, err := os.ReadFile(filepath.Join(dir, ReportFile))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, ok := ShuffleBytes(nil); ok {
+	if string(rep) != `{"kind":"input","counts":{"x":1}}`+"\n" {
+		t.Errorf("%s holds %q; want the input line only", ReportFile, rep)
+	}
+	shuf, err := os.ReadFile(filepath.Join(dir, ShuffleFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := ReadReport(shuf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, by, ok := ShuffleBytes(lines); !ok || n != 27 || by["g"] != 27 {
+		t.Errorf("%s: %d bytes (%v); want 27 under g", ShuffleFile, n, by)
+	}
+
+	n, by, ok := ShuffleBytes([]Report{{Kind: "shuffle", Counts: map[string]int64{"a": 10, "a.elements": 2, "b": 5}}, {Kind: "shard"}})
+	if !ok || n != 15 || by["a"] != 10 || by["b"] != 5 || len(by) != 2 {
+		t.Fatalf("ShuffleBytes = %d, %v, %v; want 15, a 10 b 5, true", n, by, ok)
+	}
+	if _, _, ok := ShuffleBytes(nil); ok {
 		t.Fatal("ShuffleBytes of no lines reports a count")
 	}
 }

@@ -50,6 +50,11 @@ const (
 	DeadLettersFile = "dead_letters.jsonl"
 	RejectedFile    = "rejected.jsonl"
 	ReportFile      = "_report.jsonl"
+	// ShuffleFile holds the run's "shuffle" report lines (see
+	// ShuffleMeter) apart from ReportFile: they measure the runner (its
+	// bundling, the paths of the spill runs), not the data, so they go
+	// to the manifest and the file is not committed.
+	ShuffleFile = "_shuffle.jsonl"
 )
 
 func init() {
@@ -361,7 +366,8 @@ func (f *writeRejectedFn) ProcessElement(ctx context.Context, _ int, values func
 	return emitReport(emit, Report{Kind: "rejected", Counts: counts, Path: RejectedFile})
 }
 
-// WriteReport gathers every report line into ReportFile, sorted. It runs
+// WriteReport gathers every report line into ReportFile, sorted, but
+// the shuffle meter's, which go to ShuffleFile. It runs
 // after all writers have finished, since it consumes their outputs.
 func WriteReport(s beam.Scope, dir string, reports ...beam.PCollection) {
 	s = s.Scope("WriteReport")
@@ -374,12 +380,23 @@ type writeReportFn struct {
 }
 
 func (f *writeReportFn) ProcessElement(ctx context.Context, _ int, values func(*string) bool) error {
-	var lines []string
+	var lines, shuffle []string
 	var v string
 	for values(&v) {
-		lines = append(lines, v)
+		if strings.HasPrefix(v, shuffleLinePrefix) {
+			shuffle = append(shuffle, v)
+		} else {
+			lines = append(lines, v)
+		}
 	}
 	sort.Strings(lines)
+	sort.Strings(shuffle)
+	if err := writeFile(ctx, joinPath(f.Dir, ShuffleFile), func(w io.Writer) error {
+		_, err := io.WriteString(w, strings.Join(shuffle, "\n")+"\n")
+		return err
+	}); err != nil {
+		return err
+	}
 	return writeFile(ctx, joinPath(f.Dir, ReportFile), func(w io.Writer) error {
 		_, err := io.WriteString(w, strings.Join(lines, "\n")+"\n")
 		return err

@@ -38,8 +38,8 @@
 // peak_rss_mib is ru_maxrss from wait4 (benchenv.RunChild); samples_out
 // and the stages' outputs come from the committed manifest's funnel;
 // shuffled_bytes_per_sample is the manifest's shuffle_bytes over the
-// input samples, or the sum of the report's "shuffle" lines, or null when
-// the run recorded neither. ratio and rss_ratio compare an exact-dedup
+// input samples (null when the run did not record it), and
+// shuffle_bytes_by_grouping the manifest's per-grouping counts. ratio and rss_ratio compare an exact-dedup
 // run with DuckDB's at the same size (null elsewhere). targets_met checks,
 // without asserting, the targets of the lines they apply to (default
 // runner only): full recipe at 1M within 100 s and 8 GiB, at 5M within
@@ -50,7 +50,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -502,7 +501,8 @@ func checkSieve(store string, read, wantOut int64) (map[string]any, error) {
 		Totals struct {
 			Bytes int64 `json:"bytes"`
 		} `json:"totals"`
-		ShuffleBytes *int64 `json:"shuffle_bytes"`
+		ShuffleBytes *int64           `json:"shuffle_bytes"`
+		Shuffle      map[string]int64 `json:"shuffle"`
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", paths[0], err)
@@ -523,8 +523,9 @@ func checkSieve(store string, read, wantOut int64) (map[string]any, error) {
 	}
 	if m.ShuffleBytes != nil {
 		extra["shuffle_bytes"] = *m.ShuffleBytes
-	} else if sb, ok := reportShuffle(filepath.Join(filepath.Dir(paths[0]), "_report.jsonl")); ok {
-		extra["shuffle_bytes"] = sb
+		if len(m.Shuffle) > 0 {
+			extra["shuffle_bytes_by_grouping"] = m.Shuffle
+		}
 	}
 	if m.Funnel.Read != read || (wantOut >= 0 && m.Funnel.Written != wantOut) {
 		w := fmt.Sprintf("manifest funnel read %d, written %d; want %d", m.Funnel.Read, m.Funnel.Written, read)
@@ -535,35 +536,6 @@ func checkSieve(store string, read, wantOut int64) (map[string]any, error) {
 		logf("%s: %s", store, w)
 	}
 	return extra, nil
-}
-
-// reportShuffle sums the counts of the report's {"kind":"shuffle"} lines.
-func reportShuffle(path string) (int64, bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<24)
-	var sum int64
-	found := false
-	for sc.Scan() {
-		if !strings.Contains(sc.Text(), `"shuffle"`) {
-			continue
-		}
-		var l struct {
-			Kind   string           `json:"kind"`
-			Counts map[string]int64 `json:"counts"`
-		}
-		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Kind == "shuffle" {
-			found = true
-			for _, v := range l.Counts {
-				sum += v
-			}
-		}
-	}
-	return sum, found
 }
 
 // checkDuckDB reads bench.mjs's report line.

@@ -9,20 +9,19 @@ import (
 	"github.com/sieve-data/sieve/bench/internal/benchenv"
 )
 
-// writeVersion fakes what a sieve run commits under store.
-func writeVersion(t *testing.T, store, manifest, report string) {
+// writeVersion fakes what a sieve run commits under store: a manifest
+// and one (fake) shard.
+func writeVersion(t *testing.T, store, manifest string) {
 	t.Helper()
 	dir := filepath.Join(store, "scale_full", "v1")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if report != "" {
-		if err := os.WriteFile(filepath.Join(dir, "_report.jsonl"), []byte(report), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(filepath.Join(dir, "data", "train-00000-of-00001.parquet"), []byte("PAR1"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -33,13 +32,19 @@ const manifest = `{"runner":"prism","funnel":{"read":1000,"dead_lettered":0,"wri
 func TestCheckSieveShuffleBytes(t *testing.T) {
 	// From the manifest.
 	store := t.TempDir()
-	writeVersion(t, store, strings.Replace(manifest, "%s", `,"shuffle_bytes":250000`, 1), "")
+	writeVersion(t, store, strings.Replace(manifest, "%s", `,"shuffle_bytes":250000,"shuffle":{"exact_dedup":200000,"fuzzy_dedup":50000}`, 1))
 	extra, err := checkSieve(store, 1000, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if extra["shuffle_bytes"] != int64(250000) || extra["samples_out"] != int64(40) || extra["warning"] != nil {
 		t.Fatalf("extra %v", extra)
+	}
+	if by, _ := extra["shuffle_bytes_by_grouping"].(map[string]int64); by["exact_dedup"] != 200000 {
+		t.Fatalf("by grouping %v", extra["shuffle_bytes_by_grouping"])
+	}
+	if h, _ := extra["shards_sha256"].(string); len(h) != 64 {
+		t.Fatalf("shards_sha256 %v", extra["shards_sha256"])
 	}
 	b := &bench{name: "scale_full_1000", kind: "full", runner: "default", n: 1000,
 		runs: []result{{m: benchenv.Measurement{Seconds: 2, MaxRSSKiB: 1 << 20}, extra: extra}}}
@@ -51,25 +56,28 @@ func TestCheckSieveShuffleBytes(t *testing.T) {
 		t.Fatal("no target applies at 1000 samples")
 	}
 
-	// From the report's shuffle lines; a funnel that is not the expected one warns.
+	// A funnel that is not the expected one warns; no shuffle count is
+	// null.
 	store = t.TempDir()
-	writeVersion(t, store, strings.Replace(manifest, "%s", "", 1),
-		`{"kind":"input","counts":{"x":7}}`+"\n"+`{"kind":"shuffle","counts":{"exact_dedup":100,"fuzzy_dedup":50}}`+"\n")
+	writeVersion(t, store, strings.Replace(manifest, "%s", "", 1))
 	extra, err = checkSieve(store, 1000, 41)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if extra["shuffle_bytes"] != int64(150) || extra["warning"] == nil {
+	if extra["warning"] == nil {
 		t.Fatalf("extra %v", extra)
 	}
-
-	// Neither: null.
-	store = t.TempDir()
-	writeVersion(t, store, strings.Replace(manifest, "%s", "", 1), "")
-	extra, _ = checkSieve(store, 1000, -1)
 	b.runs[0].extra = extra
 	if line := resultLine(b, nil, "m"); line["shuffled_bytes_per_sample"] != nil {
 		t.Fatalf("want null, got %v", line["shuffled_bytes_per_sample"])
+	}
+
+	// No shards: an error, not a line.
+	store = t.TempDir()
+	writeVersion(t, store, strings.Replace(manifest, "%s", "", 1))
+	os.Remove(filepath.Join(store, "scale_full", "v1", "data", "train-00000-of-00001.parquet"))
+	if _, err := checkSieve(store, 1000, -1); err == nil {
+		t.Fatal("a version without shards passed")
 	}
 }
 

@@ -119,6 +119,11 @@ func TestTwoCheckoutsByteIdentical(t *testing.T) {
 				t.Errorf("manifest input names the checkout: %s", in.File)
 			}
 		}
+		// What the groupings shuffled (which depends on the checkout's
+		// paths) is in the manifest, not in the version's files.
+		if m.ShuffleBytes == nil || *m.ShuffleBytes <= 0 || m.Shuffle["exact_dedup.key_runs"] <= 0 {
+			t.Errorf("manifest shuffle_bytes %v, shuffle %v; want counts with exact_dedup's", m.ShuffleBytes, m.Shuffle)
+		}
 		runs = append(runs, versionFiles(t, filepath.Join(store, "demo", "v1")))
 	}
 	sameFiles(t, "two checkouts", runs[0], runs[1])
