@@ -77,6 +77,11 @@ type Options struct {
 	// fits, with the accumulation that keeps their product.
 	MaxMemory int64
 	AutoBatch bool
+
+	// cache, when set, holds what the trials of a sweep share: the
+	// splits, a tokenizer trained on the train split and the encoded
+	// conversations.
+	cache *dataCache
 }
 
 // Plan describes a run about to start.
@@ -173,14 +178,17 @@ type trainerState struct {
 	Epoch         float64 `json:"epoch"`
 	Data          string  `json:"data"`
 	Config        Config  `json:"config"`
-	// With LoRA: the base model's directory, and the adapters' settings.
-	BaseModel  string     `json:"base_model,omitempty"`
-	LoRA       *loraState `json:"lora,omitempty"`
-	Tokens     int64      `json:"tokens"`
-	Elapsed    float64    `json:"elapsed"`
-	TrainData  DataStats  `json:"train_data"`
-	TestData   DataStats  `json:"test_data"`
-	LogHistory []Record   `json:"log_history"`
+	// With LoRA: the base model's directory, as an absolute path and as
+	// the user gave it (written as the adapter's
+	// base_model_name_or_path), and the adapters' settings.
+	BaseModel     string     `json:"base_model,omitempty"`
+	BaseModelName string     `json:"base_model_name_or_path,omitempty"`
+	LoRA          *loraState `json:"lora,omitempty"`
+	Tokens        int64      `json:"tokens"`
+	Elapsed       float64    `json:"elapsed"`
+	TrainData     DataStats  `json:"train_data"`
+	TestData      DataStats  `json:"test_data"`
+	LogHistory    []Record   `json:"log_history"`
 	// Watchdog is the loss watchdog's state, so that a resumed run
 	// watches as the uninterrupted one would.
 	Watchdog *watchdogState `json:"watchdog,omitempty"`
@@ -218,6 +226,7 @@ type trainer struct {
 	tokTrained bool
 	lora       *loraState // nil without LoRA
 	baseModel  string     // directory of the base model, with LoRA
+	baseName   string     // the base model as the user named it
 	m          *model.Model
 	adam       *AdamW
 	sched      CosineSchedule
@@ -319,6 +328,7 @@ func setup(ctx context.Context, opt Options) (*trainer, *trainerState, error) {
 		if t.baseModel, err = filepath.Abs(opt.Model); err != nil {
 			return nil, nil, fmt.Errorf("train: %w", err)
 		}
+		t.baseName = opt.Model
 	}
 	var state *trainerState
 	if opt.Resume != "" {
@@ -340,9 +350,12 @@ func setup(ctx context.Context, opt Options) (*trainer, *trainerState, error) {
 		if a, b := fmt.Sprintf("%+v", t.lora), fmt.Sprintf("%+v", state.LoRA); (t.lora == nil) != (state.LoRA == nil) || (t.lora != nil && a != b) {
 			return nil, nil, fmt.Errorf("train: resume %s: LoRA settings %s differ from the checkpoint's, %s", opt.Resume, a, b)
 		}
-		t.baseModel = state.BaseModel
+		t.baseModel, t.baseName = state.BaseModel, state.BaseModelName
+		if t.baseName == "" {
+			t.baseName = state.BaseModel
+		}
 	}
-	splits, err := ReadSplits(ctx, v)
+	splits, err := opt.cache.readSplits(ctx, v)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -519,20 +532,10 @@ func (t *trainer) loadBase(splits Splits) error {
 				return err
 			}
 		} else {
-			started := time.Now()
-			convs := func(yield func([]datasets.Message) bool) {
-				for _, c := range splits.Train {
-					if !yield(c) {
-						return
-					}
-				}
-			}
-			t.tok, err = tokenizer.Train(tokenizer.MessageContents(convs), tokenizer.TrainConfig{VocabSize: opt.VocabSize})
-			if err != nil {
-				return fmt.Errorf("train: training a tokenizer: %w", err)
+			if t.tok, err = opt.cache.trainTokenizer(splits, opt.VocabSize); err != nil {
+				return err
 			}
 			t.tokTrained = true
-			slog.Info("trained tokenizer", "vocab", t.tok.VocabSize(), "seconds", time.Since(started).Seconds())
 		}
 		c.VocabSize = t.tok.VocabSize()
 		c.MaxPositionEmbeddings = max(c.MaxPositionEmbeddings, t.cfg.SeqLen)
@@ -634,7 +637,8 @@ func (t *trainer) prepareData(splits Splits) error {
 		return Pack(s, cfg.SeqLen)
 	}
 	started := time.Now()
-	trainS, st := Encode(t.tok, splits.Train, cfg.SeqLen)
+	tokKey := t.tokenizerKey()
+	trainS, st := t.opt.cache.encode(tokKey, "train", t.tok, splits.Train, cfg.SeqLen)
 	if len(trainS) == 0 {
 		return fmt.Errorf("train: no conversation of %s's train split has an assistant token to learn within %d tokens", t.ref, cfg.SeqLen)
 	}
@@ -643,7 +647,7 @@ func (t *trainer) prepareData(splits Splits) error {
 	t.trainSt = st
 	t.train = newBatcher(trainS, trainRows, cfg.BatchSize, cfg.SeqLen)
 	if len(splits.Test) > 0 {
-		testS, st := Encode(t.tok, splits.Test, cfg.SeqLen)
+		testS, st := t.opt.cache.encode(tokKey, "test", t.tok, splits.Test, cfg.SeqLen)
 		testRows := rowsOf(testS)
 		st.Rows = len(testRows)
 		t.testSt = st
@@ -860,11 +864,11 @@ func (t *trainer) save(dir string, optimizer bool) error {
 		return fmt.Errorf("train: saving %s: %w", dir, err)
 	}
 	st := trainerState{GlobalStep: t.step, MaxSteps: t.total, StepsPerEpoch: t.stepsPerEpoch, Epoch: t.epoch(),
-		Data: t.ref.String(), Config: t.cfg, BaseModel: t.baseModel, LoRA: t.lora, Tokens: t.tokens, Elapsed: t.elapsed(),
+		Data: t.ref.String(), Config: t.cfg, BaseModel: t.baseModel, BaseModelName: t.baseName, LoRA: t.lora, Tokens: t.tokens, Elapsed: t.elapsed(),
 		TrainData: t.trainSt, TestData: t.testSt, LogHistory: t.history,
 		Watchdog: &watchdogState{EMA: t.ema, Weight: t.emaW, Best: t.emaBest, BadFrom: t.badFrom, BadSteps: t.badSteps}}
 	if t.lora == nil {
-		st.BaseModel = ""
+		st.BaseModel, st.BaseModelName = "", ""
 	}
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
@@ -900,10 +904,10 @@ func (t *trainer) saveModel(dir string, checkpoint bool) error {
 		return t.m.P.Save(dir, model.F32)
 	}
 	if checkpoint {
-		return t.m.SaveAdapter(dir, t.baseModel)
+		return t.m.SaveAdapter(dir, t.baseName)
 	}
 	ad := filepath.Join(dir, AdapterDir)
-	if err := t.m.SaveAdapter(ad, t.baseModel); err != nil {
+	if err := t.m.SaveAdapter(ad, t.baseName); err != nil {
 		return err
 	}
 	if err := t.tok.SaveDir(ad); err != nil {

@@ -448,15 +448,35 @@ func transposeTo(dst, src []float32, rows, cols, workers int) {
 }
 
 // fold adds s·B·A into the weights of p for every adapter; p must hold
-// every targeted projection in float32.
-func (l *loraState) fold(p *Params) {
+// every targeted projection in float32. Each merged weight is computed
+// in float64 and rounded once, w ← float32(w + s·Σₖ B[i,k]·A[k,j]) with
+// k in order, so the result does not depend on the BLAS in use and can
+// be recomputed exactly from the files.
+func (l *loraState) fold(p *Params, workers int) {
+	s := l.cfg.Scaling()
 	for li, row := range l.ad {
 		for k, ad := range row {
 			if ad == nil {
 				continue
 			}
 			w := *p.Layers[li].projWeight(k)
-			gemm(blas.NoTrans, blas.NoTrans, l.scale, mat(ad.B, ad.out, l.r), mat(ad.A, l.r, ad.in), 1, mat(w, ad.out, ad.in))
+			r, in := l.r, ad.in
+			parallelFor(workers, ad.out, func(_, lo, hi int) {
+				b := make([]float64, r)
+				for i := lo; i < hi; i++ {
+					for q := range b {
+						b[q] = float64(ad.B[i*r+q])
+					}
+					wi := w[i*in : (i+1)*in]
+					for j := range wi {
+						var d float64
+						for q, bq := range b {
+							d += bq * float64(ad.A[q*in+j])
+						}
+						wi[j] = float32(float64(wi[j]) + s*d)
+					}
+				}
+			})
 		}
 	}
 }
@@ -473,7 +493,7 @@ func (m *Model) MergedParams() (*Params, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.lora.fold(p)
+	m.lora.fold(p, m.workers)
 	return p, nil
 }
 
@@ -525,7 +545,7 @@ func (m *Model) MergeLoRA() error {
 			return err
 		}
 	} else {
-		m.lora.fold(p)
+		m.lora.fold(p, m.workers)
 	}
 	g := m.G
 	if g == nil {
