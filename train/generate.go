@@ -30,15 +30,22 @@ type SampleConfig struct {
 	Seed uint64
 }
 
-// Generator samples continuations from a model. It runs the whole
-// sequence through the model for each new token (no key/value cache):
-// simple and exactly the model's forward pass, quadratic in the length.
+// Generator samples continuations from a model. It keeps each layer's
+// keys and values (model.Decoder), so that a new token runs one row
+// through the model; with NoCache it runs the whole sequence through
+// Model.Forward for each new token instead (quadratic in the length; the
+// reference the cache is tested against).
 type Generator struct {
 	P   *model.Params
 	Tok *tokenizer.Tokenizer
+	// NoCache recomputes the whole sequence for every token.
+	NoCache bool
 
-	stop map[int]bool
-	m    *model.Model
+	stop   map[int]bool
+	m      *model.Model
+	batch  *model.Batch // of the full recomputation
+	dec    *model.Decoder
+	decMax int
 }
 
 // NewGenerator returns a generator for weights p and tokenizer tok. It
@@ -128,43 +135,65 @@ func (g *Generator) Generate(prompt []int, cfg SampleConfig, emit func(id int) b
 	if len(prompt) >= limit {
 		return nil, fmt.Errorf("generate: the prompt has %d tokens, the model takes %d", len(prompt), limit)
 	}
-	if g.m == nil || g.m.MaxT < limit {
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6e6e))
+	var out []int
+	probs := make([]float64, c.VocabSize)
+	idx := make([]int, c.VocabSize)
+	next := g.fullLogits
+	if !g.NoCache {
+		if g.dec == nil || g.decMax < limit {
+			d, err := model.NewDecoder(g.P, limit)
+			if err != nil {
+				return nil, fmt.Errorf("generate: %w", err)
+			}
+			g.dec, g.decMax = d, limit
+		}
+		g.dec.Reset()
+		next = func(seq []int, fresh int) ([]float32, error) { return g.dec.Append(seq[len(seq)-fresh:]) }
+	} else if g.m == nil || g.m.MaxT < limit {
 		m, err := model.New(g.P, 1, limit)
 		if err != nil {
 			return nil, fmt.Errorf("generate: %w", err)
 		}
-		g.m = m
+		g.m, g.batch = m, model.NewBatch(1, limit)
 	}
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6e6e))
 	seq := slices.Clone(prompt)
-	var out []int
-	x := model.NewBatch(1, limit)
-	probs := make([]float64, c.VocabSize)
-	idx := make([]int, c.VocabSize)
+	fresh := len(seq) // tokens not yet run through the model
 	for len(seq) < limit {
-		T := len(seq)
-		b := &model.Batch{B: 1, T: T, IDs: x.IDs[:T], Pos: x.Pos[:T], Seg: x.Seg[:T], Targets: x.Targets[:T], Mask: x.Mask[:T]}
-		if err := b.SetRow(0, model.Sample{IDs: seq}); err != nil {
+		logits, err := next(seq, fresh)
+		if err != nil {
 			return nil, fmt.Errorf("generate: %w", err)
 		}
-		for i := range b.Targets {
-			b.Targets[i] = -1 // logits only, no loss
-		}
-		if _, err := g.m.Forward(b); err != nil {
-			return nil, fmt.Errorf("generate: %w", err)
-		}
-		logits := g.m.Logits()[(T-1)*c.VocabSize : T*c.VocabSize]
-		next := pick(logits, cfg, rng, probs, idx)
-		if g.stop[next] {
+		id := pick(logits, cfg, rng, probs, idx)
+		if g.stop[id] {
 			break
 		}
-		seq = append(seq, next)
-		out = append(out, next)
-		if emit != nil && !emit(next) {
+		seq = append(seq, id)
+		out = append(out, id)
+		fresh = 1
+		if emit != nil && !emit(id) {
 			break
 		}
 	}
 	return out, nil
+}
+
+// fullLogits runs the whole of seq through the model and returns the
+// logits of its last token.
+func (g *Generator) fullLogits(seq []int, _ int) ([]float32, error) {
+	V, T := g.P.Config.VocabSize, len(seq)
+	x := g.batch
+	b := &model.Batch{B: 1, T: T, IDs: x.IDs[:T], Pos: x.Pos[:T], Seg: x.Seg[:T], Targets: x.Targets[:T], Mask: x.Mask[:T]}
+	if err := b.SetRow(0, model.Sample{IDs: seq}); err != nil {
+		return nil, err
+	}
+	for i := range b.Targets {
+		b.Targets[i] = -1 // logits only, no loss
+	}
+	if _, err := g.m.Forward(b); err != nil {
+		return nil, err
+	}
+	return g.m.Logits()[(T-1)*V : T*V], nil
 }
 
 // Chat renders messages with the chat template and its generation
