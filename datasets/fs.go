@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -39,6 +40,15 @@ func (LocalFS) OpenWrite(_ context.Context, path string) (io.WriteCloser, error)
 		return nil, err
 	}
 	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+}
+
+// CreateExclusive creates path only if no file of that name exists
+// (O_EXCL), with any missing parent directories.
+func (LocalFS) CreateExclusive(_ context.Context, path string) (io.WriteCloser, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 }
 
 func (LocalFS) List(_ context.Context, glob string) ([]string, error) { return filepath.Glob(glob) }
@@ -129,3 +139,45 @@ func Create(ctx context.Context, path string) (io.WriteCloser, error) {
 	}
 	return w, nil
 }
+
+// ExclusiveCreator is implemented by a file system that can create a
+// file only if none of that name exists, decided atomically by the file
+// system: O_EXCL for local files, a create-only write (the object
+// generation precondition ifGenerationMatch=0) on gs://. The store
+// claims version numbers and takes its dataset lock with it. When the
+// name exists, the error matches fs.ErrExist; it may come from
+// CreateExclusive or only from the writer's Close (an object store
+// decides when the upload completes), and then nothing was written.
+type ExclusiveCreator interface {
+	CreateExclusive(ctx context.Context, path string) (io.WriteCloser, error)
+}
+
+// WriteExclusive writes a whole file that must not exist yet (see
+// ExclusiveCreator). The error matches fs.ErrExist when it does, and
+// errors.ErrUnsupported when path's file system cannot create
+// exclusively.
+func WriteExclusive(ctx context.Context, path string, data []byte) error {
+	fsys, err := FSFor(path)
+	if err != nil {
+		return err
+	}
+	ex, ok := fsys.(ExclusiveCreator)
+	if !ok {
+		return fmt.Errorf("create %s only if absent: %w", path, errors.ErrUnsupported)
+	}
+	w, err := ex.CreateExclusive(ctx, path)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// exists tells whether an error says a file already exists.
+func exists(err error) bool { return errors.Is(err, iofs.ErrExist) }

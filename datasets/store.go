@@ -44,7 +44,13 @@ const (
 	// LockFile, in a dataset's directory, is held by the run of that
 	// dataset in progress; see Lock.
 	LockFile = "_lock"
-	trashDir = "_trash"
+	// ClaimsDir, in a dataset's directory on an object store (gs://),
+	// holds one object per version number given out (<name>/_claims/vN),
+	// each created only if absent: the claim that makes a number one
+	// run's, and the high-water mark that keeps it from being given out
+	// again.
+	ClaimsDir = "_claims"
+	trashDir  = "_trash"
 )
 
 func (s Store) join(parts ...string) string {
@@ -209,6 +215,9 @@ func versionNumber(v string) (int, bool) {
 // The dataset card (README.md) is rendered by RenderCard once the version
 // number is known and committed with the version.
 func (s Store) Commit(ctx context.Context, staging string, m *Manifest) (string, error) {
+	if isURL(s.Root) {
+		return s.commitRemote(ctx, staging, m)
+	}
 	var lastErr error
 	for attempt := 0; attempt < 100; attempt++ {
 		next, err := s.nextNumber(ctx, m.Name)
@@ -225,37 +234,100 @@ func (s Store) Commit(ctx context.Context, staging string, m *Manifest) (string,
 		}
 		final := s.VersionDir(m.Name, m.Version)
 		card := RenderCard(m)
-		if !isURL(s.Root) {
-			if err := os.WriteFile(filepath.Join(staging, CardFile), card, 0o644); err != nil {
-				return "", fmt.Errorf("write card: %w", err)
-			}
-			if err := os.WriteFile(filepath.Join(staging, ManifestFile), append(data, '\n'), 0o644); err != nil {
-				return "", fmt.Errorf("write manifest: %w", err)
-			}
-			pauseBeforeCommit(staging) // a test hook (testhook.go); nothing unless set
-			endLease(staging)
-			if err := os.Rename(staging, final); err != nil {
-				if _, statErr := os.Stat(final); statErr == nil {
-					lastErr = fmt.Errorf("%s: %w", final, err)
-					continue // another run took this number; try the next
-				}
-				return "", fmt.Errorf("commit %s: %w", final, err)
-			}
-			os.Remove(filepath.Dir(staging)) // the staging parent, if now empty
-			return m.Version, nil
+		if err := os.WriteFile(filepath.Join(staging, CardFile), card, 0o644); err != nil {
+			return "", fmt.Errorf("write card: %w", err)
 		}
-		if err := WriteFile(ctx, staging+"/"+CardFile, card); err != nil {
+		if err := os.WriteFile(filepath.Join(staging, ManifestFile), append(data, '\n'), 0o644); err != nil {
+			return "", fmt.Errorf("write manifest: %w", err)
+		}
+		pauseBeforeCommit(staging) // a test hook (testhook.go); nothing unless set
+		endLease(staging)
+		if err := os.Rename(staging, final); err != nil {
+			if _, statErr := os.Stat(final); statErr == nil {
+				lastErr = fmt.Errorf("%s: %w", final, err)
+				continue // another run took this number; try the next
+			}
+			return "", fmt.Errorf("commit %s: %w", final, err)
+		}
+		os.Remove(filepath.Dir(staging)) // the staging parent, if now empty
+		return m.Version, nil
+	}
+	return "", fmt.Errorf("commit: could not allocate a version number for %s in %s (last tried %v)", m.Name, s.DatasetDir(m.Name), lastErr)
+}
+
+// commitRemote commits on an object store, which has no rename: the
+// number is claimed first by creating <name>/_claims/vN only if absent
+// (WriteExclusive; a run that loses the race to another takes the next
+// number), then the card and every file are copied into vN/ and the
+// manifest is written last, again only if absent, so that no commit
+// overwrites another's version and a reader (Versions lists manifests)
+// sees the version whole or not at all. On a scheme without exclusive
+// create the number goes by the high-water mark alone, as before.
+func (s Store) commitRemote(ctx context.Context, staging string, m *Manifest) (string, error) {
+	var lastErr error
+	for attempt := 0; attempt < 100; attempt++ {
+		next, err := s.nextNumber(ctx, m.Name)
+		if err != nil {
+			return "", err
+		}
+		v := "v" + strconv.Itoa(next)
+		claim := s.join(m.Name, ClaimsDir, v)
+		exclusive := true
+		if err := WriteExclusive(ctx, claim, []byte(holder())); exists(err) {
+			lastErr = err
+			continue // another run claimed this number; try the next
+		} else if errors.Is(err, errors.ErrUnsupported) {
+			exclusive = false
+			if err := s.raiseLastVersion(ctx, m.Name, next); err != nil {
+				return "", err
+			}
+		} else if err != nil {
+			return "", fmt.Errorf("commit: claim %s: %w", claim, err)
+		}
+		m.Version = v
+		data, err := json.MarshalIndent(m, "", "  ")
+		if err != nil {
+			return "", err
+		}
+		data = append(data, '\n')
+		final := s.VersionDir(m.Name, v)
+		if err := WriteFile(ctx, staging+"/"+CardFile, RenderCard(m)); err != nil {
 			return "", fmt.Errorf("write card: %w", err)
 		}
 		if err := copyTree(ctx, staging, final); err != nil {
 			return "", fmt.Errorf("commit %s: %w", final, err)
 		}
-		if err := WriteFile(ctx, final+"/"+ManifestFile, append(data, '\n')); err != nil {
+		manifest := final + "/" + ManifestFile
+		if exclusive {
+			err = WriteExclusive(ctx, manifest, data)
+			if exists(err) {
+				return "", fmt.Errorf("commit %s: another run committed this version although %s claimed it for this one (was the dataset's lock broken?): %w", final, claim, err)
+			}
+		} else {
+			err = WriteFile(ctx, manifest, data)
+		}
+		if err != nil {
 			return "", fmt.Errorf("commit %s: %w", final, err)
 		}
-		return m.Version, nil
+		return v, nil
 	}
-	return "", fmt.Errorf("commit: could not allocate a version number for %s in %s (last tried %v)", m.Name, s.DatasetDir(m.Name), lastErr)
+	return "", fmt.Errorf("commit: could not claim a version number for %s in %s (last tried %v)", m.Name, s.DatasetDir(m.Name), lastErr)
+}
+
+// claimed is the highest version number claimed on an object store
+// (<name>/_claims/vN; 0 when none).
+func (s Store) claimed(ctx context.Context, name string) (int, error) {
+	files, err := List(ctx, s.join(name, ClaimsDir, "v*"))
+	if err != nil {
+		return 0, fmt.Errorf("list version claims of %s: %w", name, err)
+	}
+	top := 0
+	for _, f := range files {
+		if n, ok := versionNumber(path.Base(filepath.ToSlash(f))); ok {
+			top = max(top, n)
+		}
+	}
+	return top, nil
 }
 
 // nextNumber is one above the dataset's high-water mark and every vN
@@ -272,6 +344,13 @@ func (s Store) nextNumber(ctx context.Context, name string) (int, error) {
 	}
 	for _, n := range dirs {
 		top = max(top, n)
+	}
+	if isURL(s.Root) {
+		c, err := s.claimed(ctx, name)
+		if err != nil {
+			return 0, err
+		}
+		top = max(top, c)
 	}
 	incomplete, _ := s.Incomplete(ctx, name)
 	for _, v := range incomplete {
@@ -722,11 +801,12 @@ func (s Store) Discard(staging string) {
 // live run holds it; waiting, when set, is told once whom it waits for.
 // A lock whose holder ran on this host and is gone, or that its holder
 // has not renewed for LockStale (another host's crashed run), is broken.
-// The returned function releases it. Remote stores (gs://) have no
-// exclusive create: there Lock does nothing.
+// The returned function releases it. On an object store (gs://) the lock
+// is an object created only if absent (see lockRemote); on a scheme
+// without exclusive create Lock does nothing.
 func (s Store) Lock(ctx context.Context, name string, waiting func(string)) (func(), error) {
 	if isURL(s.Root) {
-		return func() {}, nil
+		return s.lockRemote(ctx, name, waiting)
 	}
 	file := s.join(name, LockFile)
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
@@ -786,6 +866,106 @@ func (s Store) Lock(ctx context.Context, name string, waiting func(string)) (fun
 			return nil, fmt.Errorf("lock %s: %w", name, ctx.Err())
 		case <-time.After(lockPoll):
 		}
+	}
+}
+
+// lockRemote is Lock on an object store: <name>/_lock is created only if
+// absent (WriteExclusive) holding "PID HOST TIME", and rewritten with a
+// fresh TIME every LeaseRenew while the run lives (objects have no mtime
+// to touch). A lock whose holder ran on this host and is gone, whose TIME
+// is older than LockStale (by this host's clock), or that cannot be
+// parsed for 10 s, is broken: removed if it still holds what was read,
+// then created again exclusively, so of two runs that break it at once
+// one gets it.
+func (s Store) lockRemote(ctx context.Context, name string, waiting func(string)) (func(), error) {
+	file := s.join(name, LockFile)
+	told := false
+	var unparsed string
+	var unparsedSince time.Time
+	for {
+		mine := holder()
+		err := WriteExclusive(ctx, file, []byte(mine))
+		if errors.Is(err, errors.ErrUnsupported) {
+			return func() {}, nil // no exclusive create on this scheme: no lock
+		}
+		if err == nil {
+			return remoteLockHeld(file, mine), nil
+		}
+		if !exists(err) {
+			return nil, fmt.Errorf("lock %s: %w", name, err)
+		}
+		data, rerr := ReadFile(ctx, file)
+		if rerr == nil {
+			h, ok := parseHolder(data)
+			since, terr := time.Parse(time.RFC3339, h.since)
+			stale := ok && (h.gone() || (terr == nil && time.Since(since) > LockStale))
+			if !ok || terr != nil {
+				if unparsed != string(data) {
+					unparsed, unparsedSince = string(data), time.Now()
+				}
+				stale = time.Since(unparsedSince) > 10*time.Second
+			}
+			if stale {
+				if again, err := ReadFile(ctx, file); err == nil && string(again) == string(data) {
+					slog.Warn(fmt.Sprintf("breaking the stale lock %s (%s)", file, strings.TrimSpace(string(data))))
+					Remove(ctx, file)
+				}
+				continue
+			}
+			if !told && waiting != nil {
+				told = true
+				who := "another run"
+				if ok {
+					who = fmt.Sprintf("another run (pid %d on %s, renewed %s)", h.pid, h.host, h.since)
+				}
+				waiting(fmt.Sprintf("%s is locked by %s; waiting for it to finish (%s)", name, who, file))
+			}
+		} // else released meanwhile, or unreadable: try again after a pause
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("lock %s: %w", name, ctx.Err())
+		case <-time.After(lockPoll):
+		}
+	}
+}
+
+// remoteLockHeld renews a held remote lock every LeaseRenew, for as long
+// as the object still holds what this run last wrote, and returns the
+// function that stops renewing and removes it.
+func remoteLockHeld(file, mine string) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(LeaseRenew)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			ctx := context.Background()
+			cur, err := ReadFile(ctx, file)
+			if err != nil || string(cur) != mine {
+				return // broken by another run
+			}
+			next := holder()
+			if WriteFile(ctx, file, []byte(next)) == nil {
+				mine = next
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(stop)
+			<-done // mine is this goroutine's alone from here
+			ctx := context.Background()
+			if data, err := ReadFile(ctx, file); err == nil && string(data) == mine {
+				Remove(ctx, file)
+			}
+		})
 	}
 }
 

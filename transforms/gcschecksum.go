@@ -62,7 +62,8 @@ var (
 )
 
 // gcsClient is one storage client for the process, made as Beam's gcs
-// file system makes its own: application default credentials, else
+// file system makes its own: application default credentials (read and
+// write: the store's version claims and lock are written with it), else
 // unauthenticated access. STORAGE_EMULATOR_HOST points it at an
 // emulator, as it does Beam's.
 func gcsClient(ctx context.Context) (*storage.Client, error) {
@@ -76,7 +77,7 @@ func gcsClient(ctx context.Context) (*storage.Client, error) {
 		gcsShared.Close()
 		gcsShared = nil
 	}
-	c, err := gcsx.NewClient(context.WithoutCancel(ctx), storage.ScopeReadOnly)
+	c, err := gcsx.NewClient(context.WithoutCancel(ctx), storage.ScopeReadWrite)
 	if err != nil {
 		if c, err = gcsx.NewUnauthenticatedClient(context.WithoutCancel(ctx)); err != nil {
 			return nil, fmt.Errorf("gcs client: %w", err)
