@@ -33,6 +33,10 @@ type Options struct {
 	RetryMaxDelay  time.Duration
 	// MaxRetryAfter caps how long a Retry-After is honoured (default 5m).
 	MaxRetryAfter time.Duration
+	// Ledger, if set, makes the endpoint's budget one budget for every
+	// process that shares the ledger (see Ledger); nil keeps the budget
+	// per client.
+	Ledger Ledger
 
 	clock clock // tests
 }
@@ -108,6 +112,9 @@ type Client struct {
 	settled    chan struct{} // closed (and replaced) when a call gives its reservation back
 	pauseUntil time.Time
 	flight     map[string]*flightCall
+	ledger     Ledger // nil: the budget is this client's alone
+	held       int    // ledger blocks this client claimed
+	nextBlock  int    // the next ledger block to try
 }
 
 type flightCall struct {
@@ -167,6 +174,9 @@ func New(ep Endpoint, opts Options) (*Client, error) {
 	c.tpm = newPerMinute(ep.TokensPerMinute, c.clock)
 	if opts.CacheDir != "" {
 		c.cache = &diskCache{dir: opts.CacheDir}
+	}
+	if b := ep.Budget; opts.Ledger != nil && (b.MaxTokens > 0 || b.MaxCost > 0) {
+		c.ledger = opts.Ledger
 	}
 
 	// go-openai's default http.Client has no timeout and its transport
@@ -313,14 +323,54 @@ func (c *Client) call(ctx context.Context, req Request, key string) (Response, e
 // budgetSpent returns the budget error once the tokens or cost spent
 // (settled to what calls used) reach the budget, counting the refusal;
 // the caller holds c.mu.
-func (c *Client) budgetSpent() error {
+// With a ledger, what this client may spend is the blocks it claimed,
+// and it claims the next free block before refusing.
+func (c *Client) budgetSpent(ctx context.Context) error {
 	b := c.ep.Budget
-	t, m := c.usage.TotalTokens, c.usage.Cost
-	if (b.MaxTokens > 0 && t >= b.MaxTokens) || (b.MaxCost > 0 && m >= b.MaxCost) {
+	for {
+		t, m := c.usage.TotalTokens, c.usage.Cost
+		lt, lc := c.limitLocked()
+		if !((b.MaxTokens > 0 && t >= lt) || (b.MaxCost > 0 && m >= lc)) {
+			return nil
+		}
+		if ok, err := c.claimLocked(ctx); err != nil {
+			return err
+		} else if ok {
+			continue
+		}
 		c.usage.BudgetRefusals++
 		return &BudgetError{Endpoint: c.desc, Tokens: t, Cost: m, ReservedTokens: max(c.resTokens, 0), ReservedCost: max(c.resCost, 0), Budget: b}
 	}
-	return nil
+}
+
+// limitLocked is what this client may spend: the budget, or with a
+// ledger the part of it in the blocks claimed so far; the caller holds
+// c.mu.
+func (c *Client) limitLocked() (int64, float64) {
+	b := c.ep.Budget
+	if c.ledger == nil {
+		return b.MaxTokens, b.MaxCost
+	}
+	return b.MaxTokens * int64(c.held) / LedgerBlocks, b.MaxCost * float64(c.held) / LedgerBlocks
+}
+
+// claimLocked claims the ledger's next free block for this client,
+// reporting false when there is no ledger or every block is taken; the
+// caller holds c.mu (other calls wait while a block is claimed).
+func (c *Client) claimLocked(ctx context.Context) (bool, error) {
+	for c.ledger != nil && c.nextBlock < LedgerBlocks {
+		ok, err := c.ledger.Claim(ctx, c.nextBlock)
+		if err != nil {
+			return false, fmt.Errorf("%s: claim budget block %d: %w", c.desc, c.nextBlock, err)
+		}
+		c.nextBlock++
+		if ok {
+			c.held++
+			c.log.Info("llm budget block claimed", "endpoint", c.ep.Name, "block", c.nextBlock-1, "held", c.held, "of", LedgerBlocks)
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // admitWait reserves a call's estimate (tokens: the prompt plus its
@@ -334,12 +384,22 @@ func (c *Client) admitWait(ctx context.Context, tokens int64, cost float64) erro
 	b := c.ep.Budget
 	c.mu.Lock()
 	for {
-		if err := c.budgetSpent(); err != nil {
+		if err := c.budgetSpent(ctx); err != nil {
 			c.mu.Unlock()
 			return err
 		}
-		fits := (b.MaxTokens == 0 || c.usage.TotalTokens+c.resTokens+tokens <= b.MaxTokens) &&
-			(b.MaxCost == 0 || c.usage.Cost+c.resCost+cost <= b.MaxCost)
+		lt, lc := c.limitLocked()
+		fits := (b.MaxTokens == 0 || c.usage.TotalTokens+c.resTokens+tokens <= lt) &&
+			(b.MaxCost == 0 || c.usage.Cost+c.resCost+cost <= lc)
+		if !fits {
+			// With a ledger, room for this call may be a block away.
+			if ok, err := c.claimLocked(ctx); err != nil {
+				c.mu.Unlock()
+				return err
+			} else if ok {
+				continue
+			}
+		}
 		if fits || c.resTokens <= 0 {
 			c.resTokens += tokens
 			c.resCost += cost
