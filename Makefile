@@ -49,7 +49,8 @@ worker:
 	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o bin/sieve-linux-amd64 ./cmd/sieve
 
 ## run: build sieve, run the demo recipe on the bundled sample into ./store, then train a small
-##      model from scratch on demo@latest (about a minute; eval loss per epoch) into ./runs/demo and sample from it
+##      model from scratch on demo@latest (about a minute; eval loss per epoch) into ./runs/demo and sample from it;
+##      ends with the path of demo@latest's report (report/index.html in the version; open it in a browser)
 run: $(BIN)
 	./$(BIN) run pipelines/recipes/demo.yaml --store $(STORE)
 	./$(BIN) inspect demo@latest --store $(STORE) -n 2
@@ -57,6 +58,7 @@ run: $(BIN)
 	  --seq-len 256 --batch-size 4 --epochs 8 --lr 6e-3 --min-lr-ratio 0.1 --warmup-steps 10 --output $(RUNS)/demo
 	./$(BIN) generate --model $(RUNS)/demo --temperature 0.7 --top-p 0.9 --seed 1 --max-new-tokens 48 \
 	  "Give me three tips for staying healthy."
+	./$(BIN) report demo@latest --store $(STORE)
 
 ## test: vet and run every test (Beam pipelines on prism included)
 test: bench/duckdb/node_modules $(LLAMA3)

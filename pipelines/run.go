@@ -20,6 +20,7 @@ import (
 	"github.com/sieve-data/sieve/dedup"
 	"github.com/sieve-data/sieve/llm"
 	"github.com/sieve-data/sieve/pipelines/recipe"
+	"github.com/sieve-data/sieve/report"
 	"github.com/sieve-data/sieve/transforms"
 )
 
@@ -48,6 +49,9 @@ type Options struct {
 	// this fraction of its records to dead letters (0: the default,
 	// DefaultMaxDeadFraction; 1 or more: never).
 	MaxDeadFraction float64
+	// NoReport skips the version's report (package report), otherwise
+	// written into report/ of every version committed.
+	NoReport bool
 }
 
 // Result is a committed version.
@@ -58,6 +62,10 @@ type Result struct {
 	// UpToDate is set when no run happened because a version with the
 	// same content id exists; Manifest is then that version's.
 	UpToDate bool
+	// Report is the path of the version's report page (report/index.html),
+	// "" when none was written (Options.NoReport, an up-to-date version,
+	// or writing it failed: a warning says why).
+	Report string
 }
 
 // StoreRoot says where the recipe's versions go: the option, else the
@@ -218,7 +226,22 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 			opt.Warn(w)
 		}
 	}
-	return &Result{Store: store, Dir: store.VersionDir(r.Name, version), Manifest: m}, nil
+	out := &Result{Store: store, Dir: store.VersionDir(r.Name, version), Manifest: m}
+	if !opt.NoReport {
+		// After the commit, from the committed files alone (the same
+		// bytes as 'sieve report' writes later): a report that fails
+		// leaves the version as it is, with a warning.
+		status("writing the report")
+		if w, err := report.Build(ctx, out.Dir, "", "", report.Options{}); err != nil {
+			slog.Warn("report not written", "version", r.Name+"@"+version, "err", err)
+			if opt.Warn != nil {
+				opt.Warn(fmt.Sprintf("%s@%s: report not written ('sieve report %s@%s' retries): %v", r.Name, version, r.Name, version, err))
+			}
+		} else {
+			out.Report = w.Index
+		}
+	}
+	return out, nil
 }
 
 // runPipeline runs p on the selected runner and returns when it is done,

@@ -50,12 +50,21 @@ func TestREADMEExamplesRun(t *testing.T) {
 	if r := run("run", "pipelines/recipes/demo.yaml"); r.code != 0 { // what make run does
 		t.Fatalf("demo run: exit %d: %s", r.code, r.stderr)
 	}
+	firstRun := -1 // the Versions block's first command: the demo again
+	for i, c := range cmds {
+		if c[1] == "run" && firstRun < 0 {
+			firstRun = i
+		}
+	}
 	for i, c := range cmds {
 		r := run(c[1:]...)
 		if r.code != 0 {
 			t.Fatalf("README command %q: exit %d: %s%s", strings.Join(c, " "), r.code, r.stdout, r.stderr)
 		}
-		if i == 2 && !strings.Contains(r.stdout, "demo@v1 is up to date") {
+		if c[1] == "report" && !strings.Contains(r.stdout, "report: store/demo/v1/report/index.html") {
+			t.Errorf("%q printed %q, want the report's path", strings.Join(c, " "), r.stdout)
+		}
+		if i == firstRun && !strings.Contains(r.stdout, "demo@v1 is up to date") {
 			t.Errorf("%q printed %q, want demo@v1 up to date", strings.Join(c, " "), r.stdout)
 		}
 	}

@@ -34,6 +34,8 @@ Flags:
   --verbose        log pipeline progress (log/slog, INFO level)
   --json           print the committed manifest as JSON instead of the funnel table
   --force          rebuild even when a version with the same content id exists
+  --no-report      do not write the version's report (report/index.html and PNGs;
+                   'sieve report NAME@VERSION' writes it later)
   --max-dead-fraction F
                    fail the run, committing nothing, when an input file loses more
                    than this fraction of its records to dead letters (default 0.5;
@@ -62,6 +64,8 @@ type runFlags struct {
 	json    bool
 	force   bool
 	dryRun  bool
+	// noReport is --no-report.
+	noReport bool
 	// maxDead is --max-dead-fraction.
 	maxDead float64
 	// Profiles for developers (hidden from help).
@@ -104,6 +108,7 @@ func parseRunFlags(args []string) (runFlags, []string, error) {
 	fs.BoolVar(&rf.json, "json", false, "")
 	fs.BoolVar(&rf.force, "force", false, "")
 	fs.BoolVar(&rf.dryRun, "dry-run", false, "")
+	fs.BoolVar(&rf.noReport, "no-report", false, "")
 	fs.Float64Var(&rf.maxDead, "max-dead-fraction", pipelines.DefaultMaxDeadFraction, "")
 	fs.StringVar(&rf.cpuprofile, "cpuprofile", "", "")
 	fs.StringVar(&rf.memprofile, "memprofile", "", "")
@@ -191,7 +196,7 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 		}
 	}
 	res, err := pipelines.Run(ctx, r, pipelines.Options{Store: rf.store, Force: rf.force, Status: prog.status,
-		Notice: func(s string) { fmt.Fprintln(stderr, "sieve: "+s) }, Warn: warn, MaxDeadFraction: rf.maxDead})
+		Notice: func(s string) { fmt.Fprintln(stderr, "sieve: "+s) }, Warn: warn, MaxDeadFraction: rf.maxDead, NoReport: rf.noReport})
 	prog.done()
 	if err != nil && (ctx.Err() != nil || errors.Is(err, pipelines.ErrInterrupted)) {
 		return &exitError{code: 130, err: pipelines.ErrInterrupted}
@@ -230,6 +235,9 @@ func runRecipe(file string, rf runFlags, stdout, stderr io.Writer) error {
 	}
 	for _, s := range m.Stopped {
 		warn(s)
+	}
+	if res.Report != "" {
+		fmt.Fprintf(stdout, "report: %s\n", res.Report)
 	}
 	return nil
 }
