@@ -18,7 +18,7 @@ import (
 func newGenerateCmd(stdin io.Reader, stdout io.Writer) *cobra.Command {
 	var modelDir, system string
 	var cfg train.SampleConfig
-	var asJSON bool
+	var asJSON, noCache bool
 	cmd := &cobra.Command{
 		Use:   "generate --model DIR [PROMPT]",
 		Short: "Sample a reply from a checkpoint, with its chat template",
@@ -26,7 +26,10 @@ func newGenerateCmd(stdin io.Reader, stdout io.Writer) *cobra.Command {
 is given) from a checkpoint in the Hugging Face layout, such as the output of
 'sieve train': the prompt is rendered with the tokenizer's chat template, and
 generation stops at the end of the assistant's turn or after
---max-new-tokens. Greedy by default; --temperature and --top-p sample.`,
+--max-new-tokens. Greedy by default; --temperature and --top-p sample.
+Each layer's keys and values are kept (a key/value cache), so a new token
+runs one row through the model; --no-kv-cache recomputes the whole sequence
+for every token instead (the same tokens, slower).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if modelDir == "" {
 				return usageError("generate: --model DIR is required")
@@ -52,6 +55,7 @@ generation stops at the end of the assistant's turn or after
 			if err != nil {
 				return err
 			}
+			g.NoCache = noCache
 			var msgs []datasets.Message
 			if system != "" {
 				msgs = append(msgs, datasets.Message{Role: datasets.RoleSystem, Content: system})
@@ -99,6 +103,7 @@ generation stops at the end of the assistant's turn or after
 	fl.Float64Var(&cfg.Temperature, "temperature", 0, "sampling temperature (0: greedy)")
 	fl.Float64Var(&cfg.TopP, "top-p", 1, "nucleus sampling: keep the most likely tokens up to this probability mass")
 	fl.Uint64Var(&cfg.Seed, "seed", 0, "seed of the sampler")
+	fl.BoolVar(&noCache, "no-kv-cache", false, "recompute the whole sequence for every new token (no key/value cache)")
 	fl.BoolVar(&asJSON, "json", false, "print the prompt, reply and token counts as one JSON object")
 	return cmd
 }

@@ -63,6 +63,8 @@ type trainFlags struct {
 	findLR, autoLR, autoBatch bool
 	findLRSteps               int
 	maxMemory                 string
+	// runDir is the output_dir of 'sieve export'.
+	runDir string
 }
 
 // autoFloat is a float flag that also takes "auto".
@@ -168,6 +170,15 @@ func newTrainCmd(stdout, stderr io.Writer) *cobra.Command {
 			return runTrain(opt, f, stdout, stderr)
 		},
 	}
+	addTrainFlags(cmd, &f, &cfg, false)
+	cmd.AddCommand(newSweepCmd(stdout, stderr), newMergeCmd(stdout))
+	return cmd
+}
+
+// addTrainFlags registers the flags of 'sieve train' on fl; for 'sieve
+// train sweep', all but those a sweep lists values of (--lr, --epochs,
+// --seq-len, --lora-r, --lora-alpha), --resume and --find-lr.
+func addTrainFlags(cmd *cobra.Command, f *trainFlags, cfg *train.Config, sweep bool) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.data, "data", "", "dataset version to train on, NAME[@VERSION] (default: the recipe's dataset, latest)")
 	fl.StringVar(&f.store, "store", "store", "version store root")
@@ -176,15 +187,23 @@ func newTrainCmd(stdout, stderr io.Writer) *cobra.Command {
 	fl.StringVar(&f.tokenizer, "tokenizer", "", "with --init: tokenizer directory or tokenizer.json (default: train one on the train split)")
 	fl.IntVar(&f.vocabSize, "vocab-size", 4096, "vocabulary of a tokenizer trained on the train split")
 	fl.StringVarP(&f.output, "output", "o", "", "run directory (default runs/NAME)")
-	fl.StringVar(&f.resume, "resume", "", "continue from a checkpoint directory (--resume alone: the latest in --output)")
-	fl.Lookup("resume").NoOptDefVal = "latest"
-	fl.Var(autoFloat{&cfg.LearningRate, &f.autoLR}, "lr", "peak learning rate (auto: run the LR finder first and train with its suggestion)")
+	if !sweep {
+		fl.StringVar(&f.resume, "resume", "", "continue from a checkpoint directory (--resume alone: the latest in --output)")
+		fl.Lookup("resume").NoOptDefVal = "latest"
+	}
+	if !sweep {
+		fl.Var(autoFloat{&cfg.LearningRate, &f.autoLR}, "lr", "peak learning rate (auto: run the LR finder first and train with its suggestion)")
+	}
 	fl.Float64Var(&cfg.MinLRRatio, "min-lr-ratio", cfg.MinLRRatio, "final learning rate of the cosine decay, as a fraction of --lr")
 	fl.IntVar(&cfg.WarmupSteps, "warmup-steps", cfg.WarmupSteps, "steps of linear warmup")
 	fl.Float64Var(&cfg.WarmupRatio, "warmup-ratio", cfg.WarmupRatio, "warmup as a fraction of the steps (when --warmup-steps is 0)")
-	fl.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "epochs over the train split")
+	if !sweep {
+		fl.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "epochs over the train split")
+	}
 	fl.IntVar(&cfg.MaxSteps, "max-steps", cfg.MaxSteps, "optimizer steps to run instead of --epochs (0: by epochs)")
-	fl.IntVar(&cfg.SeqLen, "seq-len", cfg.SeqLen, "tokens per row; longer conversations are cut")
+	if !sweep {
+		fl.IntVar(&cfg.SeqLen, "seq-len", cfg.SeqLen, "tokens per row; longer conversations are cut")
+	}
 	fl.Var(autoInt{&cfg.BatchSize, &f.autoBatch}, "batch-size", "rows per micro-batch (auto: the largest divisor of --batch-size × --grad-accum, default 8, that fits --max-memory, with the accumulation that keeps the product)")
 	fl.IntVar(&cfg.GradAccum, "grad-accum", cfg.GradAccum, "micro-batches per optimizer step")
 	fl.Float64Var(&cfg.WeightDecay, "weight-decay", cfg.WeightDecay, "AdamW decoupled weight decay (not on norm weights)")
@@ -197,12 +216,16 @@ func newTrainCmd(stdout, stderr io.Writer) *cobra.Command {
 	fl.IntVar(&cfg.EvalEvery, "eval-every", 0, "also evaluate every N steps (0: after each epoch only)")
 	fl.IntVar(&cfg.SaveEvery, "save-every", 0, "write a checkpoint every N steps (0: the final model only)")
 	fl.IntVar(&cfg.LogEvery, "log-every", cfg.LogEvery, "a log line every N steps")
-	fl.IntVar(&f.loraR, "lora-r", 0, "train LoRA adapters of this rank on the base model (0: train every weight)")
-	fl.Float64Var(&f.loraAlpha, "lora-alpha", 0, "LoRA scaling α (default: the rank)")
+	if !sweep {
+		fl.IntVar(&f.loraR, "lora-r", 0, "train LoRA adapters of this rank on the base model (0: train every weight)")
+		fl.Float64Var(&f.loraAlpha, "lora-alpha", 0, "LoRA scaling α (default: the rank)")
+	}
 	fl.StringSliceVar(&f.loraTargets, "lora-targets", nil, "projections to adapt: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (default all)")
 	fl.BoolVar(&f.rslora, "rslora", false, "rank-stabilised LoRA: scaling α/√r")
 	fl.BoolVar(&f.qlora, "qlora", false, "QLoRA: store the frozen projections in NF4 (with --lora-r)")
-	fl.BoolVar(&f.findLR, "find-lr", false, "run the learning rate finder (an exponential sweep, weights restored), print its suggestion, write OUTPUT/lr_finder.png and stop")
+	if !sweep {
+		fl.BoolVar(&f.findLR, "find-lr", false, "run the learning rate finder (an exponential sweep, weights restored), print its suggestion, write OUTPUT/lr_finder.png and stop")
+	}
 	fl.IntVar(&f.findLRSteps, "find-lr-steps", 100, "steps of the learning rate finder's sweep (from 1e-7 to 10)")
 	fl.StringVar(&f.maxMemory, "max-memory", "", "memory budget the estimate of the peak must fit, e.g. 8G (default: MemAvailable; off: no check)")
 	fl.Float64Var(&cfg.DivergeFactor, "diverge-factor", train.DefaultDivergeFactor, "stop when the smoothed loss stays above this multiple of its lowest (negative: off)")
@@ -212,7 +235,6 @@ func newTrainCmd(stdout, stderr io.Writer) *cobra.Command {
 	fl.BoolVar(&f.json, "json", false, "print the log lines (JSON) on stdout instead of the summary")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but errors")
 	fl.BoolVar(&f.verbose, "verbose", false, "log progress (log/slog, INFO level)")
-	return cmd
 }
 
 // trainOptions merges the defaults, the recipe's train: section and the
