@@ -3,6 +3,7 @@
 //
 //	sieve run RECIPE [--store DIR] [beam flags]   run a recipe, commit a new version
 //	sieve inspect PATH                            schema, counts and samples of a shard or version
+//	sieve report NAME@VERSION [--compare N@V]     the version's HTML report and PNG charts
 //	sieve train [RECIPE] --data NAME@VERSION ...  train or fine-tune a model on a version
 //	sieve generate --model DIR PROMPT             sample a reply from a checkpoint
 //	sieve eval CHECKPOINT... --data NAME@VERSION  loss and perplexity on the test split
@@ -105,7 +106,7 @@ Google Cloud Dataflow.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newRunCmd(stdout, stderr), newInspectCmd(stdout), newVersionCmd(stdout), newPrismServeCmd(stderr), newDatasetsCmd(stdout),
-		newTrainCmd(stdout, stderr), newGenerateCmd(os.Stdin, stdout), newExportCmd(stdout), newEvalCmd(stdout))
+		newTrainCmd(stdout, stderr), newGenerateCmd(os.Stdin, stdout), newExportCmd(stdout), newEvalCmd(stdout), newReportCmd(stdout))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError("%s: %v", c.CommandPath(), err) })
 	return root
 }
