@@ -56,6 +56,17 @@
 // Generator continues a prompt greedily or by sampling with a temperature
 // and a top-p nucleus, from a seed, and stops at the end of the
 // assistant's turn; Chat renders a conversation with the chat template
-// first. It runs the full sequence through the model at each token (no
-// key/value cache).
+// first. It keeps a key/value cache (model.Decoder), so each new token
+// runs one row through the model; Generator.NoCache recomputes the whole
+// sequence instead, with the same tokens.
+//
+// # Comparing and moving on
+//
+// Sweep trains a grid (or a random draw from it) of learning rates,
+// epochs, LoRA ranks and alphas and sequence lengths one run after the
+// other, sharing the data, the trained tokenizer and the encodings, and
+// names the run of the lowest eval loss. Evaluate measures checkpoints'
+// loss and perplexity on a split. Merge folds a LoRA adapter into its
+// base as a full checkpoint; Export writes the run as an Axolotl YAML or
+// a TRL SFTTrainer script on the version's Parquet shards.
 package train
