@@ -2,6 +2,7 @@ package filters
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -149,11 +150,11 @@ func classifyToken(tok string) (core string, odd bool) {
 		return "", false
 	}
 	// Table separators and rules: only - | : = _ * # characters.
-	if strings.Trim(tok, "-|:=_*#+") == "" {
+	if onlyRuleChars(tok) {
 		return "", false
 	}
-	core = strings.TrimLeft(tok, "([{\"'“‘*_`¡¿<")
-	core = strings.TrimRight(core, ")]}\"'”’*_`.,;:!?…>")
+	core = strings.TrimLeftFunc(tok, isOpening)
+	core = strings.TrimRightFunc(core, isClosing)
 	if core == "" {
 		// Brackets and operators only: "});", "{}", "::".
 		return "", true
@@ -185,6 +186,38 @@ func classifyToken(tok string) (core string, odd bool) {
 		return core, true // WordPiece continuation
 	}
 	return core, false
+}
+
+// onlyRuleChars reports whether tok is made of - | : = _ * # + only
+// (strings.Trim with that cutset, without building the set per call).
+func onlyRuleChars(tok string) bool {
+	for i := 0; i < len(tok); i++ {
+		switch tok[i] {
+		case '-', '|', ':', '=', '_', '*', '#', '+':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// isOpening: the brackets, quotes and markers trimmed before a token's
+// core.
+func isOpening(r rune) bool {
+	switch r {
+	case '(', '[', '{', '"', '\'', '“', '‘', '*', '_', '`', '¡', '¿', '<':
+		return true
+	}
+	return false
+}
+
+// isClosing: the brackets, quotes and punctuation trimmed after it.
+func isClosing(r rune) bool {
+	switch r {
+	case ')', ']', '}', '"', '\'', '”', '’', '*', '_', '`', '.', ',', ';', ':', '!', '?', '…', '>':
+		return true
+	}
+	return false
 }
 
 // gluedDigits reports whether s glues a number to a word the way
@@ -315,20 +348,46 @@ func measureLoop(text string, sc *scratch, st *DegenerateStats) {
 	if n < 2*minLoopCheck {
 		return
 	}
-	// Cheap test first: a loop repeats many 4-grams.
+	// Cheap test first: a loop repeats many 4-grams. Each 4-gram's
+	// previous occurrence is kept to find the candidate periods below.
 	sc.tab.reset(n)
+	prev := slices.Grow(sc.prev[:0], n)[:n-3]
+	sc.prev = prev
 	rep := 0
-	for i := 0; i+4 <= n; i++ {
-		if sc.tab.insert(mix(mix(mix(toks[i].h, toks[i+1].h), toks[i+2].h), toks[i+3].h)) {
+	for i := range prev {
+		slot := sc.tab.add(mix(mix(mix(toks[i].h, toks[i+1].h), toks[i+2].h), toks[i+3].h), int32(i))
+		prev[i] = -1
+		if sc.tab.count[slot] > 1 {
 			rep++
+			prev[i] = sc.tab.first[slot]
 		}
+		sc.tab.first[slot] = int32(i) // now the last occurrence
 	}
 	if rep < minLoopCheck {
 		return
 	}
 	maxP := min(n/2, 200)
+	// A run that can win at period p ≥ 4 repeats at least p ≥ 4 tokens
+	// at distance p, so some 4-gram recurs exactly p tokens later: only
+	// those periods (and 1–3) are searched, in increasing order as
+	// before, which finds the same loop as searching every period.
+	per := slices.Grow(sc.per[:0], maxP+1)[:maxP+1]
+	clear(per)
+	sc.per = per
+	for p := 1; p <= min(3, maxP); p++ {
+		per[p] = true
+	}
+	for i, j := range prev {
+		for j >= 0 && i-int(j) <= maxP {
+			per[i-int(j)] = true
+			j = prev[j]
+		}
+	}
 	bestRun, bestP, bestEnd := 0, 0, 0
 	for p := 1; p <= maxP; p++ {
+		if !per[p] {
+			continue
+		}
 		run := 0
 		for i := p; i < n; i++ {
 			if toks[i].h != toks[i-p].h {

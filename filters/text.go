@@ -23,6 +23,8 @@ type scratch struct {
 	spans []int32
 	pw    []uint64
 	tab   hashTable
+	prev  []int32 // measureLoop: previous position of each 4-gram
+	per   []bool  // measureLoop: candidate periods
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}

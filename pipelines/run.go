@@ -184,6 +184,9 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("pipeline failed on %s: %s", RunnerName(), pipelineCause(err))
 	}
 	slog.Info("pipeline finished", "runner", RunnerName(), "seconds", time.Since(start).Seconds())
+	if lookups, hits := transforms.CheckMemoStats(); lookups > 0 {
+		slog.Debug("dedup survivor checks", "lookups", lookups, "memo_hits", hits)
+	}
 	if err := transforms.RemoveSpill(ctx, staging); err != nil {
 		store.Discard(staging)
 		return nil, err

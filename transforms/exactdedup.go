@@ -79,28 +79,13 @@ func (f *exactKeyFn) ProcessElement(ctx context.Context, s datasets.Sample, emit
 	if runSteps(ctx, steps, &s) != nil {
 		return nil
 	}
-	post, err := f.checks.get(f.Post)
+	post, err := checksOf(&f.checks, f.Post)
 	if err != nil {
 		return err
 	}
 	k := dedup.ExactKey(s.Messages, dedup.KeyMode(f.Mode))
 	emit(hex.EncodeToString(k[:]), passPrefix(ctx, post, &s)+sampleRef(&s))
 	return nil
-}
-
-// passPrefix is "0" when s passes the checks (run on a copy), else "1":
-// prefixed to a member's reference or node, it makes members that pass
-// sort first, so the survivor is one of them whenever there is one.
-func passPrefix(ctx context.Context, checks []Step, s *datasets.Sample) string {
-	if len(checks) == 0 {
-		return "0"
-	}
-	c := *s
-	c.Messages = append([]datasets.Message(nil), s.Messages...)
-	if runSteps(ctx, checks, &c) != nil {
-		return "1"
-	}
-	return "0"
 }
 
 // pickSurvivorFn marks, for a key shared by several samples, the smallest

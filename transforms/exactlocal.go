@@ -74,12 +74,12 @@ func (f *exactKeyRunFn) key(ctx context.Context, emit func(string)) error {
 	if err != nil {
 		return err
 	}
-	post, err := f.checks.get(f.Post)
+	post, err := checksOf(&f.checks, f.Post)
 	if err != nil {
 		return err
 	}
 	keys := make([][]byte, len(f.batch))
-	forEach(len(f.batch), workersFor(append(pre[:len(pre):len(pre)], post...)), func(i int) {
+	forEach(len(f.batch), workersFor(append(pre[:len(pre):len(pre)], post.steps...)), func(i int) {
 		s := &f.batch[i]
 		if runSteps(ctx, pre, s) != nil {
 			return

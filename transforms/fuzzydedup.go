@@ -351,7 +351,7 @@ func (f *signFn) flush(ctx context.Context, band func(string, []byte), set func(
 	if err != nil {
 		return err
 	}
-	post, err := f.checks.get(quiet(f.Cfg.Post))
+	post, err := checksOf(&f.checks, quiet(f.Cfg.Post))
 	if err != nil {
 		return err
 	}

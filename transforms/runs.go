@@ -3,6 +3,7 @@ package transforms
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"container/heap"
 	"context"
 	"crypto/rand"
@@ -190,12 +191,17 @@ func (r *runReader) next() (bool, error) {
 	return true, nil
 }
 
-// runHeap orders open runs by their current key.
+// runHeap orders open runs by their current record (key, then payload,
+// as sortRecords does: a merge yields the same order however the records
+// were split into runs), then by the runs' order.
 type runHeap []*runReader
 
 func (h runHeap) Len() int { return len(h) }
 func (h runHeap) Less(i, j int) bool {
 	if c := bytes.Compare(h[i].cur.key, h[j].cur.key); c != 0 {
+		return c < 0
+	}
+	if c := bytes.Compare(h[i].cur.payload, h[j].cur.payload); c != 0 {
 		return c < 0
 	}
 	return h[i].order < h[j].order
@@ -330,8 +336,67 @@ func (s *extSorter) add(ctx context.Context, key, payload []byte) error {
 	return nil
 }
 
+// sortRecords orders records by key, then payload: a total order on
+// their bytes, so a run's order does not depend on the order records
+// came in (records equal in both are interchangeable). Most comparisons
+// are of the keys' first 8 bytes as integers (big-endian, zero-padded:
+// the same order), and the records are permuted in place afterwards.
 func sortRecords(recs []runRecord) {
-	slices.SortStableFunc(recs, func(a, b runRecord) int { return bytes.Compare(a.key, b.key) })
+	if len(recs) < 256 {
+		slices.SortFunc(recs, compareRecords)
+		return
+	}
+	type entry struct {
+		prefix uint64
+		i      int32
+	}
+	es := make([]entry, len(recs))
+	for i, r := range recs {
+		es[i] = entry{keyPrefix(r.key), int32(i)}
+	}
+	slices.SortFunc(es, func(a, b entry) int {
+		if a.prefix != b.prefix {
+			return cmp.Compare(a.prefix, b.prefix)
+		}
+		return compareRecords(recs[a.i], recs[b.i])
+	})
+	// Position k takes record es[k].i: follow each cycle of the
+	// permutation once (visited entries are marked -1).
+	for k := range es {
+		if es[k].i < 0 || int(es[k].i) == k {
+			continue
+		}
+		tmp := recs[k]
+		j := k
+		for {
+			src := int(es[j].i)
+			es[j].i = -1
+			if src == k {
+				recs[j] = tmp
+				break
+			}
+			recs[j] = recs[src]
+			j = src
+		}
+	}
+}
+
+func compareRecords(a, b runRecord) int {
+	if c := bytes.Compare(a.key, b.key); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.payload, b.payload)
+}
+
+// keyPrefix is the first 8 bytes of key as a big-endian integer (short
+// keys padded with zeros).
+func keyPrefix(key []byte) uint64 {
+	if len(key) >= 8 {
+		return binary.BigEndian.Uint64(key)
+	}
+	var b [8]byte
+	copy(b[:], key)
+	return binary.BigEndian.Uint64(b[:])
 }
 
 func (s *extSorter) spill(ctx context.Context) error {

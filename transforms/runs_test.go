@@ -303,3 +303,30 @@ func TestRunTruncated(t *testing.T) {
 		t.Error("missing run: no error")
 	}
 }
+
+// TestSortRecordsTotalOrder: sortRecords (integer prefixes, an in-place
+// permutation) gives the order of a plain sort by key then payload, on
+// keys shorter and longer than the 8-byte prefix, sharing prefixes, with
+// zero bytes, and with equal keys; every record is kept.
+func TestSortRecordsTotalOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, n := range []int{0, 1, 255, 256, 5000} {
+		in := make([]runRecord, n)
+		for i := range in {
+			k := make([]byte, rng.IntN(14))
+			for j := range k {
+				k[j] = []byte{0, 1, 'a', 'b', 0xff}[rng.IntN(5)]
+			}
+			in[i] = runRecord{key: k, payload: []byte{byte(rng.IntN(3)), byte(i % 7)}}
+		}
+		want := slices.Clone(in)
+		slices.SortStableFunc(want, compareRecords)
+		got := slices.Clone(in)
+		sortRecords(got)
+		for i := range want {
+			if compareRecords(got[i], want[i]) != 0 {
+				t.Fatalf("n=%d: record %d is %q/%v; want %q/%v", n, i, got[i].key, got[i].payload, want[i].key, want[i].payload)
+			}
+		}
+	}
+}
