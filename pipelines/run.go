@@ -156,6 +156,7 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 		slog.Info("removed stale staging directories", "dataset", r.Name, "count", n)
 	}
 	staging := store.NewStaging(r.Name)
+	defer datasets.RemoveBudgetLedger(context.WithoutCancel(ctx), staging)
 	against := map[*recipe.FuzzyDedup]transforms.AgainstConfig{}
 	for _, st := range r.Stages {
 		if f, ok := st.Config.(*recipe.FuzzyDedup); ok && len(f.Against) > 0 {
@@ -317,6 +318,8 @@ func checkRemoteRunner(p *Plan) error {
 func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 	r := plan.Recipe
 	p, s := beam.NewPipelineWithRoot()
+	// LLM budgets hold across the workers: see datasets.BudgetLedger.
+	ledger := datasets.BudgetLedgerDir(dir)
 	samples, dead, inputReports := transforms.Read(s, plan.Tasks)
 	// Per-sample stages before the first whole-dataset stage run right
 	// after reading. Whole-dataset stages (dedup) only mark what they drop,
@@ -363,6 +366,7 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 		}
 		names = append(names, name)
 		if sc, ok := plan.synth[i]; ok {
+			sc.BudgetLedger = ledger
 			// A generation stage sees the samples as the stages before it
 			// left them (it should not pay for duplicates): apply what is
 			// pending first.
@@ -445,6 +449,7 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 			if err != nil {
 				panic(err) // configs were validated with the recipe
 			}
+			spec.BudgetLedger = ledger
 			if !ok {
 				panic(fmt.Sprintf("pipelines: stage %s has no transform", st.Kind))
 			}

@@ -44,7 +44,8 @@ func init() {
 			return st, nil
 		}
 		// The run's logger: retries show with --verbose.
-		client, err := llm.Shared(cfg.Endpoint, llm.Options{CacheDir: cfg.CacheDir, Logger: slog.Default()})
+		client, err := llm.Shared(cfg.Endpoint, llm.Options{CacheDir: cfg.CacheDir, Logger: slog.Default(),
+			Ledger: budgetLedger(spec.BudgetLedger, cfg.Endpoint, cfg.CacheDir)})
 		if err != nil {
 			return nil, err
 		}

@@ -36,6 +36,10 @@ type StepSpec struct {
 	// a sample as a later whole-dataset stage sees it (its keys), and
 	// the writers' run of the same step is the one that counts.
 	Quiet bool `json:"quiet,omitempty"`
+	// BudgetLedger, where set, is the run's directory of LLM budget
+	// ledgers (datasets.BudgetLedgerDir): an LLM step's budget holds for
+	// every worker process together (see budgetLedger).
+	BudgetLedger string `json:"budget_ledger,omitempty"`
 }
 
 // quiet returns copies of specs marked Quiet.

@@ -56,6 +56,8 @@ type SynthConfig struct {
 	Kind     string       `json:"task"` // evol_instruct, chain_of_thought, self_instruct, doc_qa
 	Endpoint llm.Endpoint `json:"endpoint"`
 	CacheDir string       `json:"cache_dir"`
+	// BudgetLedger: see StepSpec.BudgetLedger.
+	BudgetLedger string `json:"budget_ledger,omitempty"`
 	// Mode (evol_instruct, chain_of_thought): add keeps the input samples
 	// and adds the generated ones; replace puts them in their place.
 	Mode string `json:"mode,omitempty"`
@@ -97,7 +99,8 @@ func (c SynthConfig) build() (synth.Task, *llm.Client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	client, err := llm.Shared(c.Endpoint, llm.Options{CacheDir: c.CacheDir, Logger: slog.Default()})
+	client, err := llm.Shared(c.Endpoint, llm.Options{CacheDir: c.CacheDir, Logger: slog.Default(),
+		Ledger: budgetLedger(c.BudgetLedger, c.Endpoint, c.CacheDir)})
 	if err != nil {
 		return nil, nil, err
 	}
