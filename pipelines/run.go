@@ -305,7 +305,7 @@ func checkRemoteRunner(p *Plan) error {
 	for _, t := range p.Tasks {
 		for _, f := range t.Files {
 			if !strings.Contains(f, "://") {
-				return fmt.Errorf("runner %s runs workers on other machines: source %s reads the local file %s; use gs:// paths (Hub sources are downloaded locally: copy them to gs:// first)", RunnerName(), t.Options.Source, f)
+				return fmt.Errorf("runner %s runs workers on other machines: source %s reads the local file %s; use gs:// paths (Hub sources are downloaded locally: --stage_hub gs://BUCKET/PREFIX copies them to gs:// once)", RunnerName(), t.Options.Source, f)
 			}
 		}
 	}
