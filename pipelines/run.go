@@ -231,7 +231,7 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 		}
 	}
 	out := &Result{Store: store, Dir: store.VersionDir(r.Name, version), Manifest: m}
-	if !opt.NoReport {
+	if !opt.NoReport && r.Output.WantsReport() {
 		// After the commit, from the committed files alone (the same
 		// bytes as 'sieve report' writes later): a report that fails
 		// leaves the version as it is, with a warning.

@@ -117,6 +117,23 @@ func TestReportCommand(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(store, "demo", "v1", "report")); err == nil {
 		t.Errorf("--no-report wrote a report")
 	}
+	// output.report: false in the recipe, likewise.
+	off := topicsRecipe(t, t.TempDir(), "noreport")
+	if b, err := os.ReadFile(off); err != nil || !strings.HasSuffix(string(b), "\n") {
+		t.Fatalf("recipe %s: %v", off, err)
+	}
+	f, err := os.OpenFile(off, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("  report: false\n")
+	f.Close()
+	if r := sieve(t, "run", off, "--store", store); r.code != 0 || strings.Contains(r.stdout, "report:") {
+		t.Fatalf("run with output.report false: exit %d, stdout %s, stderr %s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(store, "noreport", "v1", "report")); err == nil {
+		t.Errorf("output.report: false wrote a report")
+	}
 	out := filepath.Join(t.TempDir(), "plain")
 	rep = sieve(t, "report", "demo", "--store", store, "-o", out)
 	if rep.code != 0 {

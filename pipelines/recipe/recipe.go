@@ -100,7 +100,15 @@ type Output struct {
 	// MixSeed seeds the choice of samples when sources are mixed by
 	// weight or capped by max_samples.
 	MixSeed string `yaml:"mix_seed" json:"mix_seed,omitempty"`
+	// Report: false skips the version's report (report/index.html and
+	// its PNGs; docs/report.md), written by default. Not part of the
+	// content id: the report is drawn from the version's files.
+	Report *bool `yaml:"report" json:"-"`
 }
+
+// WantsReport tells whether the version's report is written (the
+// default; output.report: false turns it off).
+func (o *Output) WantsReport() bool { return o.Report == nil || *o.Report }
 
 // LicenseAllowed tells whether allow_licenses admits license (any
 // license when the recipe gives no list); case does not matter.

@@ -112,3 +112,27 @@ func TestResolvePath(t *testing.T) {
 		}
 	}
 }
+
+// TestOutputReport: output.report is on by default, off with false, and
+// not part of the canonical recipe (the content id).
+func TestOutputReport(t *testing.T) {
+	on, err := Parse("r.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := Parse("r.yaml", []byte(good+"  report: false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !on.Output.WantsReport() || off.Output.WantsReport() {
+		t.Errorf("wants report: default %v, report: false %v", on.Output.WantsReport(), off.Output.WantsReport())
+	}
+	a, _ := on.Canonical()
+	b, _ := off.Canonical()
+	if string(a) != string(b) {
+		t.Errorf("output.report changes the canonical recipe:\n%s\n%s", a, b)
+	}
+	if _, err := Parse("r.yaml", []byte(good+"  report: maybe\n")); err == nil || !strings.Contains(err.Error(), "output.report") {
+		t.Errorf("report: maybe: %v", err)
+	}
+}
