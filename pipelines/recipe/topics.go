@@ -43,6 +43,9 @@ func (c *Topics) defaults() {
 }
 
 func (c *Topics) validate() error {
+	d := *c
+	d.defaults() // validate may run before defaults
+	c = &d
 	switch {
 	case c.K < 0 || c.K == 1 || c.K > MaxTopicsK:
 		return keyErr("k", "must be 0 (chosen by silhouette) or in [2, %d], got %d", MaxTopicsK, c.K)
