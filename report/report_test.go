@@ -31,7 +31,8 @@ const hostile = `<script>alert("pwned")</script> & <b>bold</b>`
 // testVersion writes a committed version by hand into dir: two real
 // Parquet shards of 4×perTopic planted samples (every third with a
 // quality score), a manifest with a funnel, and with withTopics a topic
-// model fitted on them and its report, as the topics stage writes them.
+// model fitted on them and its report, as the topics stage writes them;
+// without topics every fourth sample has a judge score.
 func testVersion(t *testing.T, dir string, perTopic int, withTopics bool, seed uint64) *datasets.Manifest {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 7))
@@ -53,6 +54,10 @@ func testVersion(t *testing.T, dir string, perTopic int, withTopics bool, seed u
 		if i%3 == 0 {
 			q := float64(i%10) / 10
 			s.Quality = &q
+		}
+		if !withTopics && i%4 == 0 {
+			j := float64(1 + i%5)
+			s.JudgeScore = &j
 		}
 		ss = append(ss, s)
 	}
@@ -296,6 +301,14 @@ func TestReportWithoutTopics(t *testing.T) {
 	}
 	if strings.Contains(page, `id="map"`) {
 		t.Errorf("a map without topics")
+	}
+	if !strings.Contains(page, "judge_score: 10 of 40 rows judged, mean 3") || !strings.Contains(page, `id="chart-judge"`) {
+		t.Errorf("judge scores missing from the page")
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "report", "judge.png")); err != nil {
+		t.Error(err)
+	} else if n, total := inkedPixels(t, data); n < total/100 {
+		t.Errorf("judge.png looks blank: %d of %d pixels drawn", n, total)
 	}
 	for _, f := range []string{"map.png", "topics.png"} {
 		if _, err := os.Stat(filepath.Join(dir, "report", f)); err == nil {
