@@ -93,20 +93,16 @@ func (c Config) Validate() error {
 			return fmt.Errorf("model: %s=true is not supported", k)
 		}
 	}
-	for _, k := range []string{"rope_scaling", "rope_parameters"} {
-		raw, ok := c.Extra[k]
-		if !ok || string(raw) == "null" {
-			continue
-		}
-		var rs struct {
-			RopeType string `json:"rope_type"`
-			Type     string `json:"type"`
-		}
-		if err := json.Unmarshal(raw, &rs); err != nil {
-			return fmt.Errorf("model: %s: %w", k, err)
-		}
-		if t := rs.RopeType + rs.Type; t != "" && t != "default" {
-			return fmt.Errorf("model: %s type %q is not supported (only default rotary embeddings)", k, t)
+	if _, err := ropeScalingOf(c); err != nil {
+		return err
+	}
+	// Mistral's sliding-window attention: the same as full attention when
+	// the window is absent or covers every position.
+	var win *int
+	if raw, ok := c.Extra["sliding_window"]; ok && json.Unmarshal(raw, &win) == nil && win != nil && *win < c.MaxPositionEmbeddings {
+		var use *bool
+		if raw, ok := c.Extra["use_sliding_window"]; !ok || json.Unmarshal(raw, &use) != nil || use == nil || *use {
+			return fmt.Errorf("model: sliding_window %d shorter than max_position_embeddings %d is not supported (full attention only)", *win, c.MaxPositionEmbeddings)
 		}
 	}
 	return nil

@@ -52,7 +52,7 @@ func NewDecoder(p *Params, maxT int) (*Decoder, error) {
 		x: f(maxT * D), h: f(maxT * D), xm: f(maxT * D), r: f(maxT),
 		q: f(maxT * qd), y: f(maxT * qd), g: f(maxT * F), u: f(maxT * F), a: f(maxT * F),
 		s: f(maxT * maxT), cos: f(maxT * hd / 2), sin: f(maxT * hd / 2),
-		invFreq: ropeInvFreq(hd, c.RopeTheta), pos: make([]int, maxT), logits: f(c.VocabSize)}
+		invFreq: ropeInvFreqOf(c), pos: make([]int, maxT), logits: f(c.VocabSize)}
 	for range c.NumHiddenLayers {
 		d.k = append(d.k, f(maxT*kvd))
 		d.v = append(d.v, f(maxT*kvd))

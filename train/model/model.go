@@ -90,7 +90,7 @@ func New(p *Params, maxB, maxT int) (*Model, error) {
 	D, F, V, hd := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.Hd()
 	qd, kvd := c.NumAttentionHeads*hd, c.KVHeads()*hd
 	f := func(k int) []float32 { return make([]float32, k) }
-	m.invFreq = ropeInvFreq(hd, c.RopeTheta)
+	m.invFreq = ropeInvFreqOf(c)
 	m.cos, m.sin = f(n*hd/2), f(n*hd/2)
 	m.pos = make([]int, n)
 	m.lo = make([]int32, n)
