@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -359,4 +360,101 @@ func TestGCSPlanReadsNoObjectBodies(t *testing.T) {
 	if served := gcs.servedBytes("src/"); len(served) > 0 {
 		t.Errorf("planning read source object bodies (bytes by object): %v", served)
 	}
+}
+
+// putTree uploads a local directory's files under gs://bucket/prefix/.
+func (f *fakeGCS) putTree(t *testing.T, dir, bucket, prefix string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		f.put(bucket, prefix+filepath.ToSlash(rel), data)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGCSAgainstTrainAndCard: on a gs:// store, a recipe's
+// fuzzy_dedup drops the near duplicates of a stored version
+// (against: [sums@v1], its index built from the version's shards on
+// gs://); the committed version has its dataset card (README.md) naming
+// it; and 'sieve train --data' trains from the gs:// version.
+func TestGCSAgainstTrainAndCard(t *testing.T) {
+	gcs := newFakeGCS(t, "bucket")
+	dir := t.TempDir()
+	local := filepath.Join(dir, "local")
+	commitVersion(t, local, "sums", map[string][][]datasets.Message{"train": distinctSums(64, 0), "test": distinctSums(12, 100)})
+	gcs.putTree(t, filepath.Join(local, "sums"), "bucket", "store/sums/")
+	store := "gs://bucket/store"
+
+	// Ten samples: five the same as sums@v1's, five new (words, not
+	// numbers: fuzzy dedup folds digits).
+	var src bytes.Buffer
+	old := distinctSums(5, 0)
+	fresh := [][]datasets.Message{}
+	for _, q := range []string{"Name a colour of the sky at dusk over the sea.", "Which animal sleeps hanging upside down in caves?",
+		"Why do leaves change their colour every autumn?", "How does a lighthouse keeper signal passing ships?",
+		"What makes bread rise before it is baked?"} {
+		fresh = append(fresh, []datasets.Message{{Role: "user", Content: q}, {Role: "assistant", Content: "A short answer about: " + q}})
+	}
+	for _, msgs := range append(old, fresh...) {
+		line, _ := json.Marshal(map[string]string{"prompt": msgs[0].Content, "completion": msgs[1].Content})
+		src.Write(append(line, '\n'))
+	}
+	gcs.put("bucket", "src/more.jsonl", src.Bytes())
+	recipe := filepath.Join(dir, "more.yaml")
+	os.WriteFile(recipe, []byte(`name: more
+sources: [{name: more, path: gs://bucket/src/more.jsonl}]
+stages:
+  - fuzzy_dedup: {threshold: 0.7, against: [sums@v1]}
+`), 0o644)
+	r := sieve(t, "run", recipe, "--store", store, "--quiet")
+	if r.code != 0 {
+		t.Fatalf("run on gs://: exit %d\n%s", r.code, r.stderr)
+	}
+	var m datasets.Manifest
+	if err := json.Unmarshal(gcs.get(t, "bucket", "store/more/v1/manifest.json"), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Funnel.Read != 10 || m.Totals.Rows != 5 {
+		t.Errorf("against sums@v1 on gs://: read %d, kept %d rows; want 10 read and the 5 stored ones dropped", m.Funnel.Read, m.Totals.Rows)
+	}
+	card := string(gcs.get(t, "bucket", "store/more/v1/"+datasets.CardFile))
+	if !strings.Contains(card, "# more v1") || !strings.Contains(card, "--data more@v1") {
+		t.Errorf("the card does not name the version:\n%s", card)
+	}
+
+	cfg := filepath.Join(dir, "tiny.json")
+	os.WriteFile(cfg, []byte(`{"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+"vocab_size": 300, "max_position_embeddings": 128, "tie_word_embeddings": true}`), 0o644)
+	out := filepath.Join(dir, "run")
+	r = sieve(t, "train", "--store", store, "--data", "sums@latest", "--init", cfg, "--vocab-size", "300",
+		"--epochs", "1", "--seq-len", "96", "--batch-size", "4", "--lr", "1e-2", "--output", out)
+	if r.code != 0 {
+		t.Fatalf("train from gs://: exit %d\n%s", r.code, r.stderr)
+	}
+	if files, _ := filepath.Glob(filepath.Join(out, "*")); len(files) == 0 {
+		t.Errorf("train from gs:// wrote nothing to %s", out)
+	}
+}
+
+// distinctSums is n additions, each its own (sums repeats after ten).
+func distinctSums(n, offset int) [][]datasets.Message {
+	out := make([][]datasets.Message, n)
+	for i := range out {
+		a, b := i+offset, 3*i+offset+7
+		out[i] = []datasets.Message{
+			{Role: "user", Content: fmt.Sprintf("What is %d + %d?", a, b)},
+			{Role: "assistant", Content: fmt.Sprintf("%d plus %d is %d.", a, b, a+b)},
+		}
+	}
+	return out
 }
