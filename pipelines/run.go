@@ -170,7 +170,11 @@ func Run(ctx context.Context, r *recipe.Recipe, opt Options) (*Result, error) {
 	}
 	plan.against = against
 	plan.SpillBudget = opt.SpillBudget
-	p, stageNames := Build(plan, staging)
+	p, stageNames, err := Build(plan, staging)
+	if err != nil {
+		store.Discard(staging)
+		return nil, err
+	}
 
 	status("running on " + RunnerName())
 	start := time.Now()
@@ -314,8 +318,8 @@ func checkRemoteRunner(p *Plan) error {
 
 // Build constructs the Beam pipeline of a plan writing into dir. It
 // returns the pipeline and the funnel names of the recipe's stages, in
-// order.
-func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
+// order, or an error naming the stage that could not be built.
+func Build(plan *Plan, dir string) (*beam.Pipeline, []string, error) {
 	r := plan.Recipe
 	p, s := beam.NewPipelineWithRoot()
 	// LLM budgets hold across the workers: see datasets.BudgetLedger.
@@ -447,12 +451,12 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 		default:
 			spec, ok, err := stepSpec(name, st, r.ResolvePath)
 			if err != nil {
-				panic(err) // configs were validated with the recipe
+				return nil, nil, fmt.Errorf("stage %s (line %d): %w", name, st.Line, err)
+			}
+			if !ok {
+				return nil, nil, fmt.Errorf("stage %s (line %d): no transform for stage kind %q", name, st.Line, st.Kind)
 			}
 			spec.BudgetLedger = ledger
-			if !ok {
-				panic(fmt.Sprintf("pipelines: stage %s has no transform", st.Kind))
-			}
 			if len(marks) == 0 {
 				var dropped, reps beam.PCollection
 				samples, dropped, reps = transforms.ApplySteps(s, samples, []transforms.StepSpec{spec})
@@ -489,7 +493,7 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string) {
 	rejReport := transforms.WriteRejected(s, rejected, rejectedRuns, dir, sc)
 	checks = append(checks, meter.Reports(s.Scope("Shuffle")))
 	transforms.WriteReport(s, dir, append([]beam.PCollection{inputReports, shardReports, deadReport, rejReport}, checks...)...)
-	return p, names
+	return p, names, nil
 }
 
 // laterChecks are the per-sample checks that come after stage i in the

@@ -97,7 +97,10 @@ func TestDataflowDryRunTranslatesEveryStage(t *testing.T) {
 	if len(plan.SkipReasons) > 0 {
 		t.Fatalf("stages skipped: %v", plan.SkipReasons)
 	}
-	p, stages := pipelines.Build(plan, "gs://bucket/store/demo/_staging/dry-run")
+	p, stages, err := pipelines.Build(plan, "gs://bucket/store/demo/_staging/dry-run")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(stages) != len(r.Stages) {
 		t.Fatalf("pipeline stages %v; recipe has %d", stages, len(r.Stages))
 	}
