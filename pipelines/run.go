@@ -325,65 +325,26 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string, error) {
 	// LLM budgets hold across the workers: see datasets.BudgetLedger.
 	ledger := datasets.BudgetLedgerDir(dir)
 	samples, dead, inputReports := transforms.Read(s, plan.Tasks)
-	// Per-sample stages before the first whole-dataset stage run right
-	// after reading. Whole-dataset stages (dedup) only mark what they drop,
-	// deciding over small keys; the shard writers apply the marks and every
-	// per-sample stage after the first of them, in recipe order (the tail),
-	// so samples are shuffled once.
-	var rejected []beam.PCollection
-	var marks []transforms.StageMarks
-	var tail []transforms.TailStep
-	var tailSpecs []transforms.StepSpec
-	var names []string
-	var checks []beam.PCollection
-	seen := map[string]int{}
-	// Sample bodies are spilled into sorted runs at the first
-	// whole-dataset stage (or at the writers): from there on the runner
-	// shuffles only keys and run paths (see transforms.Spill).
 	out := r.Output
-	cfg := transforms.WriteConfig{Dir: dir, Shards: out.Shards, TestShards: out.TestShards,
-		TestRatio: out.TestRatio, SplitSeed: out.SplitSeed, Compression: out.Compression}
 	// Every grouping's input is counted: "shuffle" report lines.
 	meter := &transforms.ShuffleMeter{}
-	sc := transforms.SpillConfig{Dir: dir, Budget: plan.SpillBudget, Meter: meter}
-	var runs beam.PCollection
-	// live is what a whole-dataset stage keys on: the samples themselves
-	// while nothing is marked, else the runs read back with the marks
-	// and pending steps applied (prior and pre then already done).
-	live := func() (beam.PCollection, []transforms.StageMarks, []transforms.StepSpec) {
-		if !runs.IsValid() {
-			runs = transforms.Spill(s, samples, cfg, sc)
-		}
-		if len(marks) == 0 && len(tailSpecs) == 0 {
-			return samples, nil, nil
-		}
-		return transforms.Unspill(s, runs, marks, tailSpecs), nil, nil
-	}
+	t := &pendingTail{s: s, samples: samples,
+		write: transforms.WriteConfig{Dir: dir, Shards: out.Shards, TestShards: out.TestShards,
+			TestRatio: out.TestRatio, SplitSeed: out.SplitSeed, Compression: out.Compression},
+		spill: transforms.SpillConfig{Dir: dir, Budget: plan.SpillBudget, Meter: meter}}
+	stageName := stageNames(plan)
+	var names []string
 	for i, st := range r.Stages {
 		if plan.Skipped[i] {
 			continue
 		}
-		seen[st.Kind]++
-		name := st.Kind
-		if seen[st.Kind] > 1 {
-			name = fmt.Sprintf("%s_%d", st.Kind, seen[st.Kind])
-		}
+		name := stageName[i]
 		names = append(names, name)
 		if sc, ok := plan.synth[i]; ok {
 			sc.BudgetLedger = ledger
 			// A generation stage sees the samples as the stages before it
-			// left them (it should not pay for duplicates): apply what is
-			// pending first.
-			if runs.IsValid() {
-				samples, runs = transforms.Unspill(s, runs, nil, nil), beam.PCollection{}
-			}
-			if len(tail) > 0 {
-				var dropped, reps beam.PCollection
-				samples, dropped, reps = transforms.ApplyTail(s, samples, tail, marks)
-				rejected = append(rejected, dropped)
-				checks = append(checks, reps)
-				tail, tailSpecs, marks = nil, nil, nil
-			}
+			// left them (it should not pay for duplicates).
+			samples := t.flush()
 			sc.Stage = name
 			var made, dropped, reps beam.PCollection
 			switch st.Kind {
@@ -396,58 +357,33 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string, error) {
 			default:
 				samples, dropped, reps = transforms.Expand(s, samples, sc)
 			}
-			rejected = append(rejected, dropped)
-			checks = append(checks, reps)
+			t.applied(samples, dropped, reps)
 			continue
 		}
 		switch cfg := st.Config.(type) {
 		case *recipe.ExactDedup:
-			in, prior, pre := live()
-			ec := transforms.ExactConfig{Mode: dedup.KeyMode(cfg.Key), Pre: pre, Post: laterChecks(plan, i), Meter: meter}
+			ec := transforms.ExactConfig{Mode: dedup.KeyMode(cfg.Key), Post: laterChecks(plan, i), Meter: meter}
 			if componentsFor(RunnerName()) == transforms.ComponentsLocal {
-				ec.Local = sc
+				ec.Local = t.spill
 			}
-			m := transforms.ExactDedupMarks(s, in, ec, name, prior)
-			marks = append(marks, m)
-			tail = append(tail, transforms.TailStep{Marks: &transforms.MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}})
+			t.mark(transforms.ExactDedupMarks(s, t.live(), ec, name, nil))
 		case *recipe.FuzzyDedup:
 			if ac, ok := plan.against[cfg]; ok {
 				raw, _ := json.Marshal(ac)
-				spec := transforms.StepSpec{Stage: name, Kind: "fuzzy_against", Config: raw}
-				if len(marks) == 0 {
-					var dropped, reps beam.PCollection
-					samples, dropped, reps = transforms.ApplySteps(s, samples, []transforms.StepSpec{spec})
-					rejected = append(rejected, dropped)
-					checks = append(checks, reps)
-				} else {
-					tail = append(tail, transforms.TailStep{Step: &spec})
-					tailSpecs = append(tailSpecs, spec)
-				}
+				t.step(transforms.StepSpec{Stage: name, Kind: "fuzzy_against", Config: raw})
 			}
 			fc := transforms.FuzzyConfig{Text: cfg.Text, Mode: dedup.KeyMode(cfg.Key), Threshold: cfg.Threshold,
 				Bands: cfg.Bands, Rows: cfg.Rows, Verify: cfg.Verify, Edges: cfg.Edges, MaxBucketPairs: 2000,
 				Keep: cfg.Keep, Rounds: cfg.Rounds, Components: componentsFor(RunnerName()),
 				SpillDir: dir, SpillBudget: plan.SpillBudget, Post: laterChecks(plan, i), Meter: meter}
-			in, prior, pre := live()
-			m, check := transforms.FuzzyDedupMarks(s, in, fc, name, prior, pre)
-			checks = append(checks, check)
-			marks = append(marks, m)
-			tail = append(tail, transforms.TailStep{Marks: &transforms.MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}})
+			m, check := transforms.FuzzyDedupMarks(s, t.live(), fc, name, nil, nil)
+			t.report(check)
+			t.mark(m)
 		case *recipe.Topics:
 			// The model is fitted on the samples as the stages before it
 			// left them: apply what is pending first, as for generation
 			// stages (see topics.go).
-			if runs.IsValid() {
-				samples, runs = transforms.Unspill(s, runs, nil, nil), beam.PCollection{}
-			}
-			if len(tail) > 0 {
-				var dropped, reps beam.PCollection
-				samples, dropped, reps = transforms.ApplyTail(s, samples, tail, marks)
-				rejected = append(rejected, dropped)
-				checks = append(checks, reps)
-				tail, tailSpecs, marks = nil, nil, nil
-			}
-			samples = transforms.Topics(s, samples, topicsConfig(name, dir, cfg))
+			t.samples = transforms.Topics(s, t.flush(), topicsConfig(name, dir, cfg))
 		default:
 			spec, ok, err := stepSpec(name, st, r.ResolvePath)
 			if err != nil {
@@ -457,15 +393,7 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string, error) {
 				return nil, nil, fmt.Errorf("stage %s (line %d): no transform for stage kind %q", name, st.Line, st.Kind)
 			}
 			spec.BudgetLedger = ledger
-			if len(marks) == 0 {
-				var dropped, reps beam.PCollection
-				samples, dropped, reps = transforms.ApplySteps(s, samples, []transforms.StepSpec{spec})
-				rejected = append(rejected, dropped)
-				checks = append(checks, reps)
-				continue
-			}
-			tail = append(tail, transforms.TailStep{Step: &spec})
-			tailSpecs = append(tailSpecs, spec)
+			t.step(spec)
 		}
 	}
 	// Mixing by weight or cap comes after every stage.
@@ -478,22 +406,34 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string, error) {
 	}
 	if mixCfg.Seed != "" {
 		names = append(names, "mix")
-		in, prior, pre := live()
-		m, targets := transforms.MixMarks(s, in, mixCfg, "mix", prior, pre)
-		checks = append(checks, targets)
-		marks = append(marks, m)
-		tail = append(tail, transforms.TailStep{Marks: &transforms.MarkStage{Stage: m.Stage, Reason: m.Reason, Detail: m.Detail}})
+		m, targets := transforms.MixMarks(s, t.live(), mixCfg, "mix", nil, nil)
+		t.report(targets)
+		t.mark(m)
 	}
-	cfg.Tail = tail
-	if !runs.IsValid() {
-		runs = transforms.Spill(s, samples, cfg, sc)
-	}
-	shardReports, rejectedRuns := transforms.WriteSpilled(s, runs, cfg, sc, marks)
+	shardReports, rejReport := t.writeShards(dir)
 	deadReport := transforms.WriteDeadLetters(s, dead, dir)
-	rejReport := transforms.WriteRejected(s, rejected, rejectedRuns, dir, sc)
-	checks = append(checks, meter.Reports(s.Scope("Shuffle")))
-	transforms.WriteReport(s, dir, append([]beam.PCollection{inputReports, shardReports, deadReport, rejReport}, checks...)...)
+	reports := append([]beam.PCollection{inputReports, shardReports, deadReport, rejReport}, t.reports...)
+	reports = append(reports, meter.Reports(s.Scope("Shuffle")))
+	transforms.WriteReport(s, dir, reports...)
 	return p, names, nil
+}
+
+// stageNames are the funnel names of the plan's stages that run, by
+// index: the stage kind, with _2, _3, … for its later stages.
+func stageNames(plan *Plan) map[int]string {
+	out := map[int]string{}
+	seen := map[string]int{}
+	for i, st := range plan.Recipe.Stages {
+		if plan.Skipped[i] {
+			continue
+		}
+		seen[st.Kind]++
+		out[i] = st.Kind
+		if seen[st.Kind] > 1 {
+			out[i] = fmt.Sprintf("%s_%d", st.Kind, seen[st.Kind])
+		}
+	}
+	return out
 }
 
 // laterChecks are the per-sample checks that come after stage i in the
@@ -503,19 +443,12 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string, error) {
 // one would have passed.
 func laterChecks(plan *Plan, i int) []transforms.StepSpec {
 	var out []transforms.StepSpec
-	seen := map[string]int{}
+	names := stageNames(plan)
 	for j, st := range plan.Recipe.Stages {
-		if plan.Skipped[j] {
+		if plan.Skipped[j] || j <= i || (st.Kind != "filter" && st.Kind != "decontaminate") {
 			continue
 		}
-		seen[st.Kind]++
-		if j <= i || (st.Kind != "filter" && st.Kind != "decontaminate") {
-			continue
-		}
-		name := st.Kind
-		if seen[st.Kind] > 1 {
-			name = fmt.Sprintf("%s_%d", st.Kind, seen[st.Kind])
-		}
+		name := names[j]
 		if spec, ok, err := stepSpec(name, st, plan.Recipe.ResolvePath); err == nil && ok {
 			out = append(out, spec)
 		}
@@ -798,16 +731,12 @@ func assemble(ctx context.Context, plan *Plan, dir string, stageNames []string) 
 // that set allow_failure.
 func failureAllowed(plan *Plan) map[string]bool {
 	out := map[string]bool{}
-	seen := map[string]int{}
+	names := stageNames(plan)
 	for i, st := range plan.Recipe.Stages {
 		if plan.Skipped[i] {
 			continue
 		}
-		seen[st.Kind]++
-		name := st.Kind
-		if seen[st.Kind] > 1 {
-			name = fmt.Sprintf("%s_%d", st.Kind, seen[st.Kind])
-		}
+		name := names[i]
 		if a, ok := st.Config.(interface{ FailureAllowed() bool }); ok && a.FailureAllowed() {
 			out[name] = true
 		}
