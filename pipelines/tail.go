@@ -71,6 +71,9 @@ func (t *pendingTail) mark(m transforms.StageMarks) {
 // one that counts). Pending steps that call an LLM are applied once here
 // instead (flush).
 func (t *pendingTail) live() beam.PCollection {
+	if t.pendingLLM() {
+		t.flush()
+	}
 	if !t.runs.IsValid() {
 		t.runs = transforms.Spill(t.s, t.samples, t.write, t.spill)
 	}
@@ -78,6 +81,16 @@ func (t *pendingTail) live() beam.PCollection {
 		return t.samples
 	}
 	return transforms.Unspill(t.s, t.runs, t.marks, t.steps)
+}
+
+// pendingLLM reports whether a pending step calls an LLM.
+func (t *pendingTail) pendingLLM() bool {
+	for _, sp := range t.steps {
+		if transforms.CallsLLM(sp) {
+			return true
+		}
+	}
+	return false
 }
 
 // flush applies everything pending and returns the samples as the

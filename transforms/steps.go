@@ -123,6 +123,12 @@ type Concurrent interface {
 	Concurrency() int
 }
 
+// CallsLLM reports whether spec's step calls an LLM for every sample (a
+// judge, whose steps are also Concurrent): a pipeline applies such a step
+// once rather than re-running it wherever a later whole-dataset stage
+// keys on the pending steps (see Unspill).
+func CallsLLM(spec StepSpec) bool { return spec.Kind == "judge" }
+
 // workersFor is how many samples to process at once for steps.
 func workersFor(steps []Step) int {
 	n := runtime.GOMAXPROCS(0)
