@@ -532,28 +532,16 @@ func (p *predictor) fuzzy(live []datasets.Sample, cfg *recipe.FuzzyDedup) ([]dat
 		sampled = false
 	}
 
+	// The stage's own clustering (dedup.Cluster, here over nodes in
+	// memory): the same buckets, candidate edges, verification and
+	// clusters as the run.
 	nodes := make([]fuzzyNode, len(chosen))
-	buckets := map[uint64][]int32{}
-	var keys []uint64
+	in := make([]dedup.Node, len(chosen))
 	for n, i := range chosen {
 		s := &live[i]
 		sig, payload, _ := sketcher.Sketch(s.Messages)
 		nodes[n] = fuzzyNode{live: i, key: p.pass(s) + transforms.NodeKey(cfg.Keep, s), payload: payload}
-		keys = dedup.AppendBandKeys(keys[:0], sig, cfg.Bands, cfg.Rows)
-		for _, k := range keys {
-			buckets[k] = append(buckets[k], int32(n))
-		}
-	}
-	// Candidate edges, distinct, verified.
-	type edge struct{ a, b int32 }
-	cand := map[edge]bool{}
-	for _, members := range buckets {
-		if len(members) < 2 {
-			continue
-		}
-		slices.SortFunc(members, func(a, b int32) int { return strings.Compare(nodes[a].key, nodes[b].key) })
-		members = slices.CompactFunc(members, func(a, b int32) bool { return nodes[a].key == nodes[b].key })
-		dedup.BucketEdges(len(members), cfg.Edges, 2000, func(a, b int) { cand[edge{members[a], members[b]}] = true })
+		in[n] = dedup.Node{Key: nodes[n].key, Bands: dedup.AppendBandKeys(nil, sig, cfg.Bands, cfg.Rows), Payload: payload}
 	}
 	sim := func(a, b int32) float64 {
 		if cfg.Verify == "none" {
@@ -562,16 +550,18 @@ func (p *predictor) fuzzy(live []datasets.Sample, cfg *recipe.FuzzyDedup) ([]dat
 		return dedup.PayloadSimilarity(nodes[a].payload, nodes[b].payload)
 	}
 	var edges [][2]string
-	for e := range cand {
-		if cfg.Verify == "none" || sim(e.a, e.b) >= cfg.Threshold {
-			edges = append(edges, [2]string{nodes[e.a].key, nodes[e.b].key})
-		}
+	res, err := dedup.ClusterInMemory(in, dedup.ClusterConfig{Threshold: cfg.Threshold, Verify: cfg.Verify,
+		Edges: cfg.Edges, MaxBucketPairs: fuzzyMaxBucketPairs,
+		OnVerified: func(a, b string) { edges = append(edges, [2]string{a, b}) }})
+	if err != nil { // a MemoryJoiner fails nothing; say so if it ever does
+		p.pr.Warnings = append(p.pr.Warnings, fmt.Sprintf("%s: not predicted: %v", p.stage, err))
+		return live, ""
 	}
 	index := make(map[string]int32, len(nodes))
 	for n := range nodes {
 		index[nodes[n].key] = int32(n)
 	}
-	labels := dedup.Components(edges)
+	labels := res.Roots
 	if _, _, ok := dedup.StarComponents(edges, cfg.Rounds); !ok {
 		p.pr.Warnings = append(p.pr.Warnings, fmt.Sprintf("%s: its duplicate clusters do not converge in %d rounds (here, on %d samples): the run would fail; raise its rounds: setting", p.stage, cfg.Rounds, len(nodes)))
 	}

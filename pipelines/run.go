@@ -373,7 +373,7 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string, error) {
 				t.step(transforms.StepSpec{Stage: name, Kind: "fuzzy_against", Config: raw})
 			}
 			fc := transforms.FuzzyConfig{Text: cfg.Text, Mode: dedup.KeyMode(cfg.Key), Threshold: cfg.Threshold,
-				Bands: cfg.Bands, Rows: cfg.Rows, Verify: cfg.Verify, Edges: cfg.Edges, MaxBucketPairs: 2000,
+				Bands: cfg.Bands, Rows: cfg.Rows, Verify: cfg.Verify, Edges: cfg.Edges, MaxBucketPairs: fuzzyMaxBucketPairs,
 				Keep: cfg.Keep, Rounds: cfg.Rounds, Components: componentsFor(RunnerName()),
 				SpillDir: dir, SpillBudget: plan.SpillBudget, Post: laterChecks(plan, i), Meter: meter}
 			m, check := transforms.FuzzyDedupMarks(s, t.live(), fc, name, nil, nil)
@@ -524,6 +524,11 @@ func readShuffle(ctx context.Context, dir string) ([]transforms.Report, error) {
 	}
 	return reports, nil
 }
+
+// fuzzyMaxBucketPairs is the fuzzy stage's bucket cap (buckets of more
+// pairs link members to the bucket's first, whatever the edges policy),
+// which the dry run's prediction uses too.
+const fuzzyMaxBucketPairs = 2000
 
 // stepKinds maps recipe stage kinds that are per-sample steps to their
 // transforms step kinds.
