@@ -191,18 +191,12 @@ func parallel(n, workers int, fn func(i int)) {
 type Candidates struct {
 	Policy   string
 	MaxPairs int
-	seen     []uint64
-	adds     int
+	seen     map[[2]uint64]struct{}
 	hs       [][2]uint64
 }
 
-// seenSlots is the largest size of Candidates' memory of emitted edges:
-// a direct-mapped table of fingerprints that starts at 2^14 slots and
-// doubles (forgetting) while its inserts exceed half of it, up to 2^22
-// (32 MiB). An edge whose slot another edge took since is emitted again
-// (more verification, the same clusters); a repeat is dropped only when
-// 86 bits of its 128-bit hash match (at 2^22 slots).
-const seenSlots = 1 << 22
+// maxSeenEdges bounds Candidates' memory of edges (about 40 bytes each).
+const maxSeenEdges = 4 << 20
 
 // Bucket calls emit(nodes[i], nodes[j]), i < j, for the candidate edges
 // among the sorted, distinct members of one bucket (BucketEdges under
@@ -226,17 +220,14 @@ func (c *Candidates) Bucket(nodes []string, emit func(a, b string) error) (int, 
 // add reports whether the edge between nodes of 128-bit hashes a and b
 // is new.
 func (c *Candidates) add(a, b [2]uint64) bool {
-	if c.seen == nil || (c.adds > len(c.seen)/2 && len(c.seen) < seenSlots) {
-		c.seen, c.adds = make([]uint64, max(2*len(c.seen), 1<<14)), 0
+	if c.seen == nil || len(c.seen) >= maxSeenEdges {
+		c.seen = make(map[[2]uint64]struct{}, 1<<16)
 	}
-	k0 := a[0]*0x9e3779b97f4a7c15 ^ (b[0] + 0x632be59bd9b4e019)
-	k1 := (a[1]<<1 | a[1]>>63) ^ b[1]*1099511628211
-	slot, fp := k0&uint64(len(c.seen)-1), k1|1
-	if c.seen[slot] == fp {
+	k := [2]uint64{a[0]*0x9e3779b97f4a7c15 ^ (b[0] + 0x632be59bd9b4e019), (a[1]<<1 | a[1]>>63) ^ b[1]*1099511628211}
+	if _, ok := c.seen[k]; ok {
 		return false
 	}
-	c.seen[slot] = fp
-	c.adds++
+	c.seen[k] = struct{}{}
 	return true
 }
 
