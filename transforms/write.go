@@ -389,15 +389,16 @@ func (f *writeReportFn) ProcessElement(ctx context.Context, _ int, values func(*
 			lines = append(lines, v)
 		}
 	}
-	sort.Strings(lines)
-	sort.Strings(shuffle)
-	if err := writeFile(ctx, joinPath(f.Dir, ShuffleFile), func(w io.Writer) error {
-		_, err := io.WriteString(w, strings.Join(shuffle, "\n")+"\n")
-		return err
-	}); err != nil {
+	if err := writeSortedLines(ctx, joinPath(f.Dir, ShuffleFile), shuffle); err != nil {
 		return err
 	}
-	return writeFile(ctx, joinPath(f.Dir, ReportFile), func(w io.Writer) error {
+	return writeSortedLines(ctx, joinPath(f.Dir, ReportFile), lines)
+}
+
+// writeSortedLines writes lines, sorted, one per line, to path.
+func writeSortedLines(ctx context.Context, path string, lines []string) error {
+	sort.Strings(lines)
+	return writeFile(ctx, path, func(w io.Writer) error {
 		_, err := io.WriteString(w, strings.Join(lines, "\n")+"\n")
 		return err
 	})
