@@ -438,3 +438,24 @@ func TestMemoryBudget(t *testing.T) {
 		t.Errorf("auto batch: %d × %d, estimate %s, budget %s", tr.cfg.BatchSize, tr.cfg.GradAccum, GiB(tr.memory.Total), GiB(opt.MaxMemory))
 	}
 }
+
+// TestNumParamsFamilies: NumParams counts what model.NewParams
+// allocates for every family (Qwen2's biases, Qwen3's q/k norms, tied
+// or not).
+func TestNumParamsFamilies(t *testing.T) {
+	for _, extra := range []string{`"model_type": "llama"`, `"model_type": "mistral", "sliding_window": null`,
+		`"model_type": "qwen2", "tie_word_embeddings": true`, `"model_type": "qwen3", "head_dim": 24`} {
+		c, err := model.ParseConfig([]byte(`{"hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 3, "num_attention_heads": 4,
+"num_key_value_heads": 2, "vocab_size": 50, ` + extra + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := model.NewParams(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := NumParams(c); got != int64(p.NumParams()) {
+			t.Errorf("%s: NumParams %d, NewParams allocates %d", extra, got, p.NumParams())
+		}
+	}
+}

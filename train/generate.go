@@ -132,6 +132,9 @@ func (g *Generator) Generate(prompt []int, cfg SampleConfig, emit func(id int) b
 	if mp := c.MaxPositionEmbeddings; mp > 0 && limit > mp {
 		limit = mp
 	}
+	if w := c.SlidingWindow(); w > 0 && limit > w { // beyond it attention would slide (not implemented)
+		limit = w
+	}
 	if len(prompt) >= limit {
 		return nil, fmt.Errorf("generate: the prompt has %d tokens, the model takes %d", len(prompt), limit)
 	}

@@ -105,6 +105,9 @@ func EstimateMemory(c model.Config, s MemorySettings) (MemoryEstimate, error) {
 	perTok := L*(4*D+2+2*qd+2*kvd+3*F+H*T) + // layer activations
 		hd + 8 + 4/f4 + 2*D + 1 + // rope tables, positions, segment starts, final norm
 		2*V + 2*D + 2*qd + 2*kvd + 2*F // logits and backward buffers
+	if c.QKNorm() { // Qwen3: q and k before their norms, and the norms' 1/rms
+		perTok += L * (qd + kvd + H + int64(c.KVHeads()))
+	}
 	e.ActivationsPerRow = f4 * perTok * T
 	// The pure-Go kernels' transposes: dyᵀ and xᵀ of the largest
 	// product's shapes, and the largest transposed weight.
@@ -187,12 +190,20 @@ func (e MemoryEstimate) String() string {
 	return s + ", runtime and data " + GiB(e.Overhead)
 }
 
-// NumParams is the number of weights of a model of config c (a plain
-// Llama: no biases), as model.NewParams allocates.
+// NumParams is the number of weights of a model of config c (with
+// Qwen2's q/k/v biases and Qwen3's q/k norms), as model.NewParams
+// allocates.
 func NumParams(c model.Config) int64 {
 	D, F, V, hd := int64(c.HiddenSize), int64(c.IntermediateSize), int64(c.VocabSize), int64(c.Hd())
 	qd, kvd := int64(c.NumAttentionHeads)*hd, int64(c.KVHeads())*hd
-	n := V*D + int64(c.NumHiddenLayers)*(2*D+D*qd+2*D*kvd+qd*D+3*D*F) + D
+	layer := 2*D + D*qd + 2*D*kvd + qd*D + 3*D*F
+	if c.QKVBias() {
+		layer += qd + 2*kvd
+	}
+	if c.QKNorm() {
+		layer += 2 * hd
+	}
+	n := V*D + int64(c.NumHiddenLayers)*layer + D
 	if !c.TieWordEmbeddings {
 		n += V * D
 	}

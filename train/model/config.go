@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // Config is the architecture of a Llama model, with the keys of Hugging
@@ -82,28 +84,174 @@ func (c Config) Validate() error {
 	case c.RopeTheta <= 0:
 		return fmt.Errorf("model: rope_theta %g must be positive", c.RopeTheta)
 	}
-	// Parts of LlamaConfig this package does not implement.
+	fam, err := c.family()
+	if err != nil {
+		return err
+	}
+	// Parts of the configs this package does not implement.
 	var s string
 	if raw, ok := c.Extra["hidden_act"]; ok && json.Unmarshal(raw, &s) == nil && s != "silu" {
 		return fmt.Errorf("model: hidden_act %q is not supported (only silu)", s)
 	}
-	for _, k := range []string{"attention_bias", "mlp_bias"} {
+	biasKeys := []string{"attention_bias", "mlp_bias"}
+	if fam == FamilyQwen2 {
+		biasKeys = biasKeys[1:] // Qwen2's q/k/v biases are always there; transformers ignores attention_bias
+	}
+	for _, k := range biasKeys {
 		var b bool
 		if raw, ok := c.Extra[k]; ok && json.Unmarshal(raw, &b) == nil && b {
-			return fmt.Errorf("model: %s=true is not supported", k)
+			return fmt.Errorf("model: %s=true is not supported for model_type %s", k, fam)
 		}
 	}
 	if _, err := ropeScalingOf(c); err != nil {
 		return err
 	}
-	// Mistral's sliding-window attention: the same as full attention when
-	// the window is absent or covers every position.
-	var win *int
-	if raw, ok := c.Extra["sliding_window"]; ok && json.Unmarshal(raw, &win) == nil && win != nil && *win < c.MaxPositionEmbeddings {
-		var use *bool
-		if raw, ok := c.Extra["use_sliding_window"]; !ok || json.Unmarshal(raw, &use) != nil || use == nil || *use {
-			return fmt.Errorf("model: sliding_window %d shorter than max_position_embeddings %d is not supported (full attention only)", *win, c.MaxPositionEmbeddings)
+	types, err := c.layerTypes()
+	if err != nil {
+		return err
+	}
+	for i, t := range types {
+		if t != "full_attention" && t != "sliding_attention" {
+			return fmt.Errorf("model: layer_types[%d] %q is not supported (full_attention and sliding_attention are)", i, t)
 		}
+	}
+	return nil
+}
+
+// Family is the architecture of a config, from its model_type: the
+// decoder-only models this package runs, which differ from Llama only
+// in the parts named here.
+type Family int
+
+const (
+	// FamilyLlama is LlamaForCausalLM (model_type llama, or none).
+	FamilyLlama Family = iota
+	// FamilyMistral is MistralForCausalLM: Llama's layers, with a
+	// sliding window of attention (SlidingWindow).
+	FamilyMistral
+	// FamilyQwen2 is Qwen2ForCausalLM (Qwen2, Qwen2.5): biases on the
+	// q, k and v projections (none on o_proj or the MLP).
+	FamilyQwen2
+	// FamilyQwen3 is Qwen3ForCausalLM: an RMSNorm over head_dim with
+	// weights of its own on each query and key head (q_norm, k_norm),
+	// after the projection and before the rotary embedding; no biases.
+	FamilyQwen3
+)
+
+var familyNames = [...]string{"llama", "mistral", "qwen2", "qwen3"}
+
+func (f Family) String() string {
+	if f < 0 || int(f) >= len(familyNames) {
+		return fmt.Sprintf("Family(%d)", int(f))
+	}
+	return familyNames[f]
+}
+
+// family returns the family of c's model_type (llama when absent), or
+// an error naming any other model_type.
+func (c Config) family() (Family, error) {
+	raw, ok := c.Extra["model_type"]
+	if !ok || string(raw) == "null" {
+		return FamilyLlama, nil
+	}
+	var t string
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return 0, fmt.Errorf("model: model_type: %w", err)
+	}
+	for f, name := range familyNames {
+		if t == name {
+			return Family(f), nil
+		}
+	}
+	return 0, fmt.Errorf("model: model_type %q is not supported (%s are)", t, strings.Join(familyNames[:], ", "))
+}
+
+// Family returns the family of c's model_type (FamilyLlama when absent
+// or unknown; Validate refuses unknown ones).
+func (c Config) Family() Family {
+	f, _ := c.family()
+	return f
+}
+
+// QKVBias reports whether the q, k and v projections have biases
+// (model.layers.{i}.self_attn.{q,k,v}_proj.bias): Qwen2.
+func (c Config) QKVBias() bool { return c.Family() == FamilyQwen2 }
+
+// QKNorm reports whether each query and key head goes through an
+// RMSNorm of its own before the rotary embedding
+// (model.layers.{i}.self_attn.{q,k}_norm.weight [head_dim]): Qwen3.
+func (c Config) QKNorm() bool { return c.Family() == FamilyQwen3 }
+
+// layerTypes returns the layer_types of config.json (transformers 5),
+// or nil.
+func (c Config) layerTypes() ([]string, error) {
+	var types []string
+	if raw, ok := c.Extra["layer_types"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &types); err != nil {
+			return nil, fmt.Errorf("model: layer_types: %w", err)
+		}
+	}
+	return types, nil
+}
+
+// SlidingWindow returns the width W of the sliding attention window of
+// c, or 0 when attention is full. It errs on the side of a window:
+// Mistral has one (sliding_window, 4096 when the key is absent, none
+// when null); Qwen2 and Qwen3 when use_sliding_window is true and some
+// layer is at or above max_window_layers, or when layer_types names a
+// sliding_attention layer; Llama unless use_sliding_window is false. A
+// window that covers max_position_embeddings is no window. Within a
+// window of W a token sees itself and the W−1 tokens before it, so rows
+// of at most W tokens attend fully: New and NewDecoder accept
+// workspaces of up to W tokens a row and refuse longer ones.
+func (c Config) SlidingWindow() int {
+	fam := c.Family()
+	var win *int
+	raw, ok := c.Extra["sliding_window"]
+	switch {
+	case ok:
+		if json.Unmarshal(raw, &win) != nil {
+			win = nil
+		}
+	case fam == FamilyMistral:
+		w := 4096
+		win = &w
+	}
+	if win == nil || *win <= 0 || *win >= c.MaxPositionEmbeddings {
+		return 0
+	}
+	var use *bool
+	if raw, ok := c.Extra["use_sliding_window"]; ok {
+		json.Unmarshal(raw, &use)
+	}
+	switch fam {
+	case FamilyQwen2, FamilyQwen3:
+		types, _ := c.layerTypes()
+		if slices.Contains(types, "sliding_attention") {
+			return *win
+		}
+		if use == nil || !*use {
+			return 0
+		}
+		var from *int
+		if raw, ok := c.Extra["max_window_layers"]; ok {
+			json.Unmarshal(raw, &from)
+		}
+		if from != nil && *from >= c.NumHiddenLayers {
+			return 0
+		}
+	case FamilyLlama:
+		if use != nil && !*use {
+			return 0
+		}
+	}
+	return *win
+}
+
+// checkWindow refuses rows longer than c's sliding window.
+func (c Config) checkWindow(maxT int) error {
+	if w := c.SlidingWindow(); w > 0 && maxT > w {
+		return fmt.Errorf("model: %d tokens a row exceed the sliding_window of %d (sliding-window attention is not implemented: rows of at most %d tokens attend fully, as transformers does for them)", maxT, w, w)
 	}
 	return nil
 }

@@ -29,6 +29,7 @@ type Decoder struct {
 	r        []float32 // [maxT]
 	q, y     []float32 // [maxT, H·hd]
 	g, u, a  []float32 // [maxT, F]
+	rh       []float32 // [maxT·H] q_norm/k_norm 1/rms (Qwen3)
 	s        []float32 // [maxT, maxT] attention scores of one head
 	cos, sin []float32 // [maxT, hd/2]
 	invFreq  []float32
@@ -45,6 +46,9 @@ func NewDecoder(p *Params, maxT int) (*Decoder, error) {
 	if maxT <= 0 {
 		return nil, fmt.Errorf("model: decoder of %d tokens", maxT)
 	}
+	if err := c.checkWindow(maxT); err != nil {
+		return nil, err
+	}
 	D, F, hd := c.HiddenSize, c.IntermediateSize, c.Hd()
 	qd, kvd := c.NumAttentionHeads*hd, c.KVHeads()*hd
 	f := func(k int) []float32 { return make([]float32, k) }
@@ -53,6 +57,9 @@ func NewDecoder(p *Params, maxT int) (*Decoder, error) {
 		q: f(maxT * qd), y: f(maxT * qd), g: f(maxT * F), u: f(maxT * F), a: f(maxT * F),
 		s: f(maxT * maxT), cos: f(maxT * hd / 2), sin: f(maxT * hd / 2),
 		invFreq: ropeInvFreqOf(c), pos: make([]int, maxT), logits: f(c.VocabSize)}
+	if c.QKNorm() {
+		d.rh = f(maxT * c.NumAttentionHeads)
+	}
 	for range c.NumHiddenLayers {
 		d.k = append(d.k, f(maxT*kvd))
 		d.v = append(d.v, f(maxT*kvd))
@@ -102,6 +109,15 @@ func (d *Decoder) Append(ids []int) ([]float32, error) {
 		linearForward(d.q, d.h, w.Q, nq, D, qd)
 		linearForward(kc[P*kvd:], d.h, w.K, nq, D, kvd)
 		linearForward(vc[P*kvd:], d.h, w.V, nq, D, kvd)
+		if w.QBias != nil {
+			addBias(d.q, w.QBias, 0, nq)
+			addBias(kc[P*kvd:], w.KBias, 0, nq)
+			addBias(vc[P*kvd:], w.VBias, 0, nq)
+		}
+		if w.QNorm != nil { // in place, per head
+			rmsnormForward(d.q, d.rh, d.q, w.QNorm, 0, nq*H, hd, eps)
+			rmsnormForward(kc[P*kvd:], d.rh, kc[P*kvd:], w.KNorm, 0, nq*KV, hd, eps)
+		}
 		ropeForward(d.q, d.cos, d.sin, 0, nq, H, hd)
 		ropeForward(kc[P*kvd:], d.cos, d.sin, 0, nq, KV, hd)
 		for h := range H {

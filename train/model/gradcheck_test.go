@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -245,8 +246,9 @@ func TestGradCrossEntropy(t *testing.T) {
 }
 
 // tinyConfigs are the models of the full gradient check: GQA untied with
-// the default head_dim, and MQA tied with head_dim ≠ D/H and explicit
-// positions.
+// the default head_dim, MQA tied with head_dim ≠ D/H and explicit
+// positions, Qwen2 (q/k/v biases, tied) and Qwen3 (q/k norms, head_dim
+// 8 so that H·hd = 32 ≠ D, untied).
 func tinyConfigs() map[string]Config {
 	a := DefaultConfig()
 	a.HiddenSize, a.IntermediateSize, a.NumHiddenLayers = 16, 32, 2
@@ -255,7 +257,13 @@ func tinyConfigs() map[string]Config {
 	b := a
 	b.NumKeyValueHeads, b.HeadDim, b.TieWordEmbeddings = 1, 6, true
 	b.RopeTheta, b.RMSNormEps = 500000, 1e-6
-	return map[string]Config{"untied-gqa": a, "tied-mqa-hd6": b}
+	q2 := a
+	q2.TieWordEmbeddings, q2.RopeTheta, q2.RMSNormEps = true, 1e6, 1e-6
+	q2.Extra = map[string]json.RawMessage{"model_type": json.RawMessage(`"qwen2"`)}
+	q3 := a
+	q3.HeadDim, q3.RopeTheta, q3.RMSNormEps = 8, 1e6, 1e-6
+	q3.Extra = map[string]json.RawMessage{"model_type": json.RawMessage(`"qwen3"`)}
+	return map[string]Config{"untied-gqa": a, "tied-mqa-hd6": b, "qwen2-bias": q2, "qwen3-qknorm": q3}
 }
 
 // tinyBatch is 2 rows of 9: row 0 packs two samples (5 + 4 tokens),

@@ -57,6 +57,17 @@ func linearForwardAdd(y, x, w []float32, n, in, out int) {
 	gemm(blas.NoTrans, blas.Trans, 1, mat(x, n, in), mat(w, out, in), 1, mat(y, n, out))
 }
 
+// addBias adds b [out] to rows [lo, hi) of y [n, out] (out = len(b)).
+func addBias(y, b []float32, lo, hi int) {
+	out := len(b)
+	for i := lo; i < hi; i++ {
+		row := y[i*out : (i+1)*out]
+		for j, v := range b {
+			row[j] += v
+		}
+	}
+}
+
 // linearBackward adds alpha·dyᵀ·x into dW and sets (beta 0) or adds
 // (beta 1) alpha·dy·W into dx (dx nil: skipped).
 //

@@ -515,8 +515,10 @@ func (m *Model) baseParams() (*Params, error) {
 	}
 	for li := range p.Layers {
 		d, s := &p.Layers[li], &src.Layers[li]
-		copy(d.InputNorm, s.InputNorm)
-		copy(d.PostNorm, s.PostNorm)
+		ds, ss := d.small(), s.small()
+		for i := range ds {
+			copy(*ds[i], *ss[i])
+		}
 		for k := 0; k < numProj; k++ {
 			if q := m.quant.w[li][k]; q != nil {
 				q.dequantize(*d.projWeight(k), m.workers)
@@ -634,7 +636,9 @@ func compactParams(src *Params, drop [numProj]bool) *Params {
 	}
 	for i := range src.Layers {
 		s := &src.Layers[i]
-		size += len(s.InputNorm) + len(s.PostNorm)
+		for _, t := range s.small() {
+			size += len(*t)
+		}
 		for k := 0; k < numProj; k++ {
 			if !drop[k] {
 				size += len(*s.projWeight(k))
@@ -652,8 +656,12 @@ func compactParams(src *Params, drop [numProj]bool) *Params {
 	p.Embed = take(src.Embed)
 	for i := range src.Layers {
 		s, d := &src.Layers[i], &p.Layers[i]
-		d.InputNorm = take(s.InputNorm)
-		d.PostNorm = take(s.PostNorm)
+		ds, ss := d.small(), s.small()
+		for j := range ds {
+			if *ss[j] != nil {
+				*ds[j] = take(*ss[j])
+			}
+		}
 		for k := 0; k < numProj; k++ {
 			if !drop[k] {
 				*d.projWeight(k) = take(*s.projWeight(k))

@@ -117,6 +117,10 @@ func TestGradLoRA(t *testing.T) {
 		{"all", "untied-gqa", LoRAConfig{Rank: 3, Alpha: 6, Seed: 1}, false},
 		{"rslora-some", "tied-mqa-hd6", LoRAConfig{Rank: 2, Alpha: 3, RSLoRA: true, Targets: []string{"v_proj", "o_proj", "up_proj", "down_proj"}, Seed: 2}, false},
 		{"qlora", "untied-gqa", LoRAConfig{Rank: 2, Alpha: 4, Targets: []string{"q_proj", "k_proj", "gate_proj", "down_proj"}, Seed: 3}, true},
+		// Biases and q/k norms stay frozen (PEFT's bias "none"); the
+		// adapters' gradients flow through them.
+		{"qwen2", "qwen2-bias", LoRAConfig{Rank: 2, Alpha: 4, Targets: []string{"q_proj", "k_proj", "v_proj", "down_proj"}, Seed: 4}, false},
+		{"qwen3-qlora", "qwen3-qknorm", LoRAConfig{Rank: 2, Alpha: 4, Targets: []string{"q_proj", "k_proj", "o_proj", "up_proj"}, Seed: 5}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -62,6 +62,8 @@ type layerActs struct {
 	h1      []float32 // [n, D] input_layernorm output
 	q       []float32 // [n, H·hd] rotated queries
 	k, v    []float32 // [n, KV·hd] rotated keys, values
+	qr, kr  []float32 // [n, H·hd], [n, KV·hd] projections before q_norm, k_norm (Qwen3; nil otherwise)
+	rq, rk  []float32 // [n·H], [n·KV] q_norm, k_norm 1/rms per head
 	p       []float32 // [B, H, T, T] attention probabilities
 	y       []float32 // [n, H·hd] attention output before o_proj
 	xm      []float32 // [n, D] residual after attention
@@ -80,6 +82,9 @@ func New(p *Params, maxB, maxT int) (*Model, error) {
 	}
 	if maxB <= 0 || maxT <= 0 {
 		return nil, fmt.Errorf("model: workspace %d×%d is empty", maxB, maxT)
+	}
+	if err := c.checkWindow(maxT); err != nil {
+		return nil, err
 	}
 	g, err := NewParams(c)
 	if err != nil {
@@ -103,6 +108,11 @@ func New(p *Params, maxB, maxT int) (*Model, error) {
 			xm: f(n * D), r2: f(n), h2: f(n * D),
 			g: f(n * F), u: f(n * F), a: f(n * F),
 		}
+		if c.QKNorm() {
+			a := &m.acts[i]
+			a.qr, a.kr = f(n*qd), f(n*kvd)
+			a.rq, a.rk = f(n*c.NumAttentionHeads), f(n*c.KVHeads())
+		}
 	}
 	m.xf, m.rf, m.hf = f(n*D), f(n), f(n*D)
 	m.logits, m.dlog = f(n*V), f(n*V)
@@ -116,7 +126,7 @@ func New(p *Params, maxB, maxT int) (*Model, error) {
 	m.dwPartial = make([][]float32, m.workers)
 	for w := range m.dp {
 		m.dp[w] = f(attnBlock * maxT)
-		m.dwPartial[w] = f(D)
+		m.dwPartial[w] = f(max(D, hd))
 	}
 	m.lossPart = make([]float64, m.workers)
 	return m, nil
@@ -201,12 +211,27 @@ func (m *Model) Forward(x *Batch) (float32, error) {
 		if li+1 < len(m.acts) {
 			out = m.acts[li+1].x
 		}
-		// Attention block: xm = x + o_proj(attn(rope(q), rope(k), v)).
+		// Attention block: xm = x + o_proj(attn(rope(q), rope(k), v)),
+		// q = h·Wqᵀ (+ bq), and with Qwen3's q_norm each head of q
+		// RMS-normalised before the rotation (k likewise).
 		m.parallel(n, func(_, lo, hi int) { rmsnormForward(a.h1, a.r1, a.x, w.InputNorm, lo, hi, D, eps) })
-		m.fwdLinear(li, projQ, a.q, a.h1, w.Q, n, D, qd, false)
-		m.fwdLinear(li, projK, a.k, a.h1, w.K, n, D, kvd, false)
+		q, k := a.q, a.k
+		if a.qr != nil {
+			q, k = a.qr, a.kr
+		}
+		m.fwdLinear(li, projQ, q, a.h1, w.Q, n, D, qd, false)
+		m.fwdLinear(li, projK, k, a.h1, w.K, n, D, kvd, false)
 		m.fwdLinear(li, projV, a.v, a.h1, w.V, n, D, kvd, false)
 		m.parallel(n, func(_, lo, hi int) {
+			if w.QBias != nil {
+				addBias(q, w.QBias, lo, hi)
+				addBias(k, w.KBias, lo, hi)
+				addBias(a.v, w.VBias, lo, hi)
+			}
+			if a.qr != nil {
+				rmsnormForward(a.q, a.rq, a.qr, w.QNorm, lo*H, hi*H, hd, eps)
+				rmsnormForward(a.k, a.rk, a.kr, w.KNorm, lo*KV, hi*KV, hd, eps)
+			}
 			ropeForward(a.q, m.cos, m.sin, lo, hi, H, hd)
 			ropeForward(a.k, m.cos, m.sin, lo, hi, KV, hd)
 		})
@@ -305,6 +330,15 @@ func (m *Model) BackwardScaled(scale float32) error {
 			ropeBackward(m.dq, m.cos, m.sin, lo, hi, H, hd)
 			ropeBackward(m.dk, m.cos, m.sin, lo, hi, KV, hd)
 		})
+		if a.qr != nil { // q_norm, k_norm: per head, in place
+			m.rmsnormBackward(m.dq, gw.QNorm, m.dq, a.qr, a.rq, w.QNorm, n*H, hd, false)
+			m.rmsnormBackward(m.dk, gw.KNorm, m.dk, a.kr, a.rk, w.KNorm, n*KV, hd, false)
+		}
+		if gw.QBias != nil {
+			m.biasGrad(gw.QBias, m.dq, n, qd)
+			m.biasGrad(gw.KBias, m.dk, n, kvd)
+			m.biasGrad(gw.VBias, m.dv, n, kvd)
+		}
 		m.backLinear(li, projQ, m.dh, gw.Q, m.dq, a.h1, w.Q, n, D, qd, 1, 0)
 		m.backLinear(li, projK, m.dh, gw.K, m.dk, a.h1, w.K, n, D, kvd, 1, 1)
 		m.backLinear(li, projV, m.dh, gw.V, m.dv, a.h1, w.V, n, D, kvd, 1, 1)
@@ -316,26 +350,41 @@ func (m *Model) BackwardScaled(scale float32) error {
 	return nil
 }
 
-// rmsnormBackward runs rmsnormBackward over n rows in parallel, reducing
-// the weight gradient through per-worker partial sums (dw nil: no weight
-// gradient).
+// rmsnormBackward runs rmsnormBackward over n rows of d values in
+// parallel, reducing the weight gradient through per-worker partial sums
+// (dw nil: no weight gradient). dx may be dy (in place): each worker
+// takes its rows' weight gradient before it overwrites them.
 func (m *Model) rmsnormBackward(dx, dw, dy, x, r, w []float32, n, d int, add bool) {
 	m.parallel(n, func(wk, lo, hi int) {
-		rmsnormBackward(dx, nil, dy, x, r, w, lo, hi, d, add)
 		if dw != nil {
-			part := m.dwPartial[wk]
+			part := m.dwPartial[wk][:d]
 			clear(part)
 			rmsnormWeightGrad(part, dy, x, r, lo, hi, d)
 		}
+		rmsnormBackward(dx, nil, dy, x, r, w, lo, hi, d, add)
 	})
 	if dw == nil {
 		return
 	}
 	for wk := 0; wk < min(m.workers, n); wk++ {
-		for j, v := range m.dwPartial[wk] {
+		for j, v := range m.dwPartial[wk][:d] {
 			dw[j] += v
 		}
 	}
+}
+
+// biasGrad adds the column sums of dy [n, out] into db [out], the
+// columns split among the workers (each column summed in row order).
+func (m *Model) biasGrad(db, dy []float32, n, out int) {
+	m.parallel(out, func(_, lo, hi int) {
+		d := db[lo:hi]
+		for i := 0; i < n; i++ {
+			row := dy[i*out+lo : i*out+hi]
+			for j, v := range row {
+				d[j] += v
+			}
+		}
+	})
 }
 
 // segmentStarts sets lo[i] to the column where token i's segment starts

@@ -209,12 +209,25 @@ func refForwardLoRA(c Config, w map[string][]float64, lora *refLoRA, x *Batch) (
 	L := func(i int, s string) []float64 { return w["model.layers."+itoa(i)+"."+s] }
 	proj := func(x []float64, i int, s string, in, out int) []float64 {
 		mod := "model.layers." + itoa(i) + "." + s
-		return lora.add(refLinear(x, w[mod+".weight"], n, in, out), x, mod, n, in, out)
+		y := lora.add(refLinear(x, w[mod+".weight"], n, in, out), x, mod, n, in, out)
+		if b := w[mod+".bias"]; b != nil { // Qwen2's q/k/v biases
+			for i := range y {
+				y[i] += b[i%out]
+			}
+		}
+		return y
+	}
+	// Qwen3's q_norm/k_norm: RMSNorm over each head's hd values.
+	headNorm := func(y []float64, i int, s string, nh int) []float64 {
+		if nw := L(i, "self_attn."+s+".weight"); nw != nil {
+			return refRMSNorm(y, nw, n*nh, hd, c.RMSNormEps)
+		}
+		return y
 	}
 	for l := 0; l < c.NumHiddenLayers; l++ {
 		a := refRMSNorm(h, L(l, "input_layernorm.weight"), n, D, c.RMSNormEps)
-		q := refRope(proj(a, l, "self_attn.q_proj", D, H*hd), pos, H, hd, c.RopeTheta)
-		k := refRope(proj(a, l, "self_attn.k_proj", D, KV*hd), pos, KV, hd, c.RopeTheta)
+		q := refRope(headNorm(proj(a, l, "self_attn.q_proj", D, H*hd), l, "q_norm", H), pos, H, hd, c.RopeTheta)
+		k := refRope(headNorm(proj(a, l, "self_attn.k_proj", D, KV*hd), l, "k_norm", KV), pos, KV, hd, c.RopeTheta)
 		v := proj(a, l, "self_attn.v_proj", D, KV*hd)
 		y := refAttention(q, k, v, x.Seg, x.B, x.T, H, KV, hd)
 		o := proj(y, l, "self_attn.o_proj", H*hd, D)

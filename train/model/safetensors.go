@@ -446,7 +446,7 @@ func (p *Params) LoadSafetensors(path string) error {
 					continue
 				}
 				st.Close()
-				return fmt.Errorf("model: %s: unexpected tensor %q (not a parameter of this Llama config)", fn, name)
+				return fmt.Errorf("model: %s: unexpected tensor %q (not a parameter of this %s config)", fn, name, p.Config.Family())
 			}
 			_, shape, _ := st.Info(name)
 			if !equalShape(shape, t.Shape) {
@@ -504,7 +504,8 @@ func Load(dir string) (*Params, error) {
 
 // Save writes config.json and model.safetensors (in dtype: F32, BF16 or
 // F16) to dir, creating it. The result loads in transformers with
-// LlamaForCausalLM.from_pretrained(dir). Tokenizer files are the
+// AutoModelForCausalLM.from_pretrained(dir) (the class of the config's
+// model_type: LlamaForCausalLM, Qwen2ForCausalLM, ...). Tokenizer files are the
 // caller's.
 func (p *Params) Save(dir string, dtype DType) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
