@@ -47,7 +47,7 @@ func RenderCard(m *Manifest) []byte {
 	b.WriteString("  - name: messages\n    list:\n    - name: role\n      dtype: string\n    - name: content\n      dtype: string\n")
 	for _, f := range [][2]string{{"source", "string"}, {"source_file", "string"}, {"source_index", "int64"}, {"license", "string"},
 		{"dup_cluster", "string"}, {"quality", "float64"}, {"judge_score", "float64"}, {"judge", "string"},
-		{"topic_id", "int32"}, {"topic_label", "string"}, {"meta", "string"}} {
+		{"topic_id", "int32"}, {"topic_label", "string"}, {"topic_distance", "float32"}, {"meta", "string"}} {
 		fmt.Fprintf(&b, "  - name: %s\n    dtype: %s\n", f[0], f[1])
 	}
 	b.WriteString("  splits:\n")

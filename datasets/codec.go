@@ -12,7 +12,7 @@ import (
 // order; strings and lists are uvarint-length-prefixed, optional values
 // have a presence byte.
 
-const codecVersion = 1
+const codecVersion = 2
 
 // AppendBinary appends the binary encoding of s to dst.
 func (s *Sample) AppendBinary(dst []byte) []byte {
@@ -38,6 +38,12 @@ func (s *Sample) AppendBinary(dst []byte) []byte {
 		dst = binary.AppendVarint(dst, int64(*s.TopicID))
 	}
 	dst = appendString(dst, s.TopicLabel)
+	if s.TopicDistance == nil {
+		dst = append(dst, 0)
+	} else {
+		dst = append(dst, 1)
+		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(*s.TopicDistance))
+	}
 	dst = appendString(dst, s.Meta)
 	return dst
 }
@@ -89,6 +95,14 @@ func (s *Sample) UnmarshalBinary(b []byte) error {
 		s.TopicID = &t
 	}
 	s.TopicLabel = d.string()
+	if d.byte() == 1 {
+		if len(d.b) < 4 {
+			return errCodec
+		}
+		v := math.Float32frombits(binary.LittleEndian.Uint32(d.b))
+		d.b = d.b[4:]
+		s.TopicDistance = &v
+	}
 	s.Meta = d.string()
 	if d.err || len(d.b) != 0 {
 		return errCodec

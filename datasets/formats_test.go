@@ -265,10 +265,11 @@ func TestGlobErrors(t *testing.T) {
 func TestSampleCodecRoundTrip(t *testing.T) {
 	q, js := 0.0, 4.5
 	topic := int32(3)
+	dist := float32(0.125)
 	in := []Sample{
 		{ID: "a", Messages: msgs("user", "héllo", "assistant", "wörld")},
 		{ID: "b", Messages: msgs("system", "", "user", "q", "assistant", strings.Repeat("x", 5000)), Source: Source{"d", "f", -1},
-			License: "mit", DupCluster: "a", Quality: &q, JudgeScore: &js, Judge: `{"s":1}`, TopicID: &topic, TopicLabel: "t", Meta: "{}"},
+			License: "mit", DupCluster: "a", Quality: &q, JudgeScore: &js, Judge: `{"s":1}`, TopicID: &topic, TopicLabel: "t", TopicDistance: &dist, Meta: "{}"},
 	}
 	for _, s := range in {
 		b, _ := s.MarshalBinary()

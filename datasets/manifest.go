@@ -327,6 +327,7 @@ func ShardColumns() []Column {
 		{"judge", "string (nullable)"},
 		{"topic_id", "int32 (nullable)"},
 		{"topic_label", "string (nullable)"},
+		{"topic_distance", "float (nullable)"},
 		{"meta", "string (nullable)"},
 	}
 }

@@ -58,6 +58,7 @@ type shardRow struct {
 	Judge       *string   `parquet:"judge"`
 	TopicID     *int32    `parquet:"topic_id"`
 	TopicLabel  *string   `parquet:"topic_label"`
+	TopicDist   *float32  `parquet:"topic_distance"`
 	Meta        *string   `parquet:"meta"`
 }
 
@@ -89,6 +90,7 @@ var shardColumns = []shardColumn{
 	{[]string{"judge"}, parquet.ByteArray, false},
 	{[]string{"topic_id"}, parquet.Int32, false},
 	{[]string{"topic_label"}, parquet.ByteArray, false},
+	{[]string{"topic_distance"}, parquet.Float, false},
 	{[]string{"meta"}, parquet.ByteArray, false},
 }
 
@@ -235,6 +237,7 @@ type shardVals struct {
 	dupCluster, judge, topicLabel, meta string
 	quality, judgeScore                 float64
 	topicID                             int32
+	topicDist                           float32
 }
 
 // shardCodec maps a ShardOptions.Compression name to a codec.
@@ -354,6 +357,10 @@ func (w *ShardWriter) Write(s *Sample) error {
 	if s.TopicID != nil {
 		v.topicID = *s.TopicID
 		row.TopicID = &v.topicID
+	}
+	if s.TopicDistance != nil {
+		v.topicDist = *s.TopicDistance
+		row.TopicDist = &v.topicDist
 	}
 	if len(w.batch) == cap(w.batch) {
 		return w.flushBatch()
@@ -508,14 +515,15 @@ func (r *ShardReader) Next() (Sample, error) {
 			File:    row.SourceFile,
 			Index:   row.SourceIndex,
 		},
-		License:    row.License,
-		DupCluster: shardString(row.DupCluster),
-		Quality:    row.Quality,
-		JudgeScore: row.JudgeScore,
-		Judge:      shardString(row.Judge),
-		TopicID:    row.TopicID,
-		TopicLabel: shardString(row.TopicLabel),
-		Meta:       shardString(row.Meta),
+		License:       row.License,
+		DupCluster:    shardString(row.DupCluster),
+		Quality:       row.Quality,
+		JudgeScore:    row.JudgeScore,
+		Judge:         shardString(row.Judge),
+		TopicID:       row.TopicID,
+		TopicLabel:    shardString(row.TopicLabel),
+		TopicDistance: row.TopicDist,
+		Meta:          shardString(row.Meta),
 	}, nil
 }
 

@@ -26,6 +26,7 @@ import (
 
 func shardF64(v float64) *float64 { return &v }
 func shardI32(v int32) *int32     { return &v }
+func shardF32(v float32) *float32 { return &v }
 
 // sample builds a valid Sample with a content-derived ID.
 func shardTestSample(dataset, file string, index int64, msgs ...Message) Sample {
@@ -57,6 +58,7 @@ func variedShardSamples() []Sample {
 	s.TopicID = shardI32(0)
 	s.Judge = `{"rubric":"helpful","score":0}`
 	s.TopicLabel = "poetry"
+	s.TopicDistance = shardF32(0) // zero, not null
 	s.Meta = `{"task":"haiku","model":"m"}`
 	out = append(out, s)
 
@@ -66,6 +68,7 @@ func variedShardSamples() []Sample {
 	s.Quality = shardF64(0.875)
 	s.JudgeScore = shardF64(-1.5)
 	s.TopicID = shardI32(-7)
+	s.TopicDistance = shardF32(0.4375)
 	out = append(out, s)
 
 	var many []Message
@@ -181,13 +184,14 @@ func TestShardRoundTrip(t *testing.T) {
 
 func TestShardRoundTripOptionalFields(t *testing.T) {
 	got := readShardBytes(t, mustWriteShard(t, variedShardSamples()))
-	if got[0].Quality != nil || got[0].JudgeScore != nil || got[0].TopicID != nil {
+	if got[0].Quality != nil || got[0].JudgeScore != nil || got[0].TopicID != nil || got[0].TopicDistance != nil {
 		t.Errorf("unset pointers should read back nil: %s", shardBrief(got[0]))
 	}
 	if got[0].DupCluster != "" || got[0].Judge != "" || got[0].Meta != "" || got[0].TopicLabel != "" {
 		t.Errorf("unset strings should read back empty: %s", shardBrief(got[0]))
 	}
-	if got[1].Quality == nil || *got[1].Quality != 0 || got[1].TopicID == nil || *got[1].TopicID != 0 {
+	if got[1].Quality == nil || *got[1].Quality != 0 || got[1].TopicID == nil || *got[1].TopicID != 0 ||
+		got[1].TopicDistance == nil || *got[1].TopicDistance != 0 {
 		t.Errorf("zero-valued pointers should read back as pointers to zero: %s", shardBrief(got[1]))
 	}
 	// Pointers handed out must not alias each other.
@@ -321,12 +325,13 @@ func TestShardDeterministicAndStats(t *testing.T) {
 // TestShardGolden pins the exact bytes of a shard. Determinism inside one
 // process is checked above; this catches what varies across processes or
 // builds (map order, build info, timestamps). A parquet-go or
-// klauspost/compress upgrade may legitimately change the bytes: then check
+// klauspost/compress upgrade or a new column (topic_distance, #15) may
+// legitimately change the bytes: then check
 // TestShardDeterministicAndStats still passes and update the values here.
 func TestShardGolden(t *testing.T) {
 	for codec, want := range map[string]ShardStats{
-		"none": {Rows: 6, Bytes: 156177, SHA256: "2b595719ee460937c973be8385bc13e2eb31ec94b4a1d0229d7ffff6626d33d3"},
-		"zstd": {Rows: 6, Bytes: 4702, SHA256: "47e43464ec25b19f431f29b082955f2b05ada9d386201f712ae712a80358abb8"},
+		"none": {Rows: 6, Bytes: 156399, SHA256: "6ccbbfc7244ff9b7f0685feee6f9b290515aa38671f2881ef95ef8886fd74475"},
+		"zstd": {Rows: 6, Bytes: 4928, SHA256: "90babde50e7b92e495601923ebc804a2b6e522b594699c192ee64cebb8771a8a"},
 	} {
 		if _, got := writeShardBytes(t, variedShardSamples(), ShardOptions{Compression: codec}); got != want {
 			t.Errorf("%s: stats = %+v, want %+v (see the comment if a dependency was upgraded)", codec, got, want)
@@ -443,6 +448,7 @@ func TestShardSchemaString(t *testing.T) {
 		"required int64 source_index",
 		"optional double quality",
 		"optional int32 topic_id",
+		"optional float topic_distance",
 		"optional binary meta (STRING)",
 	} {
 		if !strings.Contains(schema, want) {
@@ -451,7 +457,7 @@ func TestShardSchemaString(t *testing.T) {
 	}
 	// Column order is the documented one.
 	order := []string{" id ", " messages ", " source ", " source_file ", " source_index ", " license ",
-		" dup_cluster", " quality", " judge_score", " judge ", " topic_id ", " topic_label ", " meta "}
+		" dup_cluster", " quality", " judge_score", " judge ", " topic_id ", " topic_label ", " topic_distance;", " meta "}
 	last := -1
 	for _, name := range order {
 		i := strings.Index(schema, name)
@@ -570,7 +576,7 @@ func TestShardArrowIndependentReader(t *testing.T) {
 		names[i] = f.Name
 	}
 	wantNames := []string{"id", "messages", "source", "source_file", "source_index", "license",
-		"dup_cluster", "quality", "judge_score", "judge", "topic_id", "topic_label", "meta"}
+		"dup_cluster", "quality", "judge_score", "judge", "topic_id", "topic_label", "topic_distance", "meta"}
 	if !reflect.DeepEqual(names, wantNames) {
 		t.Errorf("columns = %v, want %v", names, wantNames)
 	}
@@ -615,6 +621,7 @@ func TestShardArrowIndependentReader(t *testing.T) {
 		{"judge", arrow.STRING, true},
 		{"topic_id", arrow.INT32, true},
 		{"topic_label", arrow.STRING, true},
+		{"topic_distance", arrow.FLOAT32, true},
 		{"meta", arrow.STRING, true},
 	} {
 		f := field(c.name)
@@ -644,6 +651,7 @@ func TestShardArrowIndependentReader(t *testing.T) {
 	srcIdx := col("source_index").(*array.Int64)
 	quality := col("quality").(*array.Float64)
 	topic := col("topic_id").(*array.Int32)
+	dist := col("topic_distance").(*array.Float32)
 	for i, s := range samples {
 		if ids.Value(i) != s.ID {
 			t.Errorf("row %d id = %q, want %q", i, ids.Value(i), s.ID)
@@ -656,6 +664,9 @@ func TestShardArrowIndependentReader(t *testing.T) {
 		}
 		if (s.TopicID == nil) != topic.IsNull(i) || (s.TopicID != nil && topic.Value(i) != *s.TopicID) {
 			t.Errorf("row %d topic_id null=%v value=%v", i, topic.IsNull(i), topic.Value(i))
+		}
+		if (s.TopicDistance == nil) != dist.IsNull(i) || (s.TopicDistance != nil && dist.Value(i) != *s.TopicDistance) {
+			t.Errorf("row %d topic_distance null=%v value=%v", i, dist.IsNull(i), dist.Value(i))
 		}
 		for name, want := range map[string]string{
 			"dup_cluster": s.DupCluster, "judge": s.Judge, "topic_label": s.TopicLabel, "meta": s.Meta,

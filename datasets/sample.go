@@ -68,6 +68,9 @@ type Sample struct {
 	// TopicID is the topic cluster, nil when unclustered.
 	TopicID    *int32 `json:"topic_id,omitempty"`
 	TopicLabel string `json:"topic_label,omitempty"`
+	// TopicDistance is the cosine distance (1 − cos, in [0, 2]) of the
+	// sample's embedding to its topic's centroid, nil when unclustered.
+	TopicDistance *float32 `json:"topic_distance,omitempty"`
 	// Meta is free-form provenance as a JSON object (synthesis task,
 	// model, prompt template hash, …); empty when there is none.
 	Meta string `json:"meta,omitempty"`

@@ -403,11 +403,12 @@ func (m *Model) AssignSample(s *datasets.Sample) (Assignment, error) {
 	return m.AssignText(m.Field.Text(s))
 }
 
-// Annotate writes an assignment into a sample: TopicID and TopicLabel
-// (the topic's name, or its keyword label).
+// Annotate writes an assignment into a sample: TopicID, TopicLabel (the
+// topic's name, or its keyword label) and TopicDistance.
 func (m *Model) Annotate(s *datasets.Sample, a Assignment) {
-	id := a.Topic
+	id, dist := a.Topic, a.Distance
 	s.TopicID = &id
+	s.TopicDistance = &dist
 	s.TopicLabel = ""
 	if int(id) >= 0 && int(id) < len(m.Topics) {
 		s.TopicLabel = m.Topics[id].DisplayName()

@@ -15,6 +15,10 @@ type DedupItem struct {
 	// Quality and Length serve the "quality" and "longest" policies.
 	Quality *float64
 	Length  int
+	// Fails marks an item that a later check drops: it is ranked after
+	// every item that passes, whatever the policy, so that an item is
+	// dropped for a survivor that will be written whenever one can be.
+	Fails bool
 }
 
 // DedupConfig sets SemDeDup. The zero value means the defaults.
@@ -86,7 +90,8 @@ type Dup struct {
 }
 
 // SemDeDup is semantic deduplication within one cluster (Abbas et al.,
-// 2023): the items are taken in the keep policy's order, and an item is
+// 2023): the items are taken in the keep policy's order (items marked
+// Fails after the others), and an item is
 // dropped when its cosine similarity to an already kept item is at least
 // the threshold; otherwise it is kept. It returns the dropped items in
 // that order. Items of equal rank and id keep their input order, so
@@ -201,7 +206,8 @@ func SemDeDup(items []DedupItem, cfg DedupConfig) ([]Dup, error) {
 	return dups, nil
 }
 
-// keepOrder returns the item indices in the policy's order.
+// keepOrder returns the item indices in the policy's order, items that
+// fail a later check last.
 func keepOrder(items []DedupItem, keep string) ([]int, error) {
 	var rank func(a, b *DedupItem) int
 	switch keep {
@@ -229,6 +235,12 @@ func keepOrder(items []DedupItem, keep string) ([]int, error) {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(i, j int) int {
+		if a, b := items[i].Fails, items[j].Fails; a != b {
+			if a {
+				return 1
+			}
+			return -1
+		}
 		if c := rank(&items[i], &items[j]); c != 0 {
 			return c
 		}

@@ -224,3 +224,25 @@ func TestBandsFor(t *testing.T) {
 		}
 	}
 }
+
+// TestSemDeDupFailingItemsRankLast: an item marked Fails (a later check
+// drops it) is ranked after every item that passes, whatever the policy,
+// so a pair keeps the member that will be written (as exact and fuzzy
+// dedup pick survivors among the members that pass later filters).
+func TestSemDeDupFailingItemsRankLast(t *testing.T) {
+	v := []float32{1, 2, 3}
+	q := func(x float64) *float64 { return &x }
+	for _, keep := range []string{"smallest_id", "longest", "quality"} {
+		items := []DedupItem{
+			{ID: "a", Vec: v, Fails: true, Length: 100, Quality: q(1)},
+			{ID: "b", Vec: v, Length: 10, Quality: q(0)},
+		}
+		dups, err := SemDeDup(items, DedupConfig{Threshold: 0.9, Keep: keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dups) != 1 || dups[0].ID != "a" || dups[0].Survivor != "b" {
+			t.Errorf("keep %s: %+v, want a dropped for b (a fails a later check)", keep, dups)
+		}
+	}
+}

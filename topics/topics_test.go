@@ -183,6 +183,14 @@ func TestAssignVectorProperties(t *testing.T) {
 	if s.TopicID == nil || *s.TopicID != 1 || s.TopicLabel != m.Topics[1].Label {
 		t.Fatalf("annotated %v %q", s.TopicID, s.TopicLabel)
 	}
+	// The distance to the centroid goes into the sample (the shards'
+	// topic_distance column).
+	far := m.Centroids[m.Dim : 2*m.Dim]
+	b, _ := m.AssignVector(append(slices.Clone(far[:m.Dim-1]), far[m.Dim-1]+1))
+	m.Annotate(&s, b)
+	if s.TopicDistance == nil || *s.TopicDistance != b.Distance || b.Distance == 0 {
+		t.Fatalf("annotated distance %v, assigned %+v", s.TopicDistance, b)
+	}
 	if _, err := m.AssignVector(make([]float32, m.Dim+1)); err == nil {
 		t.Fatal("wrong length accepted")
 	}

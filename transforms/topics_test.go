@@ -47,9 +47,9 @@ func plantedTopicSamples(perGroup int) []datasets.Sample {
 }
 
 // groupTopic is "GROUP TOPIC" of an assigned sample ("GROUP none" without
-// a topic or a label).
+// a topic, a label or a distance to the centroid).
 func groupTopic(s datasets.Sample) string {
-	if s.TopicID == nil || s.TopicLabel == "" {
+	if s.TopicID == nil || s.TopicLabel == "" || s.TopicDistance == nil {
 		return s.Source.Dataset + " none"
 	}
 	return fmt.Sprintf("%s %d", s.Source.Dataset, *s.TopicID)
