@@ -10,10 +10,12 @@ import (
 	"strings"
 )
 
-// Config is the architecture of a Llama model, with the keys of Hugging
-// Face's LlamaConfig (config.json). Keys that Config does not model are
-// kept in Extra and written back unchanged, so that a base model's
-// config.json survives a load and save.
+// Config is the architecture of a model of one of the families this
+// package runs (Family: Llama, Mistral, Qwen2, Qwen3), with the keys of
+// Hugging Face's LlamaConfig (config.json) that they share. Keys that
+// Config does not model (model_type among them) are kept in Extra and
+// written back unchanged, so that a base model's config.json survives a
+// load and save.
 type Config struct {
 	HiddenSize            int     `json:"hidden_size"`             // D, width of the residual stream
 	IntermediateSize      int     `json:"intermediate_size"`       // F, width of the SwiGLU MLP
@@ -288,7 +290,8 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 }
 
 // MarshalJSON writes c as a config.json object: the modelled keys, the
-// keys of Extra, and defaults for model_type, architectures,
+// keys of Extra, and defaults for model_type, architectures (the
+// family's *ForCausalLM),
 // hidden_act, torch_dtype, attention_bias and mlp_bias when Extra lacks
 // them, so that transformers' AutoModelForCausalLM loads the result.
 // Keys are sorted.
@@ -297,9 +300,11 @@ func (c Config) MarshalJSON() ([]byte, error) {
 	for k, v := range c.Extra {
 		m[k] = v
 	}
+	arch := map[Family]string{FamilyLlama: "LlamaForCausalLM", FamilyMistral: "MistralForCausalLM",
+		FamilyQwen2: "Qwen2ForCausalLM", FamilyQwen3: "Qwen3ForCausalLM"}[c.Family()]
 	defaults := map[string]any{
 		"model_type":        "llama",
-		"architectures":     []string{"LlamaForCausalLM"},
+		"architectures":     []string{arch},
 		"hidden_act":        "silu",
 		"torch_dtype":       "float32",
 		"attention_bias":    false,

@@ -1,0 +1,500 @@
+package model
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"testing"
+)
+
+// The families against transformers: testdata/families.py builds each
+// family at the real configuration of a checkpoint users fine-tune
+// (cut to 2 layers and a vocabulary of 2048; Mistral's MLP to 1024),
+// sets its weights from the portable generator below, and records
+// transformers' (float64) loss, logits and gradients, full and through
+// PEFT's LoRA, in testdata/families/families_<family>.safetensors.
+
+// goldenScale returns the half-width a and centre c of the uniform
+// values families.py gives tensor name (golden_scale there).
+func goldenScale(name string, shape []int, hidden int) (a, c float64) {
+	switch {
+	case strings.HasSuffix(name, "norm.weight"):
+		return 0.1, 1
+	case strings.HasSuffix(name, ".bias"):
+		return 0.5, 0
+	case strings.HasSuffix(name, "embed_tokens.weight"), strings.HasSuffix(name, "lm_head.weight"):
+		return 2 * math.Sqrt(3.0/float64(hidden)), 0
+	case strings.HasSuffix(name, "lora_B.weight"):
+		return 0.25 * math.Sqrt(3.0/float64(shape[1])), 0
+	}
+	return math.Sqrt(3.0 / float64(shape[len(shape)-1])), 0
+}
+
+// goldenValues fills dst with the values of tensor name, as families.py
+// computes them: for element i, z = splitmix64(fnv1a64(name) +
+// (i+1)·0x9E3779B97F4A7C15), v = float32((z>>40)·2⁻²³ − 1)·a + c), each
+// float64 operation rounded (no fused multiply-add).
+func goldenValues(dst []float32, name string, shape []int, hidden int) {
+	a, c := goldenScale(name, shape, hidden)
+	key := uint64(0xcbf29ce484222325)
+	for i := 0; i < len(name); i++ {
+		key = (key ^ uint64(name[i])) * 0x100000001b3
+	}
+	for i := range dst {
+		z := key + uint64(i+1)*0x9e3779b97f4a7c15
+		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+		z = (z ^ z>>27) * 0x94d049bb133111eb
+		z ^= z >> 31
+		u := float64(z>>40)*0x1p-23 - 1
+		dst[i] = float32(float64(u*a) + c)
+	}
+}
+
+// familyGolden is one testdata/families/families_<family>.safetensors.
+type familyGolden struct {
+	cfg    Config
+	st     *SafetensorsFile
+	x      *Batch
+	checks map[string]any // what families.py recorded of transformers' model
+}
+
+func loadFamilyGolden(t *testing.T, family string) *familyGolden {
+	t.Helper()
+	st, err := OpenSafetensors(filepath.Join("testdata", "families", "families_"+family+".safetensors"))
+	if err != nil {
+		t.Fatal(err) // a missing golden fails: run families.py (see its doc)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg, err := ParseConfig([]byte(st.Metadata["config"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &familyGolden{cfg: cfg, st: st}
+	if err := json.Unmarshal([]byte(st.Metadata["checks"]), &g.checks); err != nil {
+		t.Fatal(err)
+	}
+	_, shape, _ := st.Info("batch.ids")
+	x := &Batch{B: shape[0], T: shape[1]}
+	ints := func(name string) []int {
+		v := g.read(t, name)
+		out := make([]int, len(v))
+		for i, f := range v {
+			out[i] = int(f)
+		}
+		return out
+	}
+	x.IDs, x.Pos, x.Targets = ints("batch.ids"), ints("batch.pos"), ints("batch.targets")
+	for _, v := range ints("batch.mask") {
+		x.Mask = append(x.Mask, v != 0)
+	}
+	g.x = x
+	return g
+}
+
+func (g *familyGolden) read(t *testing.T, name string) []float32 {
+	t.Helper()
+	v, _, err := g.st.Read(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// rowsOf returns what families.py stores of a tensor [rows, cols]: rows 0
+// and rows−1 (a 1-D tensor whole).
+func rowsOf(v []float32, shape []int) []float32 {
+	if len(shape) == 1 {
+		return v
+	}
+	cols := len(v) / shape[0]
+	return append(append([]float32(nil), v[:cols]...), v[len(v)-cols:]...)
+}
+
+func norm64(v []float32) float64 {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	return math.Sqrt(s)
+}
+
+// familyErrors is what a comparison measured.
+type familyErrors struct {
+	lossRel        float64 // |loss − ref| / ref
+	logitsAbs      float64 // max |logit − ref|
+	logitsMax      float64 // max |ref logit|
+	gradRel        float64 // worst over tensors of max |g − ref| / max |ref| on the stored rows
+	gradRelName    string
+	gradNormRel    float64 // worst |‖g‖ − ‖ref‖| / ‖ref‖ over whole tensors
+	gradNormName   string
+	tensors        int
+	f32LogitsAbs   float64 // transformers' own float32 run against its float64 run
+	f32GradRel     float64
+	f32LossRel     float64
+	referenceLoss  float64
+	sieveLoss      float64
+	familyInConfig Family
+}
+
+func (e familyErrors) String() string {
+	return fmt.Sprintf("loss %.7f vs %.7f (rel %.1e); logits max abs err %.2e (max |logit| %.2f); gradients: worst rows %.1e (%s), worst norm %.1e (%s), %d tensors; transformers float32 vs its float64: logits %.2e, gradients %.1e, loss %.1e",
+		e.sieveLoss, e.referenceLoss, e.lossRel, e.logitsAbs, e.logitsMax, e.gradRel, e.gradRelName, e.gradNormRel, e.gradNormName, e.tensors,
+		e.f32LogitsAbs, e.f32GradRel, e.f32LossRel)
+}
+
+// compare measures m's last Forward and Backward against the golden run
+// kind ("full" or "lora"); grads are the tensors with their gradients
+// and shapes.
+func (g *familyGolden) compare(t *testing.T, kind string, loss float32, logits []float32, grads []TrainableTensor, shapes map[string][]int) familyErrors {
+	t.Helper()
+	var e familyErrors
+	e.referenceLoss = float64(g.read(t, kind+".loss")[0])
+	e.sieveLoss = float64(loss)
+	e.lossRel = math.Abs(e.sieveLoss-e.referenceLoss) / e.referenceLoss
+	ref := g.read(t, kind+".logits")
+	if len(ref) != len(logits) {
+		t.Fatalf("%s: %d logits, golden %d", kind, len(logits), len(ref))
+	}
+	for i, v := range ref {
+		e.logitsAbs = math.Max(e.logitsAbs, math.Abs(float64(logits[i])-float64(v)))
+		e.logitsMax = math.Max(e.logitsMax, math.Abs(float64(v)))
+	}
+	// Every tensor the golden has a gradient of is one of ours, and the
+	// other way round.
+	want := map[string]bool{}
+	for _, name := range g.st.Names() {
+		if n, ok := strings.CutPrefix(name, kind+".gradnorm."); ok {
+			want[n] = true
+		}
+	}
+	for _, tt := range grads {
+		if !want[tt.Name] {
+			t.Errorf("%s: sieve has %s, transformers has no such parameter", kind, tt.Name)
+			continue
+		}
+		delete(want, tt.Name)
+		e.tensors++
+		rows := rowsOf(tt.G, shapes[tt.Name])
+		refRows := g.read(t, kind+".grad."+tt.Name)
+		var d, mx float64
+		for i, v := range refRows {
+			d = math.Max(d, math.Abs(float64(rows[i])-float64(v)))
+			mx = math.Max(mx, math.Abs(float64(v)))
+		}
+		if r := d / math.Max(mx, 1e-30); r > e.gradRel || math.IsNaN(r) {
+			e.gradRel, e.gradRelName = r, tt.Name
+		}
+		refNorm := float64(g.read(t, kind+".gradnorm."+tt.Name)[0])
+		if r := math.Abs(norm64(tt.G)-refNorm) / refNorm; r > e.gradNormRel || math.IsNaN(r) {
+			e.gradNormRel, e.gradNormName = r, tt.Name
+		}
+	}
+	for n := range want {
+		t.Errorf("%s: transformers has %s, sieve has no such parameter", kind, n)
+	}
+	if c, ok := g.checks[kind].(map[string]any); ok {
+		e.f32LogitsAbs, _ = c["logits_maxabs_f32"].(float64)
+		e.f32GradRel, _ = c["worst_grad_rel_f32"].(float64)
+		e.f32LossRel, _ = c["loss_rel_f32"].(float64)
+	}
+	return e
+}
+
+// familyGoldenCases: each golden, the family its config must parse as,
+// and the tensors beyond Llama's it must have.
+var familyGoldenCases = []struct {
+	name   string
+	family Family
+	extra  []string // suffixes of layer tensors the family adds
+}{
+	{"llama", FamilyLlama, nil},               // Llama-3.2-1B: rope_scaling llama3, tied
+	{"qwen2", FamilyQwen2, []string{".bias"}}, // Qwen2.5-0.5B-Instruct
+	{"qwen3", FamilyQwen3, []string{"q_norm.weight", "k_norm.weight"}}, // Qwen3-0.6B
+	{"mistral", FamilyMistral, nil},                                     // Mistral-7B-v0.1, sliding_window 4096
+}
+
+// Tolerances against transformers' float64 run. sieve computes in
+// float32 throughout, so its error is float32 rounding over sums of
+// hidden_size (up to 4096) products, two layers deep: the bounds are a
+// few times the worst measured (docs/train.md gives the numbers).
+const (
+	famLossRel     = 1e-5 // loss, relative
+	famLogitsRel   = 1e-5 // max abs logit error over max |logit|
+	famGradRowsRel = 1e-3 // per tensor: max abs error on the stored rows over their max |gradient|
+	famGradNormRel = 1e-4 // per tensor: the whole gradient's L2 norm, relative
+)
+
+func (e familyErrors) check(t *testing.T, what string) {
+	t.Helper()
+	t.Logf("%s: %s", what, e)
+	switch {
+	case !(e.lossRel <= famLossRel):
+		t.Errorf("%s: loss relative error %.2e above %.0e", what, e.lossRel, famLossRel)
+	case !(e.logitsAbs <= famLogitsRel*e.logitsMax):
+		t.Errorf("%s: logits max abs error %.2e above %.0e × %.2f", what, e.logitsAbs, famLogitsRel, e.logitsMax)
+	case !(e.gradRel <= famGradRowsRel):
+		t.Errorf("%s: gradient of %s: error %.2e above %.0e", what, e.gradRelName, e.gradRel, famGradRowsRel)
+	case !(e.gradNormRel <= famGradNormRel):
+		t.Errorf("%s: gradient norm of %s: relative error %.2e above %.0e", what, e.gradNormName, e.gradNormRel, famGradNormRel)
+	}
+}
+
+// TestTransformersFamilies runs each family's golden through sieve, full
+// fine-tuning and LoRA (r 8, alpha 16, all seven projections; biases
+// and q/k norms frozen as PEFT freezes them), and compares the loss,
+// the logits and the gradients with transformers' and PEFT's float64
+// run, within the tolerances above. It also checks that the config
+// parses as the right family, that the weights' names and shapes are
+// transformers' (every parameter with a gradient there is one here),
+// that the generator gives the values families.py gave (the first row
+// of every tensor, bit for bit), and that sieve's rotary frequencies
+// are the model's (Llama 3.2's rope_scaling llama3).
+func TestTransformersFamilies(t *testing.T) {
+	for _, tc := range familyGoldenCases {
+		t.Run(tc.name, func(t *testing.T) {
+			defer debug.FreeOSMemory()
+			g := loadFamilyGolden(t, tc.name)
+			c := g.cfg
+			if c.Family() != tc.family {
+				t.Fatalf("config parses as %v, want %v", c.Family(), tc.family)
+			}
+			t.Logf("%s: %v, D %d, F %d, L %d, heads %d/%d, head_dim %d, V %d, tied %v, window %d; cut: %s; transformers: %v",
+				tc.name, c.Family(), c.HiddenSize, c.IntermediateSize, c.NumHiddenLayers, c.NumAttentionHeads, c.KVHeads(), c.Hd(),
+				c.VocabSize, c.TieWordEmbeddings, c.SlidingWindow(), g.st.Metadata["cuts"], g.checks["transformers"])
+			p, err := NewParams(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			shapes := map[string][]int{}
+			extra := 0
+			for _, nt := range p.Tensors() {
+				shapes[nt.Name] = nt.Shape
+				goldenValues(nt.Data, nt.Name, nt.Shape, c.HiddenSize)
+				first := nt.Data
+				if len(nt.Shape) > 1 {
+					first = nt.Data[:nt.Shape[len(nt.Shape)-1]]
+				}
+				if want := g.read(t, "w."+nt.Name); maxAbsDiff(first, want) != 0 {
+					t.Fatalf("%s: the generator's values differ from families.py's", nt.Name)
+				}
+				for _, s := range tc.extra {
+					if strings.HasSuffix(nt.Name, s) {
+						extra++
+					}
+				}
+			}
+			if want := c.NumHiddenLayers * map[string]int{"qwen2": 3, "qwen3": 2}[tc.name]; extra != want {
+				t.Errorf("%d tensors %v, want %d", extra, tc.extra, want)
+			}
+			// Rotary frequencies: transformers' float32 buffer.
+			inv := ropeInvFreqOf(c)
+			want := g.read(t, "rope.inv_freq")
+			var worst float64
+			for i, v := range want {
+				worst = math.Max(worst, math.Abs(float64(inv[i])-float64(v))/float64(v))
+			}
+			t.Logf("rotary inverse frequencies: %d, worst relative difference %.1e", len(inv), worst)
+			if worst > 2e-7 || len(inv) != len(want) {
+				t.Errorf("rotary inverse frequencies differ from transformers' by %.1e", worst)
+			}
+
+			// Full fine-tuning.
+			m := newModel(t, p, g.x.B, g.x.T)
+			loss := step(t, m, g.x)
+			g.compare(t, "full", loss, m.Logits(), m.Trainable(), shapes).check(t, tc.name+" full")
+			m = nil
+			runtime.GC()
+
+			// LoRA: every adapter from the generator, G released.
+			m = newModel(t, p, g.x.B, g.x.T)
+			m.G = nil
+			runtime.GC()
+			if err := m.EnableLoRA(LoRAConfig{Rank: 8, Alpha: 16}); err != nil {
+				t.Fatal(err)
+			}
+			if s, _ := g.checks["lora_scaling"].(float64); s != m.lora.cfg.Scaling() {
+				t.Errorf("PEFT's scaling %g, sieve's %g", s, m.lora.cfg.Scaling())
+			}
+			for i, tt := range m.Trainable() {
+				shapes[tt.Name] = m.lora.shapes[i]
+				goldenValues(tt.P, tt.Name, m.lora.shapes[i], c.HiddenSize)
+			}
+			loss = step(t, m, g.x)
+			g.compare(t, "lora", loss, m.Logits(), m.Trainable(), shapes).check(t, tc.name+" LoRA")
+		})
+	}
+}
+
+// TestFamiliesRecord checks testdata/families/families_record.jsonl, the
+// output of families.py: every line passed, every family and
+// checkpoint is there, and each family's golden is the file it wrote
+// (its size; SHA256SUMS holds the hashes of both).
+func TestFamiliesRecord(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "families", "families_record.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l struct {
+			Family     string `json:"family"`
+			Checkpoint string `json:"checkpoint"`
+			File       string `json:"file"`
+			Bytes      int64  `json:"bytes"`
+			OK         bool   `json:"ok"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("%v: %s", err, sc.Text())
+		}
+		if !l.OK {
+			t.Errorf("a failed check is recorded: %.500s", sc.Text())
+			continue
+		}
+		switch {
+		case l.Family != "":
+			seen["family "+l.Family] = true
+			fi, err := os.Stat(filepath.Join("testdata", "families", l.File))
+			if err != nil || fi.Size() != l.Bytes {
+				t.Errorf("%s: the record's file %s of %d bytes: %v", l.Family, l.File, l.Bytes, err)
+			}
+		case l.Checkpoint != "":
+			seen["checkpoint "+l.Checkpoint] = true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range familyGoldenCases {
+		for _, w := range []string{"family " + tc.name, "checkpoint hf_" + tc.name} {
+			if !seen[w] {
+				t.Errorf("families_record.jsonl has no passing %s", w)
+			}
+		}
+	}
+}
+
+// familyCheckpointConfigs are the tiny checkpoints of each family that
+// sieve writes and families.py loads with transformers'
+// AutoModelForCausalLM.from_pretrained and PEFT's
+// PeftModel.from_pretrained (testdata/families/hf_<family>).
+var familyCheckpointConfigs = map[string]string{
+	"qwen2": `{"model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+"num_key_value_heads": 2, "vocab_size": 64, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "max_position_embeddings": 128,
+"tie_word_embeddings": true, "use_sliding_window": false, "sliding_window": 128, "max_window_layers": 2}`,
+	"qwen3": `{"model_type": "qwen3", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+"num_key_value_heads": 2, "head_dim": 16, "vocab_size": 64, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+"max_position_embeddings": 128, "tie_word_embeddings": false, "attention_bias": false}`,
+	"llama": `{"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+"num_key_value_heads": 2, "vocab_size": 64, "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "max_position_embeddings": 1024,
+"tie_word_embeddings": true, "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+"original_max_position_embeddings": 64}}`,
+	"mistral": `{"model_type": "mistral", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+"num_key_value_heads": 1, "vocab_size": 64, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 32768,
+"sliding_window": 4096, "tie_word_embeddings": false}`,
+}
+
+// familyCheckpointBatch is the ids the checkpoints' logits are of: 2
+// rows of 12 tokens, positions from 0.
+func familyCheckpointBatch(V int) *Batch {
+	x := NewBatch(2, 12)
+	for b := 0; b < 2; b++ {
+		ids := make([]int, 12)
+		for i := range ids {
+			ids[i] = (b*31 + i*7 + 5) % V
+		}
+		must(x.SetRow(b, Sample{IDs: ids}))
+	}
+	return x
+}
+
+// TestWriteFamilyCheckpoints writes testdata/families/hf_<family>/
+// (config.json, model.safetensors, adapter/ with a LoRA adapter of rank
+// 2 on all projections, expected_logits.safetensors with sieve's logits
+// of the base and of base + adapter) for families.py. Run with
+// SIEVE_WRITE_HF_CHECKPOINTS=1.
+func TestWriteFamilyCheckpoints(t *testing.T) {
+	if os.Getenv("SIEVE_WRITE_HF_CHECKPOINTS") == "" {
+		t.Skip("set SIEVE_WRITE_HF_CHECKPOINTS=1 to write testdata/families/hf_*")
+	}
+	for name, js := range familyCheckpointConfigs {
+		c, err := ParseConfig([]byte(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := randomParams(t, c, 17)
+		dir := filepath.Join("testdata", "families", "hf_"+name)
+		if err := p.Save(dir, F32); err != nil {
+			t.Fatal(err)
+		}
+		x := familyCheckpointBatch(c.VocabSize)
+		m := newModel(t, p, x.B, x.T)
+		step(t, m, x)
+		logits := append([]float32(nil), m.Logits()...)
+		if err := m.EnableLoRA(LoRAConfig{Rank: 2, Alpha: 4, Seed: 3}); err != nil {
+			t.Fatal(err)
+		}
+		randomizeB(m, 4, 0.3)
+		if err := m.SaveAdapter(filepath.Join(dir, "adapter"), "hf_"+name); err != nil {
+			t.Fatal(err)
+		}
+		step(t, m, x)
+		ids := make([]float32, len(x.IDs))
+		for i, id := range x.IDs {
+			ids[i] = float32(id)
+		}
+		V := c.VocabSize
+		if err := WriteSafetensors(filepath.Join(dir, "expected_logits.safetensors"), []NamedTensor{
+			{Name: "ids", Shape: []int{x.B, x.T}, Data: ids},
+			{Name: "logits", Shape: []int{x.B, x.T, V}, Data: logits},
+			{Name: "adapter_logits", Shape: []int{x.B, x.T, V}, Data: m.Logits()},
+		}, F32, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestFamilyCheckpoints loads the committed tiny checkpoints and
+// adapters (which families.py loaded with transformers and PEFT) and
+// checks that they give the logits stored beside them.
+func TestFamilyCheckpoints(t *testing.T) {
+	for name, js := range familyCheckpointConfigs {
+		dir := filepath.Join("testdata", "families", "hf_"+name)
+		p, err := Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := ParseConfig([]byte(js))
+		if p.Config.Family() != want.Family() || p.Config.SlidingWindow() != want.SlidingWindow() {
+			t.Errorf("%s: family %v window %d, want %v %d", name, p.Config.Family(), p.Config.SlidingWindow(), want.Family(), want.SlidingWindow())
+		}
+		st, err := OpenSafetensors(filepath.Join(dir, "expected_logits.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		logits, _, _ := st.Read("logits")
+		adapted, _, _ := st.Read("adapter_logits")
+		st.Close()
+		x := familyCheckpointBatch(p.Config.VocabSize)
+		m := newModel(t, p, x.B, x.T)
+		step(t, m, x)
+		if d := maxAbsDiff(m.Logits(), logits); d > 1e-6 {
+			t.Errorf("%s: logits differ by %g", name, d)
+		}
+		if err := m.LoadAdapter(filepath.Join(dir, "adapter")); err != nil {
+			t.Fatal(err)
+		}
+		step(t, m, x)
+		if d := maxAbsDiff(m.Logits(), adapted); d > 1e-6 {
+			t.Errorf("%s: adapter logits differ by %g", name, d)
+		}
+	}
+}
