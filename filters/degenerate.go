@@ -495,7 +495,7 @@ func (f *degenerateFilter) Check(s *datasets.Sample) Verdict {
 		}
 		text := proseText(m.Content, sc)
 		var st DegenerateStats
-		measureDegenerate(text, sc, &st, f.on.has(0), f.on.has(1))
+		memoDegenerate(text, sc, &st, f.on.has(0), f.on.has(1))
 		if f.on.has(0) && st.Tokens >= f.c.MinTokens {
 			const rule = "degenerate.gibberish"
 			if f.c.MaxOddTokens > 0 {

@@ -296,7 +296,7 @@ func detectRoles(sc *scratch, msgs []datasets.Message, use func(role string) boo
 		sc.buf = appendNoInlineCode(sc.buf[:0], text)
 		text = bstr(sc.buf)
 	}
-	return detectLanguage(text)
+	return memoLanguage(text)
 }
 
 func (f *languageFilter) Check(s *datasets.Sample) Verdict {

@@ -1,0 +1,126 @@
+package filters
+
+import (
+	"hash/maphash"
+	"strings"
+	"sync"
+)
+
+// textMemo remembers a measurement of a text by the text's 128-bit hash,
+// so that a text met again (an answer reused under many prompt variants,
+// a system prompt shared by a whole source, a sample checked by two
+// stages) is measured once. The measurements memoised are pure functions
+// of the text, so a hit gives exactly what a recomputation would.
+//
+// Memory is bounded: each of memoShards shards holds at most
+// memoShardSize entries and is emptied when full (a miss costs a
+// recomputation, never a different answer). A false hit needs two equal
+// 64-bit hashes of different texts.
+type textMemo[V any] struct {
+	shards [memoShards]memoShard[V]
+}
+
+const (
+	memoShards    = 64
+	memoShardSize = 1024
+)
+
+type memoShard[V any] struct {
+	mu sync.Mutex
+	m  map[memoKey]V
+}
+
+type memoKey [2]uint64
+
+var memoSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+// textKey hashes text and a small tag (the measurement's options).
+func textKey(text string, tag byte) memoKey {
+	var h0, h1 maphash.Hash
+	h0.SetSeed(memoSeeds[0])
+	h1.SetSeed(memoSeeds[1])
+	h0.WriteByte(tag)
+	h1.WriteByte(tag)
+	h0.WriteString(text)
+	h1.WriteString(text)
+	return memoKey{h0.Sum64(), h1.Sum64()}
+}
+
+func (t *textMemo[V]) get(k memoKey) (V, bool) {
+	sh := &t.shards[k[0]%memoShards]
+	sh.mu.Lock()
+	v, ok := sh.m[k]
+	sh.mu.Unlock()
+	return v, ok
+}
+
+func (t *textMemo[V]) put(k memoKey, v V) {
+	sh := &t.shards[k[0]%memoShards]
+	sh.mu.Lock()
+	if sh.m == nil || len(sh.m) >= memoShardSize {
+		sh.m = make(map[memoKey]V, memoShardSize)
+	}
+	sh.m[k] = v
+	sh.mu.Unlock()
+}
+
+// len is the number of entries held (tests).
+func (t *textMemo[V]) len() int {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Memoised measurements. The texts they are keyed by are what the
+// measurement reads (after proseText or detectRoles' joining), so two
+// samples share an entry exactly when the measurement would read the
+// same bytes.
+var (
+	degenerateMemo textMemo[DegenerateStats]
+	languageMemo   textMemo[langResult]
+)
+
+type langResult struct {
+	lang    string
+	conf    float64
+	letters int
+}
+
+// memoDegenerate is measureDegenerate through degenerateMemo. The stats'
+// LoopUnit is cloned when stored (text may be a view of a scratch
+// buffer).
+func memoDegenerate(text string, sc *scratch, st *DegenerateStats, gib, loop bool) {
+	var tag byte
+	if gib {
+		tag |= 1
+	}
+	if loop {
+		tag |= 2
+	}
+	k := textKey(text, tag)
+	if v, ok := degenerateMemo.get(k); ok {
+		*st = v
+		return
+	}
+	measureDegenerate(text, sc, st, gib, loop)
+	v := *st
+	v.LoopUnit = strings.Clone(v.LoopUnit)
+	degenerateMemo.put(k, v)
+	st.LoopUnit = v.LoopUnit
+}
+
+// memoLanguage is detectLanguage through languageMemo.
+func memoLanguage(text string) (string, float64, int) {
+	k := textKey(text, 0)
+	if v, ok := languageMemo.get(k); ok {
+		return v.lang, v.conf, v.letters
+	}
+	lang, conf, letters := detectLanguage(text)
+	languageMemo.put(k, langResult{lang, conf, letters})
+	return lang, conf, letters
+}

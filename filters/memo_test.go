@@ -1,0 +1,116 @@
+package filters
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// memoTexts are texts of every kind the memoised measurements read: the
+// held-out language set, loops, fenced code, gibberish, empty.
+func memoTexts(t *testing.T) []string {
+	t.Helper()
+	f, err := os.Open("testdata/langid_heldout.tsv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var texts []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if line := sc.Text(); !strings.HasPrefix(line, "#") {
+			_, text, _ := strings.Cut(line, "\t")
+			texts = append(texts, text)
+		}
+	}
+	if len(texts) < 50 {
+		t.Fatalf("held-out set has %d texts", len(texts))
+	}
+	return append(texts,
+		strings.Repeat("I am sorry, I cannot do that. ", 30),
+		"Here is code:\n```go\nfor { x++ }\n```\n"+strings.Repeat("and again ", 40),
+		"ĠtheĠcatĠsat ##ing ▁on ▁the ▁mat }); => {} foo_bar",
+		"",
+	)
+}
+
+// TestMemoisedMeasuresAreTheMeasures: a memo miss and a memo hit give
+// exactly what the measurement computes directly.
+func TestMemoisedMeasuresAreTheMeasures(t *testing.T) {
+	sc := getScratch()
+	defer putScratch(sc)
+	for _, text := range memoTexts(t) {
+		for _, flags := range [][2]bool{{true, true}, {true, false}, {false, true}} {
+			var want DegenerateStats
+			measureDegenerate(text, sc, &want, flags[0], flags[1])
+			for pass := range 2 {
+				var got DegenerateStats
+				memoDegenerate(text, sc, &got, flags[0], flags[1])
+				if got != want {
+					t.Fatalf("pass %d flags %v on %.40q: memo %+v, direct %+v", pass, flags, text, got, want)
+				}
+			}
+		}
+		l, c, n := detectLanguage(text)
+		for pass := range 2 {
+			gl, gc, gn := memoLanguage(text)
+			if gl != l || gc != c || gn != n {
+				t.Fatalf("pass %d on %.40q: memo (%s %v %d), direct (%s %v %d)", pass, text, gl, gc, gn, l, c, n)
+			}
+		}
+	}
+}
+
+// TestMemoisedVerdictOfFencedLoop: the degenerate filter's verdict of a
+// looping answer with code fences (measured on a scratch buffer) is the
+// same when it comes from the memo after that buffer was reused while
+// another scratch serves the check: the stored loop unit must not alias a
+// buffer.
+func TestMemoisedVerdictOfFencedLoop(t *testing.T) {
+	fs, err := New(only(Config{}, "degenerate.loop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	looping := qa("Print the numbers.", "```\nprint(1)\n```\n"+strings.Repeat("the numbers are printed now, ", 25))
+	first, ok := CheckAll(fs, looping)
+	if ok {
+		t.Fatalf("loop kept: %+v", first)
+	}
+	// Hold the pool's scratches (the one that measured first among them)
+	// and overwrite their buffers; the next check measures with a new one.
+	var held []*scratch
+	for range 8 {
+		sc := getScratch()
+		for _, b := range []*[]byte{&sc.buf, &sc.buf2, &sc.buf3} {
+			*b = (*b)[:cap(*b)]
+			for i := range *b {
+				(*b)[i] = 'z'
+			}
+		}
+		held = append(held, sc)
+	}
+	again, _ := CheckAll(fs, looping)
+	for _, sc := range held {
+		putScratch(sc)
+	}
+	if again.Detail != first.Detail || again.Rule != first.Rule || again.Value != first.Value {
+		t.Fatalf("memoised verdict %+v, first %+v", again, first)
+	}
+}
+
+// TestTextMemoBounded: the memo never holds more than its bound.
+func TestTextMemoBounded(t *testing.T) {
+	var m textMemo[int]
+	for i := range 3 * memoShards * memoShardSize {
+		m.put(textKey(fmt.Sprint(i), 0), i)
+	}
+	if n := m.len(); n > memoShards*memoShardSize || n < memoShards*memoShardSize/4 {
+		t.Fatalf("memo holds %d entries, bound %d", n, memoShards*memoShardSize)
+	}
+	if v, ok := m.get(textKey(fmt.Sprint(3*memoShards*memoShardSize-1), 0)); !ok || v != 3*memoShards*memoShardSize-1 {
+		t.Fatalf("latest entry: %d %v", v, ok)
+	}
+}
