@@ -1,7 +1,8 @@
 // Package model is sieve's Llama-architecture language model in float32:
 // the forward and backward passes written by hand on gonum's blas32, the
 // Hugging Face config.json and safetensors formats, and the parameter
-// names of transformers' LlamaForCausalLM, so that checkpoints go both
+// names of transformers' LlamaForCausalLM, MistralForCausalLM,
+// Qwen2ForCausalLM and Qwen3ForCausalLM, so that checkpoints go both
 // ways between sieve and transformers.
 //
 // # Architecture
@@ -28,7 +29,27 @@
 // x[i+hd/2]) is rotated by θᵢ. The mask lets a token see itself and the
 // earlier tokens of its segment only (see Batch), so packed samples never
 // attend to each other, and positions restart with each sample. The
-// model has no biases, no dropout and only the default rotary scaling.
+// model has no dropout.
+//
+// # Families
+//
+// Config.Family, from config.json's model_type, selects what differs
+// from the above (any other model_type is refused with a line naming
+// it):
+//
+//	llama     as above; rope_scaling (or rope_parameters) of type llama3
+//	          rescales the rotary frequencies (Llama 3.1, 3.2, 3.3)
+//	mistral   as above; its sliding window (sliding_window, 4096 when
+//	          absent) makes no difference to rows of at most that many
+//	          tokens, and New and NewDecoder refuse longer ones
+//	qwen2     q = h·Wqᵀ + bq, k = h·Wkᵀ + bk, v = h·Wvᵀ + bv   bq [H·hd], bk, bv [KV·hd]
+//	          (Qwen2, Qwen2.5; no bias on o_proj or the MLP)
+//	qwen3     q = rope(RMSNorm_hd(h·Wqᵀ)·wq), k likewise with wk      wq, wk [hd]
+//	          (q_norm, k_norm: each head's hd values normalised on their
+//	          own, before the rotation; head_dim need not be D/H)
+//
+// The biases and q/k norm weights are trained with full fine-tuning and
+// frozen with LoRA, as PEFT's bias "none" freezes them.
 //
 // # Layout and units
 //
@@ -107,7 +128,9 @@
 // separate samples, and loss, logits and all gradients against PyTorch
 // (testdata/parity.py writes the golden files; it also checks them
 // against transformers' LlamaForCausalLM and loads the checkpoints the Go
-// test writes). LoRA is checked the same way: adapter gradients against
+// test writes). Each family is compared with transformers' own model and
+// PEFT's LoRA at the real configuration of a checkpoint users fine-tune
+// (testdata/families.py; TestTransformersFamilies). LoRA is checked the same way: adapter gradients against
 // central differences of the float64 reference with adapters (float32
 // and NF4 bases), merge and save/load round trips, and PEFT parity
 // (testdata/peft_parity.py runs transformers and peft on sieve's adapters

@@ -213,10 +213,10 @@ var familyGoldenCases = []struct {
 	family Family
 	extra  []string // suffixes of layer tensors the family adds
 }{
-	{"llama", FamilyLlama, nil},               // Llama-3.2-1B: rope_scaling llama3, tied
-	{"qwen2", FamilyQwen2, []string{".bias"}}, // Qwen2.5-0.5B-Instruct
+	{"llama", FamilyLlama, nil},                                        // Llama-3.2-1B: rope_scaling llama3, tied
+	{"qwen2", FamilyQwen2, []string{".bias"}},                          // Qwen2.5-0.5B-Instruct
 	{"qwen3", FamilyQwen3, []string{"q_norm.weight", "k_norm.weight"}}, // Qwen3-0.6B
-	{"mistral", FamilyMistral, nil},                                     // Mistral-7B-v0.1, sliding_window 4096
+	{"mistral", FamilyMistral, nil},                                    // Mistral-7B-v0.1, sliding_window 4096
 }
 
 // Tolerances against transformers' float64 run. sieve computes in
