@@ -334,6 +334,9 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string, error) {
 		spill: transforms.SpillConfig{Dir: dir, Budget: plan.SpillBudget, Meter: meter}}
 	stageName := stageNames(plan)
 	var names []string
+	// topicModel is the latest topics stage's model, for the stages that
+	// work on its topics (see topics.go).
+	var topicModel beam.PCollection
 	for i, st := range r.Stages {
 		if plan.Skipped[i] {
 			continue
@@ -346,14 +349,23 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string, error) {
 			// left them (it should not pay for duplicates).
 			samples := t.flush()
 			sc.Stage = name
+			sel, seeded := topicSelect(name, dir, st.Config)
 			var made, dropped, reps beam.PCollection
-			switch st.Kind {
-			case "doc_qa":
+			switch {
+			case st.Kind == "doc_qa":
 				made, dropped, reps = transforms.GenerateFromChunks(s, plan.chunks[i], sc)
 				samples = beam.Flatten(s, samples, made)
-			case "self_instruct":
-				made, dropped, reps = transforms.SelfInstruct(s, samples, sc)
+			case st.Kind == "self_instruct":
+				seeds := samples
+				if seeded {
+					seeds, _ = transforms.SelectTopics(s, samples, sel)
+				}
+				made, dropped, reps = transforms.SelfInstruct(s, seeds, sc)
 				samples = beam.Flatten(s, samples, made)
+			case seeded:
+				chosen, rest := transforms.SelectTopics(s, samples, sel)
+				made, dropped, reps = transforms.Expand(s, chosen, sc)
+				samples = beam.Flatten(s, made, rest)
 			default:
 				samples, dropped, reps = transforms.Expand(s, samples, sc)
 			}
@@ -383,7 +395,17 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string, error) {
 			// The model is fitted on the samples as the stages before it
 			// left them: apply what is pending first, as for generation
 			// stages (see topics.go).
-			t.samples = transforms.Topics(s, t.flush(), topicsConfig(name, dir, cfg))
+			t.samples, topicModel = transforms.TopicsWithModel(s, t.flush(), topicsConfig(name, dir, cfg))
+		case *recipe.SemanticDedup:
+			if !topicModel.IsValid() {
+				return nil, nil, fmt.Errorf("stage %s (line %d): needs an earlier topics stage", name, st.Line)
+			}
+			t.mark(transforms.SemanticDedupMarks(s, t.live(), topicModel, semDedupConfig(name, cfg, laterChecks(plan, i), meter)))
+		case *recipe.Balance:
+			if !topicModel.IsValid() {
+				return nil, nil, fmt.Errorf("stage %s (line %d): needs an earlier topics stage", name, st.Line)
+			}
+			t.mark(transforms.BalanceMarks(s, t.live(), transforms.BalanceConfig{Stage: name, Dir: dir, Plan: cfg.BalanceConfig(), Meter: meter}))
 		default:
 			spec, ok, err := stepSpec(name, st, r.ResolvePath)
 			if err != nil {

@@ -5,6 +5,22 @@ import (
 	"github.com/sieve-data/sieve/transforms"
 )
 
+// Stages that work on the topics of the latest topics stage before them
+// (semantic_dedup, balance, and evol_instruct or self_instruct with
+// seeds_from or thin_topics; the recipe refuses them without one):
+//
+//   - semantic_dedup and balance are whole-dataset stages like the other
+//     dedups and the mix: they key on the samples as the stages before
+//     them leave them (pendingTail.live) and mark what they drop, which
+//     the shard writers apply in recipe order. semantic_dedup takes the
+//     topics stage's model as a side input to embed the samples, and
+//     picks survivors among the members that pass the later checks.
+//   - a topic-seeded generation stage flushes what is pending (as every
+//     generation stage does) and splits the samples by topic
+//     (transforms.SelectTopics): evol_instruct evolves the chosen topics'
+//     samples and passes the others unchanged; self_instruct draws its
+//     seed pool from the chosen topics' samples only.
+
 // topicsConfig is the Topics composite's configuration of a recipe's
 // topics stage writing into the staging directory dir.
 //
@@ -15,4 +31,27 @@ import (
 // stage; stages after it see the samples with their topics.
 func topicsConfig(stage, dir string, c *recipe.Topics) transforms.TopicsConfig {
 	return transforms.TopicsConfig{Stage: stage, Dir: dir, Field: c.Field, K: c.K, Seed: c.Seed, MaxSamples: c.MaxFitSamples}
+}
+
+// semDedupConfig is the SemanticDedupMarks configuration of a recipe's
+// semantic_dedup stage; post are the checks after it (laterChecks).
+func semDedupConfig(stage string, c *recipe.SemanticDedup, post []transforms.StepSpec, meter *transforms.ShuffleMeter) transforms.SemDedupConfig {
+	return transforms.SemDedupConfig{Stage: stage, Threshold: c.Threshold, Keep: c.Keep, Seed: c.Seed, Post: post, Meter: meter}
+}
+
+// topicSelect is the topic selection of a generation stage (ok false when
+// it takes every sample).
+func topicSelect(stage, dir string, cfg recipe.StageConfig) (transforms.TopicSelect, bool) {
+	var ts *recipe.TopicSeeds
+	switch c := cfg.(type) {
+	case *recipe.EvolInstruct:
+		ts = &c.TopicSeeds
+	case *recipe.SelfInstruct:
+		ts = &c.TopicSeeds
+	}
+	if ts == nil || !ts.TopicSeeded() {
+		return transforms.TopicSelect{}, false
+	}
+	ids, labels := ts.SeedTopics()
+	return transforms.TopicSelect{Stage: stage, Dir: dir, IDs: ids, Labels: labels, Thin: ts.ThinTopics}, true
 }

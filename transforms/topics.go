@@ -90,15 +90,25 @@ func init() {
 // points are combined into TopicsReportFile. Nothing is dropped. With
 // no samples nothing is written.
 func Topics(s beam.Scope, samples beam.PCollection, cfg TopicsConfig) beam.PCollection {
+	assigned, _ := TopicsWithModel(s, samples, cfg)
+	return assigned
+}
+
+// TopicsWithModel is Topics that also returns the fitted model: a
+// PCollection of at most one element, the model's bytes (topics.Save),
+// for later stages that work on the topics (SemanticDedupMarks) to take
+// as a side input. It is empty when no sample reached the stage.
+func TopicsWithModel(s beam.Scope, samples beam.PCollection, cfg TopicsConfig) (assigned, model beam.PCollection) {
 	s = s.Scope("Topics_" + cfg.Stage)
 	cfg = cfg.withDefaults()
 	fitSample := beam.Combine(s, &topicsSampleFn{Seed: cfg.Seed, Max: cfg.MaxSamples}, samples)
-	model := beam.ParDo(s, &topicsFitFn{Cfg: cfg}, fitSample)
-	assigned, hits := beam.ParDo2(s, &topicsAssignFn{Stage: cfg.Stage, Seed: cfg.Seed},
+	model = beam.ParDo(s, &topicsFitFn{Cfg: cfg}, fitSample)
+	var hits beam.PCollection
+	assigned, hits = beam.ParDo2(s, &topicsAssignFn{Stage: cfg.Stage, Seed: cfg.Seed},
 		samples, beam.SideInput{Input: model})
 	stats := beam.Combine(s, &topicsStatsFn{Reps: cfg.Representatives, MaxPoints: cfg.MaxPoints}, hits)
 	beam.ParDo0(s, &topicsReportFn{Cfg: cfg}, stats, beam.SideInput{Input: model})
-	return assigned
+	return assigned, model
 }
 
 // TopicsSample is the fit sample as the combine accumulates it: each item
@@ -200,16 +210,12 @@ type topicsAssignFn struct {
 func (f *topicsAssignFn) ProcessElement(ctx context.Context, s datasets.Sample, model func(*[]byte) bool,
 	out func(datasets.Sample), hit func(TopicHit)) error {
 	if f.model == nil {
-		var b []byte
-		if !model(&b) {
-			return fmt.Errorf("stage %s: no topic model was fitted", f.Stage)
-		}
-		m, err := topics.Load(bytes.NewReader(b))
+		m, err := loadTopicModel(f.Stage, model)
 		if err != nil {
-			return fmt.Errorf("stage %s: %w", f.Stage, err)
+			return err
 		}
-		if m.TFIDF == nil {
-			return fmt.Errorf("stage %s: the model's embedder is %s, not built in", f.Stage, m.Embedder.Kind)
+		if m == nil {
+			return fmt.Errorf("stage %s: no topic model was fitted", f.Stage)
 		}
 		f.model = m
 	}
@@ -224,6 +230,25 @@ func (f *topicsAssignFn) ProcessElement(ctx context.Context, s datasets.Sample, 
 	hit(TopicHit{ID: s.ID, Hash: topics.SampleHash(s.ID, f.Seed), Topic: a.Topic, Distance: float64(a.Distance), X: x, Y: y})
 	out(s)
 	return nil
+}
+
+// loadTopicModel loads the model of a topics stage from its side input
+// (TopicsWithModel's model): nil when there is none (no sample reached
+// that stage), an error when it is not of the built-in embedder, whose
+// embeddings the workers compute.
+func loadTopicModel(stage string, model func(*[]byte) bool) (*topics.Model, error) {
+	var b []byte
+	if !model(&b) {
+		return nil, nil
+	}
+	m, err := topics.Load(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", stage, err)
+	}
+	if m.TFIDF == nil {
+		return nil, fmt.Errorf("stage %s: the model's embedder is %s, not built in", stage, m.Embedder.Kind)
+	}
+	return m, nil
 }
 
 // topicsAcc gathers the hits: per-topic stats (merged exactly, in fixed

@@ -148,6 +148,9 @@ func (r *Recipe) validate() error {
 	if weighted > 0 && weighted < len(r.Sources) {
 		return keyErr("sources", "weight: give every source a weight, or none (%d of %d have one)", weighted, len(r.Sources))
 	}
+	if err := r.validateTopicStages(); err != nil {
+		return err
+	}
 	seen := map[string]int{}
 	for i, s := range r.Sources {
 		if j, ok := seen[s.Name]; ok {

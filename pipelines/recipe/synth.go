@@ -194,6 +194,9 @@ type EvolInstruct struct {
 	LLMStage         `yaml:",inline"`
 	Mode             string `yaml:"mode" json:"mode"`
 	synth.EvolConfig `yaml:",inline"`
+	// TopicSeeds restricts the stage to the samples of some topics (the
+	// others pass unchanged).
+	TopicSeeds `yaml:",inline"`
 }
 
 func (c *EvolInstruct) defaults() {
@@ -207,6 +210,9 @@ func (c *EvolInstruct) validate() error {
 		return err
 	}
 	if err := validMode(c.Mode); err != nil {
+		return err
+	}
+	if err := c.validateTopicSeeds(); err != nil {
 		return err
 	}
 	cfg := c.EvolConfig
@@ -303,6 +309,8 @@ type SelfInstruct struct {
 	// Seed makes the choice of examples reproducible.
 	Seed                     string `yaml:"seed" json:"seed,omitempty"`
 	synth.SelfInstructConfig `yaml:",inline"`
+	// TopicSeeds takes the seeds from the samples of some topics only.
+	TopicSeeds `yaml:",inline"`
 }
 
 func (c *SelfInstruct) defaults() {
@@ -332,6 +340,12 @@ func (c *SelfInstruct) validate() error {
 	}
 	if c.MaxSeeds < 1 || c.MaxPrompts < 0 {
 		return keyErr("max_seeds", "max_seeds must be positive and max_prompts not negative")
+	}
+	if err := c.validateTopicSeeds(); err != nil {
+		return err
+	}
+	if key, ok := c.needsTopics(); ok && c.Seeds != "" {
+		return keyErr(key, "seeds from a file have no topics: drop seeds: to take the seeds from the samples reaching the stage")
 	}
 	cfg := c.SelfInstructConfig
 	cfg.Prompts = nil

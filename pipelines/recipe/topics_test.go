@@ -1,6 +1,9 @@
 package recipe
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestTopicsDefaults: a topics stage without max_fit_samples or field
 // gets the documented defaults (20000, prompt); validation runs before
@@ -16,5 +19,101 @@ func TestTopicsDefaults(t *testing.T) {
 		if c.MaxFitSamples != 20000 || c.Field != "prompt" {
 			t.Errorf("topics defaults: %+v", c)
 		}
+	}
+}
+
+func parseStages(stages string) (*Recipe, error) {
+	return Parse("r.yaml", []byte("name: x\nsources: [{name: a, path: p}]\nstages:\n"+stages))
+}
+
+// TestTopicStagesParse: semantic_dedup and balance after a topics stage,
+// with their defaults; the canonical recipe names their settings.
+func TestTopicStagesParse(t *testing.T) {
+	r, err := parseStages("  - topics: {k: 4}\n  - semantic_dedup\n  - semantic_dedup: {threshold: 0.85, keep: longest, seed: 3}\n" +
+		"  - balance: {cap: 100}\n  - balance: {mode: temperature, temperature: 2, fraction: 0.5, seed: 1}\n  - balance: {mode: uniform, total: 1000, cap: 400}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := r.Stages[1].Config.(*SemanticDedup); c.Threshold != 0.9 || c.Keep != "smallest_id" {
+		t.Errorf("semantic_dedup defaults: %+v", c)
+	}
+	if c := r.Stages[2].Config.(*SemanticDedup); c.Threshold != 0.85 || c.Keep != "longest" || c.Seed != 3 {
+		t.Errorf("semantic_dedup: %+v", c)
+	}
+	if c := r.Stages[3].Config.(*Balance); c.Mode != "cap" || c.Cap != 100 {
+		t.Errorf("balance with only cap: %+v", c)
+	}
+	if c := r.Stages[4].Config.(*Balance); c.Mode != "temperature" || c.Temperature != 2 || c.Fraction != 0.5 {
+		t.Errorf("balance temperature: %+v", c)
+	}
+	canon, err := r.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`{"semantic_dedup":{"threshold":0.9,"keep":"smallest_id","seed":0}}`,
+		`{"balance":{"mode":"cap","cap":100,"seed":0}}`} {
+		if !strings.Contains(string(canon), want) {
+			t.Errorf("canonical recipe lacks %s:\n%s", want, canon)
+		}
+	}
+}
+
+// TestTopicStagesNeedTopics: semantic_dedup, balance and topic-seeded
+// generation need an earlier topics stage; bad values name their key.
+func TestTopicStagesNeedTopics(t *testing.T) {
+	ep := `{name: e, kind: other, base_url: "http://localhost:1/v1", model: m}`
+	for _, tc := range []struct{ stages, want string }{
+		{"  - semantic_dedup\n", "r.yaml:4: stages[0].semantic_dedup: needs an earlier topics stage"},
+		{"  - exact_dedup\n  - balance: {cap: 3}\n  - topics\n", "r.yaml:5: stages[1].balance: needs an earlier topics stage"},
+		{"  - evol_instruct: {endpoint: " + ep + ", thin_topics: 2}\n", "stages[0].evol_instruct.thin_topics: needs an earlier topics stage"},
+		{"  - self_instruct: {endpoint: " + ep + ", instructions: 5, seeds_from: {topics: [1]}}\n", "stages[0].self_instruct.seeds_from: needs an earlier topics stage"},
+		{"  - topics\n  - semantic_dedup: {threshold: 1.5}\n", "stages[1].semantic_dedup.threshold: must be in (0, 1]"},
+		{"  - topics\n  - semantic_dedup: {keep: newest}\n", "stages[1].semantic_dedup.keep: want smallest_id, longest or quality"},
+		{"  - topics\n  - balance\n", "stages[1].balance.mode: want cap, uniform or temperature"},
+		{"  - topics\n  - balance: {mode: cap}\n", "stages[1].balance.cap: mode cap needs cap > 0"},
+		{"  - topics\n  - balance: {mode: uniform}\n", "stages[1].balance.total: mode uniform needs total > 0 or fraction in (0, 1]"},
+		{"  - topics\n  - balance: {mode: uniform, total: 10, fraction: 0.5}\n", "stages[1].balance.fraction: give total or fraction, not both"},
+		{"  - topics\n  - balance: {mode: temperature, fraction: 0.5}\n", "stages[1].balance.temperature: mode temperature needs temperature > 0"},
+		{"  - topics\n  - balance: {mode: uniform, temperature: 2, total: 5}\n", "stages[1].balance.temperature: only for mode temperature"},
+		{"  - topics\n  - evol_instruct: {endpoint: " + ep + ", thin_topics: 2, seeds_from: {topics: [1]}}\n", "give seeds_from or thin_topics, not both"},
+		{"  - topics\n  - evol_instruct: {endpoint: " + ep + ", seeds_from: {topics: []}}\n", "seeds_from.topics: list at least one topic"},
+		{"  - topics\n  - evol_instruct: {endpoint: " + ep + ", thin_topics: -1}\n", "thin_topics: must be ≥ 0"},
+		{"  - topics\n  - self_instruct: {endpoint: " + ep + ", instructions: 5, seeds: s.jsonl, thin_topics: 1}\n", "thin_topics: seeds from a file have no topics"},
+	} {
+		_, err := parseStages(tc.stages)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.stages, err, tc.want)
+		}
+	}
+}
+
+// TestTopicSeedsParse: seeds_from lists topics by id or label (a YAML
+// number is an id); the canonical form of a stage without them is
+// unchanged (no new keys in existing recipes' content ids).
+func TestTopicSeedsParse(t *testing.T) {
+	ep := `{name: e, kind: other, base_url: "http://localhost:1/v1", model: m}`
+	r, err := parseStages("  - topics\n  - evol_instruct: {endpoint: " + ep + `, seeds_from: {topics: [3, "recipe · chicken · bake", "7"]}}` +
+		"\n  - self_instruct: {endpoint: " + ep + ", instructions: 5, thin_topics: 2}\n  - evol_instruct: {endpoint: " + ep + "}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := r.Stages[1].Config.(*EvolInstruct)
+	ids, labels := ev.SeedTopics()
+	if len(ids) != 2 || ids[0] != 3 || ids[1] != 7 || len(labels) != 1 || labels[0] != "recipe · chicken · bake" {
+		t.Errorf("seeds_from: ids %v labels %q", ids, labels)
+	}
+	si := r.Stages[2].Config.(*SelfInstruct)
+	if si.ThinTopics != 2 || !si.TopicSeeded() || r.Stages[3].Config.(*EvolInstruct).TopicSeeded() {
+		t.Errorf("thin_topics: %+v", si.TopicSeeds)
+	}
+	canon, err := r.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(canon), `"seeds_from":{"topics":["3","recipe · chicken · bake","7"]}`) || !strings.Contains(string(canon), `"thin_topics":2`) {
+		t.Errorf("canonical: %s", canon)
+	}
+	if strings.Count(string(canon), "seeds_from") != 1 || strings.Count(string(canon), "thin_topics") != 1 {
+		t.Errorf("a stage without topic seeds names them: %s", canon)
 	}
 }
