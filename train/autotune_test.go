@@ -459,3 +459,74 @@ func TestNumParamsFamilies(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainFamilies trains Qwen2- and Qwen3-shaped models end to end:
+// full fine-tuning from --init moves the q/k/v biases (initialised at
+// zero) and the q/k norms (at one), and the checkpoint keeps its
+// model_type; LoRA on that checkpoint leaves them, and every other
+// non-adapted tensor, as they were in the base.
+func TestTrainFamilies(t *testing.T) {
+	store, ref := tinyData(t)
+	for _, fam := range []struct{ family, extra, marker string }{
+		{"qwen2", `"model_type": "qwen2"`, "_proj.bias"},
+		{"qwen3", `"model_type": "qwen3", "head_dim": 16`, "_norm.weight"},
+	} {
+		dir := t.TempDir()
+		cfgPath := filepath.Join(dir, "config.json")
+		cfg := `{"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+"num_key_value_heads": 2, "vocab_size": 1, "rms_norm_eps": 1e-6, "max_position_embeddings": 128, "tie_word_embeddings": true, ` + fam.extra + `}`
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		base := filepath.Join(dir, "base")
+		if _, err := Run(context.Background(), Options{Store: store, Data: ref, Init: cfgPath, VocabSize: 320, Output: base,
+			Config: Config{LearningRate: 1e-2, MaxSteps: 4, SeqLen: 128, BatchSize: 4}}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := model.Load(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		init, _ := model.NewParams(b.Config)
+		init.Init(1, 0.02)
+		marked := 0
+		for _, tt := range b.Tensors() {
+			if !strings.Contains(tt.Name, ".self_attn.") || !strings.HasSuffix(tt.Name, fam.marker) {
+				continue
+			}
+			marked++
+			it, _ := init.Tensor(tt.Name)
+			if d := maxDiff(tt.Data, it.Data); d == 0 {
+				t.Errorf("%s: %s did not train (still at its initial value)", fam.extra, tt.Name)
+			}
+		}
+		if marked == 0 || b.Config.Family().String() != fam.family {
+			t.Errorf("%s: %d tensors *%s, family %v", fam.extra, marked, fam.marker, b.Config.Family())
+		}
+		out := filepath.Join(dir, "lora")
+		if _, err := Run(context.Background(), Options{Store: store, Data: ref, Model: base, Output: out,
+			LoRA:   &model.LoRAConfig{Rank: 4, Alpha: 8, Targets: []string{"q_proj", "k_proj", "o_proj"}},
+			Config: Config{LearningRate: 2e-2, MaxSteps: 3, SeqLen: 128, BatchSize: 2}}); err != nil {
+			t.Fatal(err)
+		}
+		merged, err := model.Load(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range b.Tensors() {
+			mt, _ := merged.Tensor(tt.Name)
+			adapted := strings.HasSuffix(tt.Name, "q_proj.weight") || strings.HasSuffix(tt.Name, "k_proj.weight") || strings.HasSuffix(tt.Name, "o_proj.weight")
+			if changed := maxDiff(tt.Data, mt.Data) != 0; changed != adapted {
+				t.Errorf("%s: LoRA: %s changed %v, adapted %v", fam.extra, tt.Name, changed, adapted)
+			}
+		}
+	}
+}
+
+func maxDiff(a, b []float32) float64 {
+	var d float64
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
+}
