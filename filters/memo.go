@@ -12,10 +12,14 @@ import (
 // stages) is measured once. The measurements memoised are pure functions
 // of the text, so a hit gives exactly what a recomputation would.
 //
-// Memory is bounded: each of memoShards shards holds at most
-// memoShardSize entries and is emptied when full (a miss costs a
-// recomputation, never a different answer). A false hit needs two equal
-// 64-bit hashes of different texts.
+// Memory is bounded: each of memoShards shards holds two generations of
+// at most memoShardSize entries. New entries go into the current one;
+// when it is full it becomes the old one and the older is dropped; a hit
+// in the old generation moves the entry back into the current one. So a
+// text met again and again (an answer reused under many prompts) stays,
+// while a stream of texts met once (unique prompts) passes through
+// without flushing it. A miss costs a recomputation, never a different
+// answer; a false hit needs two equal 128-bit hashes of different texts.
 type textMemo[V any] struct {
 	shards [memoShards]memoShard[V]
 }
@@ -26,8 +30,8 @@ const (
 )
 
 type memoShard[V any] struct {
-	mu sync.Mutex
-	m  map[memoKey]V
+	mu       sync.Mutex
+	cur, old map[memoKey]V
 }
 
 type memoKey [2]uint64
@@ -49,19 +53,30 @@ func textKey(text string, tag byte) memoKey {
 func (t *textMemo[V]) get(k memoKey) (V, bool) {
 	sh := &t.shards[k[0]%memoShards]
 	sh.mu.Lock()
-	v, ok := sh.m[k]
-	sh.mu.Unlock()
+	defer sh.mu.Unlock()
+	if v, ok := sh.cur[k]; ok {
+		return v, true
+	}
+	v, ok := sh.old[k]
+	if ok {
+		delete(sh.old, k)
+		sh.putLocked(k, v)
+	}
 	return v, ok
 }
 
 func (t *textMemo[V]) put(k memoKey, v V) {
 	sh := &t.shards[k[0]%memoShards]
 	sh.mu.Lock()
-	if sh.m == nil || len(sh.m) >= memoShardSize {
-		sh.m = make(map[memoKey]V, memoShardSize)
-	}
-	sh.m[k] = v
+	sh.putLocked(k, v)
 	sh.mu.Unlock()
+}
+
+func (sh *memoShard[V]) putLocked(k memoKey, v V) {
+	if sh.cur == nil || len(sh.cur) >= memoShardSize {
+		sh.old, sh.cur = sh.cur, make(map[memoKey]V, memoShardSize)
+	}
+	sh.cur[k] = v
 }
 
 // len is the number of entries held (tests).
@@ -70,7 +85,7 @@ func (t *textMemo[V]) len() int {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		n += len(sh.m)
+		n += len(sh.cur) + len(sh.old)
 		sh.mu.Unlock()
 	}
 	return n

@@ -107,10 +107,32 @@ func TestTextMemoBounded(t *testing.T) {
 	for i := range 3 * memoShards * memoShardSize {
 		m.put(textKey(fmt.Sprint(i), 0), i)
 	}
-	if n := m.len(); n > memoShards*memoShardSize || n < memoShards*memoShardSize/4 {
-		t.Fatalf("memo holds %d entries, bound %d", n, memoShards*memoShardSize)
+	if n := m.len(); n > 2*memoShards*memoShardSize || n < memoShards*memoShardSize/2 {
+		t.Fatalf("memo holds %d entries, bound %d", n, 2*memoShards*memoShardSize)
 	}
 	if v, ok := m.get(textKey(fmt.Sprint(3*memoShards*memoShardSize-1), 0)); !ok || v != 3*memoShards*memoShardSize-1 {
 		t.Fatalf("latest entry: %d %v", v, ok)
+	}
+}
+
+// TestTextMemoKeepsReusedTexts: a text met every few hundred texts stays
+// in the memo while millions of texts met once stream past it (a reused
+// answer among unique prompts).
+func TestTextMemoKeepsReusedTexts(t *testing.T) {
+	var m textMemo[int]
+	reused := textKey("the answer reused under every prompt", 0)
+	m.put(reused, 42)
+	misses := 0
+	for i := range 2_000_000 {
+		m.put(textKey(fmt.Sprint("unique prompt ", i), 0), i)
+		if i%500 == 0 {
+			if _, ok := m.get(reused); !ok {
+				misses++
+				m.put(reused, 42)
+			}
+		}
+	}
+	if misses > 0 {
+		t.Fatalf("the reused text was forgotten %d times", misses)
 	}
 }
