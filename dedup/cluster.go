@@ -182,21 +182,18 @@ func parallel(n, workers int, fn func(i int)) {
 }
 
 // Candidates makes the candidate edges of LSH buckets, one bucket at a
-// time, and remembers the edges it made lately, so that a cluster's
-// buckets in every band (up to bands × the same edges) do not all travel
-// on: by 128-bit hashes of the ends, forgotten when full, so its memory
-// is bounded. Skipping a repeat is only an optimisation: consumers still
+// time, and remembers the edges it made, so that a cluster's buckets in
+// every band (up to bands × the same edges) do not all travel on: by
+// 128-bit hashes of the ends in an edgeSet, which forgets only beyond
+// millions of edges, so its memory is bounded (64 MiB). Skipping a repeat is only an optimisation: consumers still
 // remove repeats. The zero value (Policy EdgesLinear, no cap) is ready to
 // use; a Candidates is not safe for concurrent use.
 type Candidates struct {
 	Policy   string
 	MaxPairs int
-	seen     map[[2]uint64]struct{}
+	seen     edgeSet
 	hs       [][2]uint64
 }
-
-// maxSeenEdges bounds Candidates' memory of edges (about 40 bytes each).
-const maxSeenEdges = 4 << 20
 
 // Bucket calls emit(nodes[i], nodes[j]), i < j, for the candidate edges
 // among the sorted, distinct members of one bucket (BucketEdges under
@@ -220,15 +217,7 @@ func (c *Candidates) Bucket(nodes []string, emit func(a, b string) error) (int, 
 // add reports whether the edge between nodes of 128-bit hashes a and b
 // is new.
 func (c *Candidates) add(a, b [2]uint64) bool {
-	if c.seen == nil || len(c.seen) >= maxSeenEdges {
-		c.seen = make(map[[2]uint64]struct{}, 1<<16)
-	}
-	k := [2]uint64{a[0]*0x9e3779b97f4a7c15 ^ (b[0] + 0x632be59bd9b4e019), (a[1]<<1 | a[1]>>63) ^ b[1]*1099511628211}
-	if _, ok := c.seen[k]; ok {
-		return false
-	}
-	c.seen[k] = struct{}{}
-	return true
+	return c.seen.add(edgeKey{mix64(a[0]*0x9e3779b97f4a7c15 ^ (b[0] + 0x632be59bd9b4e019)), (a[1]<<1 | a[1]>>63) ^ b[1]*1099511628211})
 }
 
 // FNV-1a bases of Candidates' two node hashes.
