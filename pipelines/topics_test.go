@@ -6,15 +6,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
 
 	"github.com/sieve-data/sieve/datasets"
+	"github.com/sieve-data/sieve/llm/llmtest"
 	"github.com/sieve-data/sieve/transforms"
 )
 
@@ -208,6 +212,153 @@ func TestTopicStages(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(res2.Dir, name))
 		if !bytes.Equal(a, b) || len(a) == 0 {
 			t.Errorf("%s differs between the runners (or is empty)", name)
+		}
+	}
+}
+
+// sizedTopicCorpus writes in.jsonl with sizes[g] planted prompts of topic
+// g (each with a short answer).
+func sizedTopicCorpus(t *testing.T, dir string, sizes []int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(5, 5))
+	var b bytes.Buffer
+	i := 0
+	for g, n := range sizes {
+		for range n {
+			var w []string
+			for range 8 + rng.IntN(4) {
+				w = append(w, topicVocab[g][rng.IntN(len(topicVocab[g]))])
+			}
+			fmt.Fprintf(&b, "{\"prompt\":%q,\"completion\":%q}\n", fmt.Sprintf("Please explain %s (%d)", strings.Join(w, " "), i), "A short and careful answer.")
+			i++
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "in.jsonl"), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// explainLines are the "Please explain …" lines of a prompt.
+func explainLines(p string) []string {
+	var out []string
+	for _, l := range strings.Split(p, "\n") {
+		if i := strings.Index(l, "Please explain "); i >= 0 {
+			out = append(out, l[i:])
+		}
+	}
+	return out
+}
+
+// TestTopicSeededSynthesis closes the loop from thin topics to
+// generation, against the OpenAI-compatible test server. Over planted
+// topics of 30, 6, 20 and 10 samples, a topics-only run of the same data
+// says which topic each sample has; then evol_instruct with
+// thin_topics: 2 after the same topics stage rewrites exactly the
+// samples of its two smallest topics (every rewrite request shows one of
+// them, and each is rewritten once; the funnel counts them as generated)
+// and passes the others unchanged; self_instruct with seeds_from naming
+// a topic by its label shows only that topic's samples as seed examples.
+// The choices are in the version.
+func TestTopicSeededSynthesis(t *testing.T) {
+	var listed atomic.Int64
+	srv := llmtest.Start(llmtest.Config{Respond: fakeModel(&listed)})
+	defer srv.Close()
+	dir := t.TempDir()
+	sizedTopicCorpus(t, dir, []int{30, 6, 20, 10})
+	store := filepath.Join(dir, "store")
+
+	// Each prompt's topic, and the sizes, as the topics stage has them.
+	base := runRecipe(t, dir, "name: base\nsources: [{name: s, path: in.jsonl}]\nstages:\n  - topics: {k: 4, seed: 1}\n", store)
+	topicOf := map[string]int32{}
+	labelOf := map[int32]string{}
+	size := map[int32]int{}
+	for _, s := range versionSamples(t, base) {
+		topicOf[s.Messages[0].Content] = *s.TopicID
+		labelOf[*s.TopicID] = s.TopicLabel
+		size[*s.TopicID]++
+	}
+	ids := slices.Sorted(maps.Keys(size))
+	slices.SortStableFunc(ids, func(a, b int32) int { return size[a] - size[b] })
+	thin := map[int32]bool{ids[0]: true, ids[1]: true}
+	seedTopic := ids[2]
+	label := labelOf[seedTopic]
+	if len(size) != 4 || label == "" {
+		t.Fatalf("topics %v, labels %v", size, labelOf)
+	}
+
+	ep := `{name: gen, kind: other, base_url: "` + srv.URL + `", model: gen-model}`
+	res := runRecipe(t, dir, `name: loop
+sources: [{name: s, path: in.jsonl}]
+stages:
+  - topics: {k: 4, seed: 1}
+  - evol_instruct: {endpoint: `+ep+`, operations: [deepen], thin_topics: 2, cache: cache}
+  - self_instruct: {endpoint: `+ep+`, instructions: 4, seeds_per_prompt: 3, machine_per_prompt: 1, seed: s1, count: 3, cache: cache, seeds_from: {topics: [`+fmt.Sprintf("%q", label)+`]}}
+`, store)
+	f := res.Manifest.Funnel
+	if err := f.Check(); err != nil {
+		t.Fatal(err)
+	}
+	st := map[string]datasets.StageFunnel{}
+	for _, s := range f.Stages {
+		st[s.Stage] = s
+	}
+	nThin := size[ids[0]] + size[ids[1]]
+	if ev := st["evol_instruct"]; ev.In != 66 || ev.Generated != int64(nThin) || ev.Out != int64(66+nThin) {
+		t.Errorf("evol_instruct %+v: want %d generated from the thin topics' samples", ev, nThin)
+	}
+	if si := st["self_instruct"]; si.Out-si.In < 4 {
+		t.Errorf("self_instruct %+v", si)
+	}
+	rewritten := map[string]int{}
+	seedPrompts := 0
+	for _, q := range srv.Requests() {
+		p := q.Request.LastUser()
+		switch {
+		case strings.Contains(p, "prompt rewriter"):
+			ls := explainLines(p)
+			if len(ls) == 0 || !thin[topicOf[ls[0]]] {
+				t.Errorf("rewrite of a sample outside the thin topics %v: %q", thin, ls)
+				continue
+			}
+			rewritten[ls[0]]++
+		case strings.Contains(p, "example tasks"):
+			seedPrompts++
+			ls := explainLines(p)
+			if len(ls) == 0 {
+				t.Errorf("a self-instruct prompt without seed examples:\n%s", p)
+			}
+			for _, l := range ls {
+				if tp, ok := topicOf[l]; !ok || tp != seedTopic {
+					t.Errorf("seed example outside topic %q: %q", label, l)
+				}
+			}
+		}
+	}
+	if len(rewritten) != nThin || seedPrompts == 0 {
+		t.Errorf("%d samples rewritten (want %d), %d self-instruct prompts", len(rewritten), nThin, seedPrompts)
+	}
+	for stage, want := range map[string]string{"evol_instruct": "thin_topics: 2", "self_instruct": "seeds_from"} {
+		var s transforms.SeedTopics
+		b, err := os.ReadFile(filepath.Join(res.Dir, transforms.SeedTopicsFile(stage)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &s); err != nil || s.How != want {
+			t.Fatalf("%s: %s (%v)", stage, b, err)
+		}
+		var chosen []int32
+		for _, c := range s.Chosen {
+			chosen = append(chosen, c.ID)
+			if c.Samples != int64(size[c.ID]) || c.Label != labelOf[c.ID] {
+				t.Errorf("%s: chosen %+v; the topic has %d samples, label %q", stage, c, size[c.ID], labelOf[c.ID])
+			}
+		}
+		want := []int32{seedTopic}
+		if stage == "evol_instruct" {
+			want = []int32{min(ids[0], ids[1]), max(ids[0], ids[1])}
+		}
+		if !slices.Equal(chosen, want) {
+			t.Errorf("%s chose %v, want %v", stage, chosen, want)
 		}
 	}
 }
