@@ -29,8 +29,28 @@ import (
 // pending dedup marks and tail steps first (as for a generation stage),
 // so the fit and the report see exactly the samples that reach the
 // stage; stages after it see the samples with their topics.
-func topicsConfig(stage, dir string, c *recipe.Topics) transforms.TopicsConfig {
-	return transforms.TopicsConfig{Stage: stage, Dir: dir, Field: c.Field, K: c.K, Seed: c.Seed, MaxSamples: c.MaxFitSamples}
+//
+// The last topics stage of a recipe writes the version's
+// topics/model.json and topics/report.json (they describe the topics the
+// samples are written with); an earlier one writes them under
+// topics/STAGE/.
+func topicsConfig(stage, dir string, c *recipe.Topics, last bool) transforms.TopicsConfig {
+	tc := transforms.TopicsConfig{Stage: stage, Dir: dir, Field: c.Field, K: c.K, Seed: c.Seed, MaxSamples: c.MaxFitSamples}
+	if !last {
+		tc.Files = "topics/" + stage
+	}
+	return tc
+}
+
+// lastTopics is the index of a plan's last topics stage (-1: none).
+func lastTopics(plan *Plan) int {
+	last := -1
+	for i, st := range plan.Recipe.Stages {
+		if _, ok := st.Config.(*recipe.Topics); ok && !plan.Skipped[i] {
+			last = i
+		}
+	}
+	return last
 }
 
 // semDedupConfig is the SemanticDedupMarks configuration of a recipe's

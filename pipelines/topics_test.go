@@ -362,3 +362,42 @@ stages:
 		}
 	}
 }
+
+// TestTwoTopicsStages: with two topics stages (before and after a
+// balance), the version's topics/model.json and topics/report.json are
+// the last stage's (they describe the written mix: the report counts the
+// 80 balanced samples), and the first stage's are under
+// topics/topics/; the samples carry the last stage's topics. Before,
+// both stages wrote the same two files, whichever finished last winning.
+func TestTwoTopicsStages(t *testing.T) {
+	dir := t.TempDir()
+	topicCorpus(t, dir, 30)
+	res := runRecipe(t, dir, `name: two
+sources: [{name: s, path: in.jsonl}]
+stages:
+  - topics: {k: 4, seed: 1}
+  - balance: {cap: 20}
+  - topics: {k: 3, seed: 2}
+`, filepath.Join(dir, "store"))
+	for file, k := range map[string]int{transforms.TopicsModelFile: 3, "topics/topics/model.json": 4} {
+		b, err := os.ReadFile(filepath.Join(res.Dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct{ K int }
+		if err := json.Unmarshal(b, &m); err != nil || m.K != k {
+			t.Errorf("%s: k %d (%v), want %d", file, m.K, err, k)
+		}
+	}
+	for file, total := range map[string]string{transforms.TopicsReportFile: `"total": 80`, "topics/topics/report.json": `"total": 160`} {
+		b, err := os.ReadFile(filepath.Join(res.Dir, file))
+		if err != nil || !bytes.Contains(b, []byte(total)) {
+			t.Errorf("%s lacks %s (%v)", file, total, err)
+		}
+	}
+	for _, s := range versionSamples(t, res) {
+		if s.TopicID == nil || *s.TopicID > 2 {
+			t.Fatalf("sample %s has topic %v, not one of the last stage's 3", s.ID, s.TopicID)
+		}
+	}
+}

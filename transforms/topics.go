@@ -35,6 +35,10 @@ type TopicsConfig struct {
 	Stage string `json:"stage"`
 	// Dir is the staging directory the model and report are written to.
 	Dir string `json:"dir"`
+	// Files is the directory, inside Dir, of the model and the report
+	// (default "topics": TopicsModelFile and TopicsReportFile). A recipe
+	// with several topics stages gives each but the last its own.
+	Files string `json:"files,omitempty"`
 	// Field is the text embedded (topics.Field; default prompt).
 	Field string `json:"field"`
 	// K topics; 0 chooses k by silhouette (topics.KMeansConfig).
@@ -48,6 +52,22 @@ type TopicsConfig struct {
 	// MaxPoints bounds the samples placed on the report's 2-D map, those
 	// of the smallest seeded id hashes (default 2000).
 	MaxPoints int `json:"max_points"`
+}
+
+// modelFile and reportFile are where the stage writes its model and
+// report, relative to Dir.
+func (c TopicsConfig) modelFile() string {
+	if c.Files == "" {
+		return TopicsModelFile
+	}
+	return c.Files + "/model.json"
+}
+
+func (c TopicsConfig) reportFile() string {
+	if c.Files == "" {
+		return TopicsReportFile
+	}
+	return c.Files + "/report.json"
 }
 
 func (c TopicsConfig) withDefaults() TopicsConfig {
@@ -178,7 +198,7 @@ func (f *topicsFitFn) ProcessElement(ctx context.Context, p TopicsSample, emit f
 	if err := m.Save(&buf); err != nil {
 		return fmt.Errorf("stage %s: %w", f.Cfg.Stage, err)
 	}
-	err = writeFile(ctx, joinPath(f.Cfg.Dir, TopicsModelFile), func(w io.Writer) error {
+	err = writeFile(ctx, joinPath(f.Cfg.Dir, f.Cfg.modelFile()), func(w io.Writer) error {
 		_, err := w.Write(buf.Bytes())
 		return err
 	})
@@ -341,7 +361,7 @@ func (f *topicsReportFn) ProcessElement(ctx context.Context, a topicsAcc, model 
 	if err != nil {
 		return fmt.Errorf("stage %s: %w", f.Cfg.Stage, err)
 	}
-	err = writeFile(ctx, joinPath(f.Cfg.Dir, TopicsReportFile), rep.WriteJSON)
+	err = writeFile(ctx, joinPath(f.Cfg.Dir, f.Cfg.reportFile()), rep.WriteJSON)
 	if err != nil {
 		return fmt.Errorf("stage %s: writing the report: %w", f.Cfg.Stage, err)
 	}
