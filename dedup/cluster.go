@@ -192,6 +192,7 @@ type Candidates struct {
 	Policy   string
 	MaxPairs int
 	seen     edgeSet
+	buckets  edgeSet // hashes of the member lists of buckets already done
 	hs       [][2]uint64
 }
 
@@ -202,8 +203,16 @@ type Candidates struct {
 // of emit, after which it emits nothing more.
 func (c *Candidates) Bucket(nodes []string, emit func(a, b string) error) (int, error) {
 	c.hs = c.hs[:0]
+	var whole edgeKey
 	for _, nd := range nodes {
-		c.hs = append(c.hs, [2]uint64{fnv1a(nd, fnvBasis), fnv1a(nd, fnvBasis2)})
+		h := [2]uint64{fnv1a(nd, fnvBasis), fnv1a(nd, fnvBasis2)}
+		c.hs = append(c.hs, h)
+		whole = edgeKey{mix64(whole[0]^h[0]) + 1, mix64(whole[1]^h[1]+0x9e3779b97f4a7c15)}
+	}
+	// A bucket with the same members as one done before (a cluster
+	// agreeing in another band) makes the same edges: all repeats.
+	if len(nodes) > 2 && !c.buckets.add(whole) {
+		return BucketEdges(len(nodes), c.Policy, c.MaxPairs, func(int, int) {}), nil
 	}
 	var err error
 	n := BucketEdges(len(nodes), c.Policy, c.MaxPairs, func(a, b int) {

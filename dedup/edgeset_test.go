@@ -3,6 +3,7 @@ package dedup
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -78,5 +79,48 @@ func TestCandidatesEmitEachEdgeOnce(t *testing.T) {
 	}
 	if len(emitted) != len(made) {
 		t.Fatalf("%d edges emitted, %d made", len(emitted), len(made))
+	}
+}
+
+// TestCandidatesRepeatedBucket: a bucket whose members were a bucket
+// before (a cluster agreeing in another band) emits nothing again but
+// counts its edges as BucketEdges made them; a bucket with one member
+// more emits exactly the edges that are new.
+func TestCandidatesRepeatedBucket(t *testing.T) {
+	var nodes []string
+	for i := range 1000 {
+		nodes = append(nodes, fmt.Sprintf("n%04d", i))
+	}
+	c := Candidates{Policy: EdgesLinear}
+	emitted := map[[2]string]int{}
+	emit := func(a, b string) error { emitted[[2]string{a, b}]++; return nil }
+	want := BucketEdges(len(nodes), EdgesLinear, 0, func(int, int) {})
+	for band := range 20 {
+		n, err := c.Bucket(nodes, emit)
+		if err != nil || n != want {
+			t.Fatalf("band %d: counted %d edges (%v), want %d", band, n, err, want)
+		}
+	}
+	if len(emitted) != want {
+		t.Fatalf("%d distinct edges, want %d", len(emitted), want)
+	}
+	more := append(slices.Clone(nodes), "n9999")
+	fresh := map[[2]string]bool{}
+	BucketEdges(len(more), EdgesLinear, 0, func(a, b int) {
+		if e := [2]string{more[a], more[b]}; emitted[e] == 0 {
+			fresh[e] = true
+		}
+	})
+	before := len(emitted)
+	if _, err := c.Bucket(more, emit); err != nil {
+		t.Fatal(err)
+	}
+	if len(emitted)-before != len(fresh) {
+		t.Fatalf("bucket with one member more emitted %d new edges, want %d", len(emitted)-before, len(fresh))
+	}
+	for e, k := range emitted {
+		if k != 1 {
+			t.Fatalf("edge %v emitted %d times", e, k)
+		}
 	}
 }

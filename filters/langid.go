@@ -394,7 +394,7 @@ func rolesLatinShare(msgs []datasets.Message, role string) float64 {
 	letters, latin := 0, 0
 	for _, m := range msgs {
 		if m.Role == role {
-			l, t := countLatin(cutUTF8(m.Content, 2000))
+			l, t := memoCountLatin(m.Content)
 			letters += l
 			latin += t
 		}

@@ -171,7 +171,7 @@ var lengthRuleNames = func() (out [3][6]string) {
 func (f *lengthFilter) Check(s *datasets.Sample) Verdict {
 	var m [3][3]int // scope × chars, words, tokens
 	for _, msg := range s.Messages {
-		c, w, t := measureText(msg.Content)
+		c, w, t := memoMeasureText(msg.Content)
 		sc := 0
 		if msg.Role == datasets.RoleAssistant {
 			sc = 1

@@ -38,13 +38,17 @@ type memoKey [2]uint64
 
 var memoSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
 
-// textKey hashes text and a small tag (the measurement's options).
-func textKey(text string, tag byte) memoKey {
+// textKey hashes text and a tag (the measurement and its options).
+func textKey(text string, tag uint64) memoKey {
 	var h0, h1 maphash.Hash
 	h0.SetSeed(memoSeeds[0])
 	h1.SetSeed(memoSeeds[1])
-	h0.WriteByte(tag)
-	h1.WriteByte(tag)
+	var tb [8]byte
+	for i := range tb {
+		tb[i] = byte(tag >> (8 * i))
+	}
+	h0.Write(tb[:])
+	h1.Write(tb[:])
 	h0.WriteString(text)
 	h1.WriteString(text)
 	return memoKey{h0.Sum64(), h1.Sum64()}
@@ -98,6 +102,15 @@ func (t *textMemo[V]) len() int {
 var (
 	degenerateMemo textMemo[DegenerateStats]
 	languageMemo   textMemo[langResult]
+	lengthMemo     textMemo[[3]int]
+	latinMemo      textMemo[[2]int]
+	refusalMemo    textMemo[refusalHit]
+)
+
+// Tags of the measurements that share a memo's key space.
+const (
+	tagLength = 1
+	tagLatin  = 2
 )
 
 type langResult struct {
@@ -110,7 +123,7 @@ type langResult struct {
 // LoopUnit is cloned when stored (text may be a view of a scratch
 // buffer).
 func memoDegenerate(text string, sc *scratch, st *DegenerateStats, gib, loop bool) {
-	var tag byte
+	var tag uint64
 	if gib {
 		tag |= 1
 	}
@@ -138,4 +151,44 @@ func memoLanguage(text string) (string, float64, int) {
 	lang, conf, letters := detectLanguage(text)
 	languageMemo.put(k, langResult{lang, conf, letters})
 	return lang, conf, letters
+}
+
+// memoMeasureText is measureText through lengthMemo.
+func memoMeasureText(text string) (chars, words, tokens int) {
+	k := textKey(text, tagLength)
+	if v, ok := lengthMemo.get(k); ok {
+		return v[0], v[1], v[2]
+	}
+	chars, words, tokens = measureText(text)
+	lengthMemo.put(k, [3]int{chars, words, tokens})
+	return chars, words, tokens
+}
+
+// memoCountLatin is countLatin of text's first 2000 bytes (rolesLatinShare)
+// through latinMemo.
+func memoCountLatin(text string) (letters, latin int) {
+	k := textKey(text, tagLatin)
+	if v, ok := latinMemo.get(k); ok {
+		return v[0], v[1]
+	}
+	letters, latin = countLatin(cutUTF8(text, 2000))
+	latinMemo.put(k, [2]int{letters, latin})
+	return letters, latin
+}
+
+// refusalHit is refusalFilter.find's result.
+type refusalHit struct {
+	phrase, at int
+	ok         bool
+}
+
+// memoFind is f.find through refusalMemo, keyed by f's phrases (f.id).
+func (f *refusalFilter) memoFind(text string) (int, int, bool) {
+	k := textKey(text, f.id)
+	if v, ok := refusalMemo.get(k); ok {
+		return v.phrase, v.at, v.ok
+	}
+	phrase, at, ok := f.find(text)
+	refusalMemo.put(k, refusalHit{phrase, at, ok})
+	return phrase, at, ok
 }

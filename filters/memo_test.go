@@ -42,6 +42,8 @@ func memoTexts(t *testing.T) []string {
 func TestMemoisedMeasuresAreTheMeasures(t *testing.T) {
 	sc := getScratch()
 	defer putScratch(sc)
+	// Two phrase lists: their memo entries must not mix.
+	refusals := []*refusalFilter{newRefusalFilter([]string{"I am sorry", "cannot"}, -1), newRefusalFilter([]string{"binary", "the"}, -1)}
 	for _, text := range memoTexts(t) {
 		for _, flags := range [][2]bool{{true, true}, {true, false}, {false, true}} {
 			var want DegenerateStats
@@ -51,6 +53,26 @@ func TestMemoisedMeasuresAreTheMeasures(t *testing.T) {
 				memoDegenerate(text, sc, &got, flags[0], flags[1])
 				if got != want {
 					t.Fatalf("pass %d flags %v on %.40q: memo %+v, direct %+v", pass, flags, text, got, want)
+				}
+			}
+		}
+		c0, w0, t0 := measureText(text)
+		for pass := range 2 {
+			if c, w, tk := memoMeasureText(text); c != c0 || w != w0 || tk != t0 {
+				t.Fatalf("pass %d on %.40q: memo length (%d %d %d), direct (%d %d %d)", pass, text, c, w, tk, c0, w0, t0)
+			}
+		}
+		l0, n0 := countLatin(cutUTF8(text, 2000))
+		for pass := range 2 {
+			if l, n := memoCountLatin(text); l != l0 || n != n0 {
+				t.Fatalf("pass %d on %.40q: memo latin (%d %d), direct (%d %d)", pass, text, l, n, l0, n0)
+			}
+		}
+		for _, rf := range refusals {
+			k0, a0, ok0 := rf.find(text)
+			for pass := range 2 {
+				if k, a, ok := rf.memoFind(text); k != k0 || a != a0 || ok != ok0 {
+					t.Fatalf("pass %d on %.40q: memo refusal (%d %d %v), direct (%d %d %v)", pass, text, k, a, ok, k0, a0, ok0)
 				}
 			}
 		}

@@ -2,6 +2,7 @@ package filters
 
 import (
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"unicode"
@@ -378,6 +379,7 @@ func isListItem(line string) bool {
 // boilerplate phrase and give no help besides: fewer than minHelp words
 // outside the sentences holding a phrase (minHelp < 0: any phrase drops).
 type refusalFilter struct {
+	id      uint64 // hash of the phrases (refusalMemo's key)
 	minHelp int
 	phrases [][]byte // lower-cased, ’ read as '
 	byFirst [256][]int
@@ -406,7 +408,20 @@ func newRefusalFilter(phrases []string, minHelp int) *refusalFilter {
 			f.second[b[0]] = [4]uint64{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
 		}
 	}
+	f.id = phrasesID(f.phrases)
 	return f
+}
+
+// phrasesID is a 64-bit hash of a phrase list, tagged apart from the
+// other measurements' tags (high bit set).
+func phrasesID(phrases [][]byte) uint64 {
+	var h maphash.Hash
+	h.SetSeed(memoSeeds[0])
+	for _, p := range phrases {
+		h.Write(p)
+		h.WriteByte(0)
+	}
+	return h.Sum64() | 1<<63
 }
 
 func (f *refusalFilter) Name() string { return FilterRefusal }
@@ -422,7 +437,7 @@ func (f *refusalFilter) Check(s *datasets.Sample) Verdict {
 			continue
 		}
 		text := m.Content
-		k, at, ok := f.find(text)
+		k, at, ok := f.memoFind(text)
 		if !ok {
 			continue
 		}
