@@ -11,6 +11,8 @@ FILTERS_N ?= 1000000
 FUZZY_N   ?= 20000
 # The 1M fuzzy run takes ~6 minutes and ~15 GB here; FUZZY_BIG_N=0 skips it.
 FUZZY_BIG_N ?= 1000000
+# Topic-quality benchmark (bench/topics; needs ../shared/data/alpaca_eval): NMI/ARI, time, peak RSS.
+TOPICS_N  ?= 100000 1000000
 # Scale benchmark (bench/scale; needs ../shared/data/alpaca_eval): the full recipe
 # at SCALE_N, exact dedup against DuckDB at SCALE_EXACT_N; SCALE_BIG=1 adds 5M.
 SCALE_N   ?= 100000 1000000
@@ -104,6 +106,7 @@ bench: $(BIN) bench/duckdb/node_modules
 	$(GO) run ./bench/dedupbench -seeds 5
 	$(GO) run ./bench/dedupbench -keys -thresholds 0.7 $(if $(wildcard ../shared/data/alpaca_eval/*.json),-alpaca ../shared/data/alpaca_eval)
 	$(GO) run ./bench/quality
+	$(GO) run ./bench/topics -n "$(TOPICS_N)"
 	$(GO) run ./bench/filters -n $(FILTERS_N)
 	$(GO) run ./bench/judge
 	@$(MAKE) --no-print-directory bench-train

@@ -170,6 +170,67 @@ func (f *topicsSampleFn) trim(p TopicsSample) TopicsSample {
 	return p
 }
 
+// TopicsFitSampler gathers a topics stage's fit sample outside Beam, as
+// the stage's combine does (for benchmarks and tools that call the
+// stage's code directly): Add every sample, in any order, then Sample.
+type TopicsFitSampler struct {
+	fn  topicsSampleFn
+	acc TopicsSample
+}
+
+// NewTopicsFitSampler is the sampler of a stage's configuration.
+func NewTopicsFitSampler(cfg TopicsConfig) *TopicsFitSampler {
+	cfg = cfg.withDefaults()
+	return &TopicsFitSampler{fn: topicsSampleFn{Seed: cfg.Seed, Max: cfg.MaxSamples}}
+}
+
+// Add adds one sample.
+func (f *TopicsFitSampler) Add(s datasets.Sample) { f.acc = f.fn.AddInput(f.acc, s) }
+
+// Merge adds what another sampler of the same configuration gathered
+// (as the combine merges bundles' accumulators).
+func (f *TopicsFitSampler) Merge(o *TopicsFitSampler) { f.acc = f.fn.MergeAccumulators(f.acc, o.acc) }
+
+// Sample is the fit sample so far.
+func (f *TopicsFitSampler) Sample() TopicsSample { return f.fn.ExtractOutput(f.acc) }
+
+// FitTopics fits the stage's model on its fit sample, as the stage does
+// (topics.Fit with the stage's configuration).
+func FitTopics(ctx context.Context, cfg TopicsConfig, p TopicsSample) (*topics.Model, error) {
+	cfg = cfg.withDefaults()
+	samples := make([]datasets.Sample, len(p.Items))
+	for i, it := range p.Items {
+		if err := samples[i].UnmarshalBinary(it[8:]); err != nil {
+			return nil, fmt.Errorf("stage %s: fit sample: %w", cfg.Stage, err)
+		}
+	}
+	k := cfg.K
+	if k > len(samples) {
+		return nil, fmt.Errorf("stage %s: k is %d but only %d samples reach the stage", cfg.Stage, k, len(samples))
+	}
+	m, err := topics.Fit(ctx, samples, cfg.fit())
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", cfg.Stage, err)
+	}
+	return m, nil
+}
+
+// AssignTopic assigns a sample with a model of the built-in embedder as
+// the stage does: it embeds the model's field of s (into buf, returned
+// for reuse), assigns the embedding to the nearest centroid, annotates s
+// (topic_id, topic_label, topic_distance) and returns the assignment and
+// the embedding's map coordinates.
+func AssignTopic(m *topics.Model, s *datasets.Sample, buf []float32) (a topics.Assignment, x, y float64, out []float32, err error) {
+	buf = m.TFIDF.EmbedText(m.Field.Text(s), buf[:0])
+	a, err = m.AssignVector(buf)
+	if err != nil {
+		return a, 0, 0, buf, fmt.Errorf("sample %s: %w", s.ID, err)
+	}
+	m.Annotate(s, a)
+	x, y = m.Project(buf)
+	return a, x, y, buf, nil
+}
+
 // topicsFitFn fits the model on the fit sample, writes it to the
 // version and emits its bytes (nothing for an empty sample).
 type topicsFitFn struct {
@@ -180,19 +241,9 @@ func (f *topicsFitFn) ProcessElement(ctx context.Context, p TopicsSample, emit f
 	if len(p.Items) == 0 {
 		return nil
 	}
-	samples := make([]datasets.Sample, len(p.Items))
-	for i, it := range p.Items {
-		if err := samples[i].UnmarshalBinary(it[8:]); err != nil {
-			return fmt.Errorf("stage %s: fit sample: %w", f.Cfg.Stage, err)
-		}
-	}
-	k := f.Cfg.K
-	if k > len(samples) {
-		return fmt.Errorf("stage %s: k is %d but only %d samples reach the stage", f.Cfg.Stage, k, len(samples))
-	}
-	m, err := topics.Fit(ctx, samples, f.Cfg.fit())
+	m, err := FitTopics(ctx, f.Cfg, p)
 	if err != nil {
-		return fmt.Errorf("stage %s: %w", f.Cfg.Stage, err)
+		return err
 	}
 	var buf bytes.Buffer
 	if err := m.Save(&buf); err != nil {
@@ -239,14 +290,11 @@ func (f *topicsAssignFn) ProcessElement(ctx context.Context, s datasets.Sample, 
 		}
 		f.model = m
 	}
-	m := f.model
-	f.buf = m.TFIDF.EmbedText(m.Field.Text(&s), f.buf[:0])
-	a, err := m.AssignVector(f.buf)
+	a, x, y, buf, err := AssignTopic(f.model, &s, f.buf)
+	f.buf = buf
 	if err != nil {
-		return fmt.Errorf("stage %s: sample %s: %w", f.Stage, s.ID, err)
+		return fmt.Errorf("stage %s: %w", f.Stage, err)
 	}
-	m.Annotate(&s, a)
-	x, y := m.Project(f.buf)
 	hit(TopicHit{ID: s.ID, Hash: topics.SampleHash(s.ID, f.Seed), Topic: a.Topic, Distance: float64(a.Distance), X: x, Y: y})
 	out(s)
 	return nil
