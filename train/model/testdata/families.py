@@ -400,9 +400,10 @@ def main():
     import torch
     out = sys.argv[1] if len(sys.argv) > 1 else "."
     os.makedirs(out, exist_ok=True)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.set_float32_matmul_precision("highest")
+    try:  # float32 products in float32 (TF32 off: torch's default for matmul)
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+    except Exception:  # noqa: BLE001 - older torch: the legacy switch
+        torch.backends.cuda.matmul.allow_tf32 = False
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ok = True
     with open(os.path.join(out, "families_record.jsonl"), "w") as rec:
