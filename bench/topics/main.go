@@ -32,7 +32,8 @@
 //
 //	go run ./bench/topics [-n "100000 1000000"] [-k "10 0"] [-data DIR] [-workdir DIR]
 //
-// One JSON line per measurement on stdout:
+// One JSON line per measurement on stdout (the NMI line also holds the
+// groups, the topics' labels and the topics × groups table):
 //
 //	{"bench":"topics_nmi_1000000_k10","value":…,"unit":"nmi","baseline":"random labels","baseline_value":…,…}
 //	{"bench":"topics_ari_1000000_k10","value":…,"unit":"ari",…}
@@ -223,25 +224,26 @@ func parallel(n, workers int, fn func(w, i int) error) error {
 
 // childResult is what a child prints.
 type childResult struct {
-	N          int      `json:"n"`
-	K          int      `json:"k"`
-	KChosen    int      `json:"k_chosen"`
-	Workers    int      `json:"workers"`
-	GenS       float64  `json:"gen_s"`
-	SelectS    float64  `json:"select_s"`
-	FitS       float64  `json:"fit_s"`
-	AssignS    float64  `json:"assign_s"`
-	FitSamples int      `json:"fit_samples"`
-	Silhouette float64  `json:"silhouette"`
-	NMI        float64  `json:"nmi"`
-	ARI        float64  `json:"ari"`
-	Purity     float64  `json:"purity"`
-	RandomNMI  float64  `json:"random_nmi"`
-	RandomARI  float64  `json:"random_ari"`
-	GroupSizes []int64  `json:"group_sizes"`
-	TopicSizes []int64  `json:"topic_sizes"`
-	Labels     []string `json:"labels"`
-	MeanDist   float64  `json:"mean_distance"`
+	N          int       `json:"n"`
+	K          int       `json:"k"`
+	KChosen    int       `json:"k_chosen"`
+	Workers    int       `json:"workers"`
+	GenS       float64   `json:"gen_s"`
+	SelectS    float64   `json:"select_s"`
+	FitS       float64   `json:"fit_s"`
+	AssignS    float64   `json:"assign_s"`
+	FitSamples int       `json:"fit_samples"`
+	Silhouette float64   `json:"silhouette"`
+	NMI        float64   `json:"nmi"`
+	ARI        float64   `json:"ari"`
+	Purity     float64   `json:"purity"`
+	RandomNMI  float64   `json:"random_nmi"`
+	RandomARI  float64   `json:"random_ari"`
+	GroupSizes []int64   `json:"group_sizes"`
+	TopicSizes []int64   `json:"topic_sizes"`
+	Table      [][]int64 `json:"table"`
+	Labels     []string  `json:"labels"`
+	MeanDist   float64   `json:"mean_distance"`
 }
 
 func child(dataDir string, n, k int, field string, seed uint64) error {
@@ -335,6 +337,7 @@ func child(dataDir string, n, k int, field string, seed uint64) error {
 	res.RandomNMI, res.RandomARI = NMI(rtable, m.K, G), ARI(rtable, m.K, G)
 	res.GroupSizes, res.TopicSizes = make([]int64, G), make([]int64, m.K)
 	for t := range m.K {
+		res.Table = append(res.Table, table[t*G:(t+1)*G])
 		for g := range G {
 			res.GroupSizes[g] += table[t*G+g]
 			res.TopicSizes[t] += table[t*G+g]
@@ -418,7 +421,7 @@ func main() {
 			}
 			emit(common(map[string]any{"bench": "topics_nmi_" + name, "value": round(r.NMI, 4), "unit": "nmi",
 				"baseline": "random labels", "baseline_value": round(r.RandomNMI, 4), "purity": round(r.Purity, 4),
-				"group_sizes": r.GroupSizes, "topic_sizes": r.TopicSizes, "labels": r.Labels, "silhouette": round(r.Silhouette, 4)}))
+				"groups": groupNames(), "group_sizes": r.GroupSizes, "topic_sizes": r.TopicSizes, "labels": r.Labels, "table": r.Table, "silhouette": round(r.Silhouette, 4)}))
 			emit(common(map[string]any{"bench": "topics_ari_" + name, "value": round(r.ARI, 4), "unit": "ari",
 				"baseline": "random labels", "baseline_value": round(r.RandomARI, 4)}))
 			total := r.SelectS + r.FitS + r.AssignS
@@ -429,6 +432,15 @@ func main() {
 			emit(common(map[string]any{"bench": "topics_peak_rss_" + name, "value": round(float64(meas.MaxRSSKiB)/1024, 1), "unit": "MiB"}))
 		}
 	}
+}
+
+// groupNames are the planted groups' names, in order.
+func groupNames() []string {
+	var out []string
+	for _, c := range categories {
+		out = append(out, c.name)
+	}
+	return out
 }
 
 func ints(s string) []int {
