@@ -1,3 +1,16 @@
+//go:build families
+
+// The comparisons with transformers' own models need the goldens that
+// testdata/families.py writes on a machine with transformers and peft
+// (docs/train.md, "Model families"). They have not been made yet (no GPU
+// machine could be had when this was written), so these tests build
+// only with -tags families, where a missing golden fails:
+//
+//	go test -tags families -run 'TestTransformersFamilies|TestFamiliesRecord' ./train/model/
+//
+// Once the goldens are committed (and listed in testdata/SHA256SUMS),
+// remove the build tag so that make test runs them.
+
 package model
 
 import (
