@@ -139,20 +139,19 @@ func norm64(v []float32) float64 {
 
 // familyErrors is what a comparison measured.
 type familyErrors struct {
-	lossRel        float64 // |loss − ref| / ref
-	logitsAbs      float64 // max |logit − ref|
-	logitsMax      float64 // max |ref logit|
-	gradRel        float64 // worst over tensors of max |g − ref| / max |ref| on the stored rows
-	gradRelName    string
-	gradNormRel    float64 // worst |‖g‖ − ‖ref‖| / ‖ref‖ over whole tensors
-	gradNormName   string
-	tensors        int
-	f32LogitsAbs   float64 // transformers' own float32 run against its float64 run
-	f32GradRel     float64
-	f32LossRel     float64
-	referenceLoss  float64
-	sieveLoss      float64
-	familyInConfig Family
+	lossRel       float64 // |loss − ref| / ref
+	logitsAbs     float64 // max |logit − ref|
+	logitsMax     float64 // max |ref logit|
+	gradRel       float64 // worst over tensors of max |g − ref| / max |ref| on the stored rows
+	gradRelName   string
+	gradNormRel   float64 // worst |‖g‖ − ‖ref‖| / ‖ref‖ over whole tensors
+	gradNormName  string
+	tensors       int
+	f32LogitsAbs  float64 // transformers' own float32 run against its float64 run
+	f32GradRel    float64
+	f32LossRel    float64
+	referenceLoss float64
+	sieveLoss     float64
 }
 
 func (e familyErrors) String() string {
