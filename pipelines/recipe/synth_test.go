@@ -123,7 +123,8 @@ func TestREADMERecipeParses(t *testing.T) {
 			}
 		}
 	}
-	if n != 3 {
-		t.Errorf("%d LLM stages with an endpoint, want 3", n)
+	// evol_instruct, doc_qa, judge and the topic-seeded self_instruct.
+	if n != 4 {
+		t.Errorf("%d LLM stages with an endpoint, want 4", n)
 	}
 }
