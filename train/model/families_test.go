@@ -11,8 +11,8 @@ import (
 // type llama3 against Meta's reference (llama-models' apply_scaling),
 // written here in float64, for the Llama 3.1 8B settings (head 128,
 // theta 500000, factor 8, low 1, high 4, original 8192): every regime
-// (kept, interpolated, divided) is hit. Not yet checked against
-// transformers' own implementation (no GPU machine was available).
+// (kept, interpolated, divided) is hit. TestTransformersFamilies checks
+// them against transformers' own buffer on Llama 3.2 1B's settings.
 func TestLlama3RopeFrequencies(t *testing.T) {
 	c, err := ParseConfig([]byte(`{"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 1, "num_attention_heads": 32,
 "num_key_value_heads": 8, "vocab_size": 256, "rope_theta": 500000, "max_position_embeddings": 131072,
