@@ -31,6 +31,7 @@
 // Usage:
 //
 //	go run ./bench/topics [-n "100000 1000000"] [-k "10 0"] [-data DIR] [-workdir DIR]
+//	go run ./bench/topics -n 100000 -write corpus.jsonl   # the corpus, for a whole sieve run
 //
 // One JSON line per measurement on stdout (the NMI line also holds the
 // groups, the topics' labels and the topics × groups table):
@@ -50,6 +51,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -361,6 +363,7 @@ func main() {
 		field    = flag.String("field", "conversation", "text embedded: prompt, response or conversation")
 		seed     = flag.Uint64("seed", 1, "corpus and fit seed")
 		timeout  = flag.Duration("timeout", time.Hour, "limit per child")
+		write    = flag.String("write", "", "write the first n (of -n, one size) planted samples to this JSONL file (OpenAI messages, group in metadata.group) and exit, for whole runs of sieve")
 		isChild  = flag.Bool("child", false, "internal: run one measurement")
 		childN   = flag.Int("child-n", 0, "internal")
 		childK   = flag.Int("child-k", 0, "internal")
@@ -382,6 +385,12 @@ func main() {
 	}
 	if _, err := os.Stat(filepath.Join(*dataDir, "gpt4.json")); err != nil {
 		log.Printf("skipped: alpaca_eval data not found (%v)", err)
+		return
+	}
+	if *write != "" {
+		if err := writeCorpus(*write, *dataDir, ints(*ns)[0], *seed); err != nil {
+			log.Fatal(err)
+		}
 		return
 	}
 	if err := os.MkdirAll(*workdir, 0o755); err != nil {
@@ -432,6 +441,34 @@ func main() {
 			emit(common(map[string]any{"bench": "topics_peak_rss_" + name, "value": round(float64(meas.MaxRSSKiB)/1024, 1), "unit": "MiB"}))
 		}
 	}
+}
+
+// writeCorpus writes n planted samples as OpenAI messages JSONL, each
+// with its group's name in metadata.group.
+func writeCorpus(file, dataDir string, n int, seed uint64) error {
+	c, err := loadCorpus(dataDir, seed)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	enc := json.NewEncoder(w)
+	for i := range n {
+		s, g := c.sample(i)
+		rec := map[string]any{"messages": s.Messages, "metadata": map[string]string{"group": c.groups[g].name}}
+		if err := enc.Encode(rec); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // groupNames are the planted groups' names, in order.
