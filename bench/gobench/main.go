@@ -104,7 +104,7 @@ func median(xs []float64) float64 {
 
 // summary is the benchmark's JSON object: the median of every metric
 // over its runs, and the headline: throughput when the benchmark sets
-// bytes, else ns/op.
+// bytes or reports tokens/s, else ns/op.
 func (b *bench) summary() map[string]any {
 	out := map[string]any{"bench": b.name, "machine": b.machine, "runs": b.runs}
 	for _, k := range b.units {
@@ -112,9 +112,11 @@ func (b *bench) summary() map[string]any {
 	}
 	head := "ns_per_op"
 	out["unit"] = "ns/op"
-	if _, ok := b.metrics["MB_per_s"]; ok {
-		head = "MB_per_s"
-		out["unit"] = "MB/s"
+	for _, h := range [][2]string{{"MB_per_s", "MB/s"}, {"tokens_per_s", "tokens/s"}} {
+		if _, ok := b.metrics[h[0]]; ok {
+			head = h[0]
+			out["unit"] = h[1]
+		}
 	}
 	if xs, ok := b.metrics[head]; ok {
 		out["value"] = median(xs)

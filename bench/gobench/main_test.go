@@ -22,6 +22,10 @@ BenchmarkDecodeOnly/encoding_json-2   	      30	  38000000 ns/op	  18.00 MB/s
 pkg: github.com/sieve-data/sieve/dedup
 BenchmarkSignature/fast-2   	 2	 4000 ns/op	 4.0 us/doc
 BenchmarkSignature/fast-2   	 2	 6000 ns/op	 5.0 us/doc
+pkg: github.com/sieve-data/sieve/train
+BenchmarkGenerate/cache-2   	 5	 60000000 ns/op	 3700 tokens/s
+BenchmarkGenerate/cache-2   	 5	 50000000 ns/op	 4100 tokens/s
+BenchmarkGenerate/cache-2   	 5	 70000000 ns/op	 3000 tokens/s
 PASS
 `
 
@@ -29,7 +33,7 @@ PASS
 // one result whose metrics are medians (an outlier run moves nothing).
 func TestMedianOverCounts(t *testing.T) {
 	rs, failed := parse(strings.NewReader(sample), io.Discard)
-	if failed || len(rs) != 3 {
+	if failed || len(rs) != 4 {
 		t.Fatalf("failed %v, %d results", failed, len(rs))
 	}
 	s := rs[0].summary()
@@ -42,6 +46,9 @@ func TestMedianOverCounts(t *testing.T) {
 	}
 	if s := rs[2].summary(); s["bench"] != "dedup/BenchmarkSignature/fast-2" || s["unit"] != "ns/op" || s["value"] != 5000.0 || s["us_per_doc"] != 4.5 {
 		t.Errorf("signature: %v", s)
+	}
+	if s := rs[3].summary(); s["unit"] != "tokens/s" || s["value"] != 3700.0 || s["value_min"] != 3000.0 || s["ns_per_op"] != 60000000.0 {
+		t.Errorf("generate: a benchmark reporting tokens/s has it as its headline: %v", s)
 	}
 	if _, failed := parse(strings.NewReader("--- FAIL: BenchmarkX\nFAIL\n"), io.Discard); !failed {
 		t.Error("a failure is not reported")
