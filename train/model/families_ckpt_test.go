@@ -86,6 +86,13 @@ func TestWriteFamilyCheckpoints(t *testing.T) {
 	}
 }
 
+// familyCkptTol bounds TestFamilyCheckpoints' logits differences. The
+// stored logits come from the pure-Go kernels; the OpenBLAS build (make
+// test's test-blas) sums in another order and differs by up to 8.7e-6 on
+// logits of about 8 (measured); a misplaced or mis-transposed tensor
+// moves them by O(1).
+const familyCkptTol = 5e-5
+
 // TestFamilyCheckpoints loads the committed tiny checkpoints and
 // adapters (which families.py loaded with transformers and PEFT) and
 // checks that they give the logits stored beside them.
@@ -110,14 +117,14 @@ func TestFamilyCheckpoints(t *testing.T) {
 		x := familyCheckpointBatch(p.Config.VocabSize)
 		m := newModel(t, p, x.B, x.T)
 		step(t, m, x)
-		if d := maxAbsDiff(m.Logits(), logits); d > 1e-6 {
+		if d := maxAbsDiff(m.Logits(), logits); d > familyCkptTol {
 			t.Errorf("%s: logits differ by %g", name, d)
 		}
 		if err := m.LoadAdapter(filepath.Join(dir, "adapter")); err != nil {
 			t.Fatal(err)
 		}
 		step(t, m, x)
-		if d := maxAbsDiff(m.Logits(), adapted); d > 1e-6 {
+		if d := maxAbsDiff(m.Logits(), adapted); d > familyCkptTol {
 			t.Errorf("%s: adapter logits differ by %g", name, d)
 		}
 	}
