@@ -40,6 +40,10 @@ type Plan struct {
 	// says why, one line each.
 	Skipped     map[int]bool
 	SkipReasons []string
+	// unnamed marks topics stages whose name_with endpoint's API key is
+	// not in the environment: they run with keyword labels (a line of
+	// SkipReasons says so).
+	unnamed map[int]bool
 	// SpillBudget is the bytes of samples each spiller and writer keeps
 	// in memory before it writes sorted runs (0: the default,
 	// transforms.DefaultSpillBudget); it bounds the run's memory and

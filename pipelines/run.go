@@ -395,7 +395,9 @@ func Build(plan *Plan, dir string) (*beam.Pipeline, []string, error) {
 			// The model is fitted on the samples as the stages before it
 			// left them: apply what is pending first, as for generation
 			// stages (see topics.go).
-			t.samples, topicModel = transforms.TopicsWithModel(s, t.flush(), topicsConfig(name, dir, cfg, i == lastTopics(plan)))
+			var reps beam.PCollection
+			t.samples, topicModel, reps = transforms.TopicsWithModel(s, t.flush(), topicsConfig(plan, i, name, dir, ledger))
+			t.report(reps)
 		case *recipe.SemanticDedup:
 			if !topicModel.IsValid() {
 				return nil, nil, fmt.Errorf("stage %s (line %d): needs an earlier topics stage", name, st.Line)

@@ -25,7 +25,8 @@ type endpointStage interface {
 
 // skipLLMStages marks the stages whose endpoint's API key is not in the
 // environment: they are skipped, each with one line that says how to
-// enable it.
+// enable it. A topics stage whose name_with lacks its key runs unnamed
+// (its own line says so).
 func (p *Plan) skipLLMStages() {
 	p.Skipped = map[int]bool{}
 	for i, st := range p.Recipe.Stages {
@@ -35,6 +36,15 @@ func (p *Plan) skipLLMStages() {
 		}
 		ep := es.LLMEndpoint()
 		if err := ep.CheckKey(); err != nil {
+			if _, ok := st.Config.(*recipe.Topics); ok {
+				// Naming is optional: the stage runs, with keyword labels.
+				if p.unnamed == nil {
+					p.unnamed = map[int]bool{}
+				}
+				p.unnamed[i] = true
+				p.SkipReasons = append(p.SkipReasons, fmt.Sprintf("stage %s (stages[%d]) does not name its topics (keyword labels): name_with needs %s; set the variable to enable it", st.Kind, i, ep.Describe()))
+				continue
+			}
 			p.Skipped[i] = true
 			p.SkipReasons = append(p.SkipReasons, fmt.Sprintf("stage %s (stages[%d]) skipped: it needs %s; set the variable to enable it", st.Kind, i, ep.Describe()))
 		}

@@ -34,10 +34,19 @@ import (
 // topics/model.json and topics/report.json (they describe the topics the
 // samples are written with); an earlier one writes them under
 // topics/STAGE/.
-func topicsConfig(stage, dir string, c *recipe.Topics, last bool) transforms.TopicsConfig {
+//
+// With name_with (and its key in the environment) the fit names the
+// topics through the endpoint, with the response cache and the run's
+// budget ledger as generation stages have them.
+func topicsConfig(plan *Plan, i int, stage, dir, ledger string) transforms.TopicsConfig {
+	c := plan.Recipe.Stages[i].Config.(*recipe.Topics)
 	tc := transforms.TopicsConfig{Stage: stage, Dir: dir, Field: c.Field, K: c.K, Seed: c.Seed, MaxSamples: c.MaxFitSamples}
-	if !last {
+	if i != lastTopics(plan) {
 		tc.Files = "topics/" + stage
+	}
+	if c.NameWith != nil && !plan.unnamed[i] {
+		ep := *c.NameWith
+		tc.Namer, tc.CacheDir, tc.BudgetLedger = &ep, cacheDir(c.NameCache, plan.Recipe.ResolvePath), ledger
 	}
 	return tc
 }

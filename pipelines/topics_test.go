@@ -401,3 +401,87 @@ stages:
 		}
 	}
 }
+
+// TestTopicsNamedByLLM runs a topics stage with name_with against the
+// OpenAI-compatible test server over two planted topics: the model is
+// asked once per topic (k requests), and every written sample's
+// topic_label is the name the server gave its planted topic, as is the
+// saved model's topic name; the manifest records the endpoint's usage.
+// Without the endpoint's key the stage runs with keyword labels.
+func TestTopicsNamedByLLM(t *testing.T) {
+	names := map[string]string{"chicken": "Cooking Recipes", "galaxy": "Astronomy Basics"}
+	srv := llmtest.Start(llmtest.Config{APIKey: "sk-topics-7", Respond: func(r *llmtest.ChatRequest) string {
+		u := r.LastUser()
+		for _, w := range topicVocab[0] {
+			if strings.Contains(u, w) {
+				return "Name: \"" + names["chicken"] + "\"."
+			}
+		}
+		return names["galaxy"]
+	}})
+	defer srv.Close()
+	dir := t.TempDir()
+	sizedTopicCorpus(t, dir, []int{12, 9})
+	t.Setenv("SIEVE_TEST_TOPICS_KEY", "sk-topics-7")
+	ep := `{name: namer, kind: other, base_url: "` + srv.URL + `", model: namer-model, api_key_env: SIEVE_TEST_TOPICS_KEY}`
+	res := runRecipe(t, dir, `name: named
+sources: [{name: s, path: in.jsonl}]
+llm: {cache: cache}
+stages:
+  - topics: {k: 2, seed: 1, name_with: `+ep+`}
+`, filepath.Join(dir, "store"))
+	if n := srv.Count(); n != 2 {
+		t.Errorf("server saw %d requests, want k = 2", n)
+	}
+	want := map[string]string{}
+	for _, w := range topicVocab[0] {
+		want[w] = names["chicken"]
+	}
+	for _, w := range topicVocab[1] {
+		want[w] = names["galaxy"]
+	}
+	seen := map[string]int{}
+	for _, s := range versionSamples(t, res) {
+		var planted string
+		for _, w := range strings.Fields(s.Messages[0].Content) {
+			if n, ok := want[w]; ok {
+				planted = n
+				break
+			}
+		}
+		if s.TopicLabel != planted || planted == "" {
+			t.Fatalf("sample %q: topic_label %q, want %q", s.Messages[0].Content, s.TopicLabel, planted)
+		}
+		seen[s.TopicLabel]++
+	}
+	if seen[names["chicken"]] != 12 || seen[names["galaxy"]] != 9 {
+		t.Errorf("labels written %v", seen)
+	}
+	b, err := os.ReadFile(filepath.Join(res.Dir, transforms.TopicsModelFile))
+	if err != nil || !bytes.Contains(b, []byte(`"name":"Cooking Recipes"`)) || !bytes.Contains(b, []byte(`"name":"Astronomy Basics"`)) {
+		t.Errorf("model names (%v): %.300s", err, b)
+	}
+	if m := res.Manifest.LLM; len(m) != 1 || m[0].Endpoint != "namer" || m[0].Requests != 2 {
+		t.Errorf("llm usage %+v", m)
+	}
+
+	// Without the key the stage runs unnamed (keyword labels) and the
+	// manifest says why.
+	t.Setenv("SIEVE_TEST_TOPICS_KEY", "")
+	res = runRecipe(t, dir, `name: named
+sources: [{name: s, path: in.jsonl}]
+stages:
+  - topics: {k: 2, seed: 1, name_with: `+ep+`}
+`, filepath.Join(dir, "store2"))
+	if n := srv.Count(); n != 2 {
+		t.Errorf("server saw %d requests after the run without a key, want 2", n)
+	}
+	for _, s := range versionSamples(t, res) {
+		if !strings.Contains(s.TopicLabel, " · ") {
+			t.Fatalf("unnamed run: topic_label %q, want keywords", s.TopicLabel)
+		}
+	}
+	if sk := res.Manifest.Skipped; len(sk) != 1 || !strings.Contains(sk[0], "does not name its topics") || !strings.Contains(sk[0], "SIEVE_TEST_TOPICS_KEY") {
+		t.Errorf("skipped %q", sk)
+	}
+}

@@ -145,6 +145,7 @@ func TestCleanName(t *testing.T) {
 		"\n\"Space and astronomy.\"\n": "Space and astronomy",
 		"Name: Tax law\nBecause…":      "Tax law",
 		"**Gardening tips**":           "Gardening tips",
+		"Name: \"Cooking Recipes\".":   "Cooking Recipes",
 		strings.Repeat("long ", 30):    strings.TrimRight(strings.Repeat("long ", 12), " "),
 	} {
 		if got := cleanName(in); got != want {

@@ -170,6 +170,8 @@ func cleanName(s string) string {
 		if i := strings.Index(line, ":"); i >= 0 && strings.EqualFold(strings.TrimSpace(line[:i]), "name") {
 			line = strings.TrimSpace(line[i+1:])
 		}
+		// A period may close the quotes or sit inside them.
+		line = strings.TrimRight(line, ". ")
 		line = strings.Trim(line, "\"'`*“”")
 		line = strings.TrimRight(line, ". ")
 		line = strings.TrimSpace(truncate(line, 60))

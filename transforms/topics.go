@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"reflect"
 	"slices"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/sieve-data/sieve/datasets"
+	"github.com/sieve-data/sieve/llm"
 	"github.com/sieve-data/sieve/topics"
 )
 
@@ -52,6 +54,14 @@ type TopicsConfig struct {
 	// MaxPoints bounds the samples placed on the report's 2-D map, those
 	// of the smallest seeded id hashes (default 2000).
 	MaxPoints int `json:"max_points"`
+	// Namer, if set, is the endpoint that names the topics when the model
+	// is fitted (topics.LLMNamer), through the process's shared client of
+	// the endpoint and CacheDir (llm.Shared); BudgetLedger is the run's
+	// ledger directory, which makes the endpoint's budget one budget for
+	// every process (as StepSpec.BudgetLedger).
+	Namer        *llm.Endpoint `json:"namer,omitempty"`
+	CacheDir     string        `json:"cache_dir,omitempty"`
+	BudgetLedger string        `json:"budget_ledger,omitempty"`
 }
 
 // modelFile and reportFile are where the stage writes its model and
@@ -91,7 +101,7 @@ func (c TopicsConfig) fit() topics.Config {
 
 func init() {
 	register.Combiner3[TopicsSample, datasets.Sample, TopicsSample](&topicsSampleFn{})
-	register.DoFn3x1[context.Context, TopicsSample, func([]byte), error](&topicsFitFn{})
+	register.DoFn4x1[context.Context, TopicsSample, func([]byte), func(string), error](&topicsFitFn{})
 	register.DoFn5x1[context.Context, datasets.Sample, func(*[]byte) bool, func(datasets.Sample), func(TopicHit), error](&topicsAssignFn{})
 	register.Emitter1[TopicHit]()
 	register.Iter1[[]byte]()
@@ -110,7 +120,7 @@ func init() {
 // points are combined into TopicsReportFile. Nothing is dropped. With
 // no samples nothing is written.
 func Topics(s beam.Scope, samples beam.PCollection, cfg TopicsConfig) beam.PCollection {
-	assigned, _ := TopicsWithModel(s, samples, cfg)
+	assigned, _, _ := TopicsWithModel(s, samples, cfg)
 	return assigned
 }
 
@@ -118,17 +128,19 @@ func Topics(s beam.Scope, samples beam.PCollection, cfg TopicsConfig) beam.PColl
 // PCollection of at most one element, the model's bytes (topics.Save),
 // for later stages that work on the topics (SemanticDedupMarks) to take
 // as a side input. It is empty when no sample reached the stage.
-func TopicsWithModel(s beam.Scope, samples beam.PCollection, cfg TopicsConfig) (assigned, model beam.PCollection) {
+// reports are the run report lines of the fit: the namer's usage
+// ("usage"), none without a namer.
+func TopicsWithModel(s beam.Scope, samples beam.PCollection, cfg TopicsConfig) (assigned, model, reports beam.PCollection) {
 	s = s.Scope("Topics_" + cfg.Stage)
 	cfg = cfg.withDefaults()
 	fitSample := beam.Combine(s, &topicsSampleFn{Seed: cfg.Seed, Max: cfg.MaxSamples}, samples)
-	model = beam.ParDo(s, &topicsFitFn{Cfg: cfg}, fitSample)
+	model, reports = beam.ParDo2(s, &topicsFitFn{Cfg: cfg}, fitSample)
 	var hits beam.PCollection
 	assigned, hits = beam.ParDo2(s, &topicsAssignFn{Stage: cfg.Stage, Seed: cfg.Seed},
 		samples, beam.SideInput{Input: model})
 	stats := beam.Combine(s, &topicsStatsFn{Reps: cfg.Representatives, MaxPoints: cfg.MaxPoints}, hits)
 	beam.ParDo0(s, &topicsReportFn{Cfg: cfg}, stats, beam.SideInput{Input: model})
-	return assigned, model
+	return assigned, model, reports
 }
 
 // TopicsSample is the fit sample as the combine accumulates it: each item
@@ -195,7 +207,9 @@ func (f *TopicsFitSampler) Merge(o *TopicsFitSampler) { f.acc = f.fn.MergeAccumu
 func (f *TopicsFitSampler) Sample() TopicsSample { return f.fn.ExtractOutput(f.acc) }
 
 // FitTopics fits the stage's model on its fit sample, as the stage does
-// (topics.Fit with the stage's configuration).
+// (topics.Fit with the stage's configuration; with a Namer, the topics
+// are named through the shared client of its endpoint, which Client
+// returns).
 func FitTopics(ctx context.Context, cfg TopicsConfig, p TopicsSample) (*topics.Model, error) {
 	cfg = cfg.withDefaults()
 	samples := make([]datasets.Sample, len(p.Items))
@@ -208,11 +222,29 @@ func FitTopics(ctx context.Context, cfg TopicsConfig, p TopicsSample) (*topics.M
 	if k > len(samples) {
 		return nil, fmt.Errorf("stage %s: k is %d but only %d samples reach the stage", cfg.Stage, k, len(samples))
 	}
-	m, err := topics.Fit(ctx, samples, cfg.fit())
+	fc := cfg.fit()
+	if cfg.Namer != nil {
+		c, err := cfg.Client()
+		if err != nil {
+			return nil, fmt.Errorf("stage %s: name_with: %w", cfg.Stage, err)
+		}
+		fc.Namer = topics.LLMNamer{Client: c}
+	}
+	m, err := topics.Fit(ctx, samples, fc)
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: %w", cfg.Stage, err)
 	}
 	return m, nil
+}
+
+// Client is the process's shared client of the namer's endpoint (nil
+// without a Namer), as the LLM stages make theirs.
+func (c TopicsConfig) Client() (*llm.Client, error) {
+	if c.Namer == nil {
+		return nil, nil
+	}
+	return llm.Shared(*c.Namer, llm.Options{CacheDir: c.CacheDir, Logger: slog.Default(),
+		Ledger: budgetLedger(c.BudgetLedger, *c.Namer, c.CacheDir)})
 }
 
 // AssignTopic assigns a sample with a model of the built-in embedder as
@@ -232,12 +264,13 @@ func AssignTopic(m *topics.Model, s *datasets.Sample, buf []float32) (a topics.A
 }
 
 // topicsFitFn fits the model on the fit sample, writes it to the
-// version and emits its bytes (nothing for an empty sample).
+// version and emits its bytes (nothing for an empty sample), and reports
+// the namer's usage.
 type topicsFitFn struct {
 	Cfg TopicsConfig `json:"cfg"`
 }
 
-func (f *topicsFitFn) ProcessElement(ctx context.Context, p TopicsSample, emit func([]byte)) error {
+func (f *topicsFitFn) ProcessElement(ctx context.Context, p TopicsSample, emit func([]byte), report func(string)) error {
 	if len(p.Items) == 0 {
 		return nil
 	}
@@ -257,6 +290,13 @@ func (f *topicsFitFn) ProcessElement(ctx context.Context, p TopicsSample, emit f
 		return fmt.Errorf("stage %s: writing the model: %w", f.Cfg.Stage, err)
 	}
 	emit(buf.Bytes())
+	if f.Cfg.Namer != nil {
+		c, err := f.Cfg.Client()
+		if err != nil {
+			return fmt.Errorf("stage %s: name_with: %w", f.Cfg.Stage, err)
+		}
+		return emitUsage(report, c)
+	}
 	return nil
 }
 

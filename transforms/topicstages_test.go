@@ -84,7 +84,7 @@ func TestSemanticDedupMarksPlantedNearDuplicates(t *testing.T) {
 	for _, post := range []bool{false, true} {
 		t.Run(fmt.Sprintf("post=%v", post), func(t *testing.T) {
 			p, s := beam.NewPipelineWithRoot()
-			assigned, model := TopicsWithModel(s, beam.CreateList(s, in), TopicsConfig{Stage: "topics", Dir: t.TempDir(), K: 4, Seed: 3})
+			assigned, model, _ := TopicsWithModel(s, beam.CreateList(s, in), TopicsConfig{Stage: "topics", Dir: t.TempDir(), K: 4, Seed: 3})
 			cfg := SemDedupConfig{Stage: "sem", Threshold: 0.9, Keep: "smallest_id"}
 			want := wantDrop
 			if post {

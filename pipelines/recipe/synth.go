@@ -11,7 +11,8 @@ import (
 
 // LLMDefaults are a recipe's llm: section, set once for every stage that
 // calls a model (judge, evol_instruct, chain_of_thought, doc_qa,
-// self_instruct):
+// self_instruct, and a topics stage's name_with as its endpoint and
+// name_cache as its cache):
 //
 //	llm:
 //	  endpoint: {name: gpt, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY, max_concurrency: 32,
@@ -57,6 +58,12 @@ func applyLLMDefaults(root *yaml.Node) {
 		default:
 			continue
 		}
+		if kind.Value == "topics" {
+			if m := namerDefaults(defs, val); m != nil {
+				stages.Content[i] = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: item.Line, Column: item.Column, Content: []*yaml.Node{kind, m}}
+			}
+			continue
+		}
 		if !llmStageKinds[kind.Value] {
 			continue
 		}
@@ -87,6 +94,33 @@ func applyLLMDefaults(root *yaml.Node) {
 		}
 		stages.Content[i] = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: item.Line, Column: item.Column, Content: []*yaml.Node{kind, m}}
 	}
+}
+
+// namerDefaults is a topics stage's mapping val with the llm: section
+// written in when the stage names its topics (has name_with): the
+// endpoint into name_with, key by key, and the cache as name_cache. It
+// is nil (nothing to change) for a stage without name_with. val is not
+// changed.
+func namerDefaults(defs, val *yaml.Node) *yaml.Node {
+	if val == nil || val.Kind != yaml.MappingNode {
+		return nil
+	}
+	at := mapIndex(val, "name_with")
+	if at < 0 {
+		return nil
+	}
+	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: val.Line, Column: val.Column, Content: append([]*yaml.Node(nil), val.Content...)}
+	if ep := unalias(mapValue(defs, "endpoint")); ep != nil {
+		nw := unalias(m.Content[at+1])
+		if nw.Kind == yaml.ScalarNode && nw.Tag == "!!null" { // name_with: with every key from llm:
+			nw = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: nw.Line, Column: nw.Column}
+		}
+		m.Content[at+1] = mergeMappings(ep, nw)
+	}
+	if c := mapIndex(defs, "cache"); c >= 0 && mapIndex(m, "name_cache") < 0 {
+		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "name_cache"}, defs.Content[c+1])
+	}
+	return m
 }
 
 // mergeMappings returns base with over's keys put over it, mappings

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sieve-data/sieve/llm"
 	"github.com/sieve-data/sieve/topics"
 )
 
@@ -26,7 +27,21 @@ type Topics struct {
 	// MaxFitSamples bounds the samples the model is fitted on (default
 	// 20000); every sample is assigned.
 	MaxFitSamples int `yaml:"max_fit_samples" json:"max_fit_samples"`
+	// NameWith, if set, is an OpenAI-compatible endpoint that names each
+	// topic from its keywords and representatives (topics.LLMNamer, one
+	// call per topic); the name is the samples' topic_label in place of
+	// the keyword label. It takes the recipe's llm: defaults as a
+	// generation stage's endpoint does; without its API key the topics
+	// are not named (the stage still runs).
+	NameWith *llm.Endpoint `yaml:"name_with" json:"name_with,omitempty"`
+	// NameCache is the namer's response cache directory (default: the
+	// llm: section's cache, else the user's cache directory, sieve/llm).
+	NameCache string `yaml:"name_cache" json:"name_cache,omitempty"`
 }
+
+// LLMEndpoint returns the namer's endpoint (nil when topics are not
+// named).
+func (c *Topics) LLMEndpoint() *llm.Endpoint { return c.NameWith }
 
 // MaxTopicsK bounds a topics stage's k.
 const MaxTopicsK = 1000
@@ -61,6 +76,13 @@ func (c *Topics) validate() error {
 		return keyErr("max_fit_samples", "must be in [2, %d], got %d", MaxTopicsFitSamples, c.MaxFitSamples)
 	case c.K > c.MaxFitSamples:
 		return keyErr("k", "%d topics need at least as many fit samples (max_fit_samples is %d)", c.K, c.MaxFitSamples)
+	case c.NameWith == nil && c.NameCache != "":
+		return keyErr("name_cache", "only with name_with (the endpoint that names the topics)")
+	}
+	if c.NameWith != nil {
+		if err := c.NameWith.Validate(); err != nil {
+			return keyErr("name_with", "%v", err)
+		}
 	}
 	return nil
 }

@@ -117,3 +117,48 @@ func TestTopicSeedsParse(t *testing.T) {
 		t.Errorf("a stage without topic seeds names them: %s", canon)
 	}
 }
+
+// TestTopicsNameWith: a topics stage's name_with is its namer's endpoint
+// (LLMEndpoint, for the key check and skipping); it takes the llm:
+// section's endpoint key by key and its cache as name_cache; a topics
+// stage without name_with takes nothing; a bad endpoint or a name_cache
+// without name_with names its key; a recipe without name_with keeps its
+// canonical form.
+func TestTopicsNameWith(t *testing.T) {
+	r, err := Parse("r.yaml", []byte(`name: x
+llm:
+  endpoint: {name: gpt, kind: other, base_url: "http://localhost:1/v1", model: m, api_key_env: K, budget: {max_cost: 2, prompt_price_per_1k: 0.1}}
+  cache: .cache/llm
+sources: [{name: a, path: p}]
+stages:
+  - topics: {k: 4, name_with: {model: m2}}
+  - topics: {k: 3, name_with: }
+  - topics: {k: 2}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := r.Stages[0].Config.(*Topics), r.Stages[1].Config.(*Topics), r.Stages[2].Config.(*Topics)
+	if e := a.LLMEndpoint(); e == nil || e.Name != "gpt" || e.Model != "m2" || e.BaseURL != "http://localhost:1/v1" || e.Budget.MaxCost != 2 || a.NameCache != ".cache/llm" {
+		t.Errorf("name_with with defaults: %+v, cache %q", e, a.NameCache)
+	}
+	if e := b.LLMEndpoint(); e == nil || e.Model != "m" || b.NameCache != ".cache/llm" {
+		t.Errorf("empty name_with: %+v", e)
+	}
+	if c.LLMEndpoint() != nil || c.NameCache != "" {
+		t.Errorf("topics without name_with: %+v", c)
+	}
+	canon, err := r.Canonical()
+	if err != nil || !strings.Contains(string(canon), `{"topics":{"k":2,"field":"prompt","seed":0,"max_fit_samples":20000}}`) {
+		t.Errorf("canonical (%v):\n%s", err, canon)
+	}
+	for stage, want := range map[string]string{
+		"  - topics: {k: 2, name_with: {model: m}}\n":                      "stages[0].topics.name_with",
+		"  - topics: {k: 2, name_cache: c}\n":                              "stages[0].topics.name_cache",
+		"  - topics: {k: 2, name_with: {base_url: x, model: m, bad: 1}}\n": "bad",
+	} {
+		if _, err := parseStages(stage); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one naming %s", stage, err, want)
+		}
+	}
+}
