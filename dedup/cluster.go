@@ -184,9 +184,11 @@ func parallel(n, workers int, fn func(i int)) {
 // Candidates makes the candidate edges of LSH buckets, one bucket at a
 // time, and remembers the edges it made, so that a cluster's buckets in
 // every band (up to bands × the same edges) do not all travel on: by
-// 128-bit hashes of the ends in an edgeSet, which forgets only beyond
-// millions of edges, so its memory is bounded (64 MiB). Skipping a repeat is only an optimisation: consumers still
-// remove repeats. The zero value (Policy EdgesLinear, no cap) is ready to
+// 128-bit hashes of the ends in an edgeSet, and a bucket whose member list
+// it has bucketed before is skipped whole (a second edgeSet, of member
+// lists). Each set forgets only beyond 4M entries, so memory is bounded
+// (128 MiB each at most). Skipping a repeat is only an optimisation:
+// consumers still remove repeats. The zero value (Policy EdgesLinear, no cap) is ready to
 // use; a Candidates is not safe for concurrent use.
 type Candidates struct {
 	Policy   string
@@ -198,16 +200,17 @@ type Candidates struct {
 
 // Bucket calls emit(nodes[i], nodes[j]), i < j, for the candidate edges
 // among the sorted, distinct members of one bucket (BucketEdges under
-// c.Policy and c.MaxPairs) that c has not emitted lately. It returns the
-// number of edges BucketEdges made (repeats included) and the first error
-// of emit, after which it emits nothing more.
+// c.Policy and c.MaxPairs) that c has not emitted before (or has
+// forgotten). It returns the number of edges BucketEdges made (repeats
+// included) and the first error of emit, after which it emits nothing
+// more.
 func (c *Candidates) Bucket(nodes []string, emit func(a, b string) error) (int, error) {
 	c.hs = c.hs[:0]
 	var whole edgeKey
 	for _, nd := range nodes {
 		h := [2]uint64{fnv1a(nd, fnvBasis), fnv1a(nd, fnvBasis2)}
 		c.hs = append(c.hs, h)
-		whole = edgeKey{mix64(whole[0]^h[0]) + 1, mix64(whole[1]^h[1]+0x9e3779b97f4a7c15)}
+		whole = edgeKey{mix64(whole[0]^h[0]) + 1, mix64(whole[1] ^ h[1] + 0x9e3779b97f4a7c15)}
 	}
 	// A bucket with the same members as one done before (a cluster
 	// agreeing in another band) makes the same edges: all repeats.

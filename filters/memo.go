@@ -107,21 +107,25 @@ var (
 	refusalMemo    textMemo[refusalHit]
 )
 
-// Tags of the measurements that share a memo's key space.
-const (
-	tagLength = 1
-	tagLatin  = 2
-)
-
 type langResult struct {
 	lang    string
 	conf    float64
 	letters int
 }
 
-// memoDegenerate is measureDegenerate through degenerateMemo. The stats'
-// LoopUnit is cloned when stored (text may be a view of a scratch
-// buffer).
+// do returns the value stored under k, or computes, stores and returns it.
+func (t *textMemo[V]) do(k memoKey, compute func() V) V {
+	if v, ok := t.get(k); ok {
+		return v
+	}
+	v := compute()
+	t.put(k, v)
+	return v
+}
+
+// memoDegenerate is measureDegenerate through degenerateMemo, keyed by
+// the text and which measures are on. The stats' LoopUnit is cloned (text
+// may be a view of a scratch buffer).
 func memoDegenerate(text string, sc *scratch, st *DegenerateStats, gib, loop bool) {
 	var tag uint64
 	if gib {
@@ -130,50 +134,40 @@ func memoDegenerate(text string, sc *scratch, st *DegenerateStats, gib, loop boo
 	if loop {
 		tag |= 2
 	}
-	k := textKey(text, tag)
-	if v, ok := degenerateMemo.get(k); ok {
-		*st = v
-		return
-	}
-	measureDegenerate(text, sc, st, gib, loop)
-	v := *st
-	v.LoopUnit = strings.Clone(v.LoopUnit)
-	degenerateMemo.put(k, v)
-	st.LoopUnit = v.LoopUnit
+	*st = degenerateMemo.do(textKey(text, tag), func() DegenerateStats {
+		var v DegenerateStats
+		measureDegenerate(text, sc, &v, gib, loop)
+		v.LoopUnit = strings.Clone(v.LoopUnit)
+		return v
+	})
 }
 
 // memoLanguage is detectLanguage through languageMemo.
 func memoLanguage(text string) (string, float64, int) {
-	k := textKey(text, 0)
-	if v, ok := languageMemo.get(k); ok {
-		return v.lang, v.conf, v.letters
-	}
-	lang, conf, letters := detectLanguage(text)
-	languageMemo.put(k, langResult{lang, conf, letters})
-	return lang, conf, letters
+	v := languageMemo.do(textKey(text, 0), func() langResult {
+		lang, conf, letters := detectLanguage(text)
+		return langResult{lang, conf, letters}
+	})
+	return v.lang, v.conf, v.letters
 }
 
 // memoMeasureText is measureText through lengthMemo.
 func memoMeasureText(text string) (chars, words, tokens int) {
-	k := textKey(text, tagLength)
-	if v, ok := lengthMemo.get(k); ok {
-		return v[0], v[1], v[2]
-	}
-	chars, words, tokens = measureText(text)
-	lengthMemo.put(k, [3]int{chars, words, tokens})
-	return chars, words, tokens
+	v := lengthMemo.do(textKey(text, 0), func() [3]int {
+		c, w, t := measureText(text)
+		return [3]int{c, w, t}
+	})
+	return v[0], v[1], v[2]
 }
 
 // memoCountLatin is countLatin of text's first 2000 bytes (rolesLatinShare)
 // through latinMemo.
 func memoCountLatin(text string) (letters, latin int) {
-	k := textKey(text, tagLatin)
-	if v, ok := latinMemo.get(k); ok {
-		return v[0], v[1]
-	}
-	letters, latin = countLatin(cutUTF8(text, 2000))
-	latinMemo.put(k, [2]int{letters, latin})
-	return letters, latin
+	v := latinMemo.do(textKey(text, 0), func() [2]int {
+		l, n := countLatin(cutUTF8(text, 2000))
+		return [2]int{l, n}
+	})
+	return v[0], v[1]
 }
 
 // refusalHit is refusalFilter.find's result.
@@ -182,13 +176,12 @@ type refusalHit struct {
 	ok         bool
 }
 
-// memoFind is f.find through refusalMemo, keyed by f's phrases (f.id).
+// memoFind is f.find through refusalMemo, keyed by the text and f's
+// phrases (f.id).
 func (f *refusalFilter) memoFind(text string) (int, int, bool) {
-	k := textKey(text, f.id)
-	if v, ok := refusalMemo.get(k); ok {
-		return v.phrase, v.at, v.ok
-	}
-	phrase, at, ok := f.find(text)
-	refusalMemo.put(k, refusalHit{phrase, at, ok})
-	return phrase, at, ok
+	v := refusalMemo.do(textKey(text, f.id), func() refusalHit {
+		phrase, at, ok := f.find(text)
+		return refusalHit{phrase, at, ok}
+	})
+	return v.phrase, v.at, v.ok
 }

@@ -412,8 +412,8 @@ func newRefusalFilter(phrases []string, minHelp int) *refusalFilter {
 	return f
 }
 
-// phrasesID is a 64-bit hash of a phrase list, tagged apart from the
-// other measurements' tags (high bit set).
+// phrasesID is a 64-bit hash of a phrase list: the refusal memo's tag,
+// so that filters with different lists never share an entry.
 func phrasesID(phrases [][]byte) uint64 {
 	var h maphash.Hash
 	h.SetSeed(memoSeeds[0])
@@ -421,7 +421,7 @@ func phrasesID(phrases [][]byte) uint64 {
 		h.Write(p)
 		h.WriteByte(0)
 	}
-	return h.Sum64() | 1<<63
+	return h.Sum64()
 }
 
 func (f *refusalFilter) Name() string { return FilterRefusal }
