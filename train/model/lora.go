@@ -310,9 +310,7 @@ func (l *loraState) trainable() []TrainableTensor {
 // when add, plus the adapter's s·(x·Aᵀ)·Bᵀ when there is one. A nil w is
 // a quantized weight, dequantized first. x [n, in], y [n, out].
 func (m *Model) fwdLinear(li, k int, y, x, w []float32, n, in, out int, add bool) {
-	if w == nil {
-		w = m.quant.weight(li, k, m.workers)
-	}
+	w = m.opWeight(li, k, w)
 	if add {
 		linearForwardAdd(y, x, w, n, in, out)
 	} else {
@@ -333,12 +331,10 @@ func (m *Model) fwdLinear(li, k int, y, x, w []float32, n, in, out int, add bool
 // gradients accumulate.
 func (m *Model) backLinear(li, k int, dx, dw, dy, x, w []float32, n, in, out int, alpha, beta float32) {
 	l := m.lora
+	w = m.opWeight(li, k, w)
 	if l == nil {
 		linearBackward(dx, dw, dy, x, w, n, in, out, alpha, beta, &m.scr)
 		return
-	}
-	if w == nil {
-		w = m.quant.weight(li, k, m.workers)
 	}
 	l.inputGrad(dx, dy, w, n, in, out, alpha, beta, m.workers)
 	if li >= 0 {
@@ -685,7 +681,7 @@ type Footprint struct {
 	Quantized int64 // NF4 codes and block scales of the quantized projections
 	Grads     int64 // float32 base gradients (G.Data); 0 once released
 	Adapters  int64 // LoRA weights and gradients
-	Scratch   int64 // LoRA activations x·Aᵀ, backward scratch, dequantized and transposed weight buffers
+	Scratch   int64 // LoRA activations x·Aᵀ, backward scratch, dequantized and transposed weight buffers, bf16 buffers
 }
 
 // Total returns the sum of the parts.
@@ -710,6 +706,7 @@ func (m *Model) Footprint() Footprint {
 			}
 		}
 	}
+	f.Scratch += m.bf16Bytes()
 	if q := m.quant; q != nil {
 		f.Scratch += 4 * int64(cap(q.buf))
 		for _, row := range q.w {

@@ -52,6 +52,7 @@ type Model struct {
 
 	lora  *loraState  // adapters, when EnableLoRA has frozen the base (lora.go)
 	quant *quantState // NF4 projections, after QuantizeBase
+	bf    *bf16State  // bf16 scratch, with SetPrecision(PrecisionBF16) (precision.go)
 }
 
 // layerActs are the activations of one decoder layer that Backward
@@ -215,6 +216,7 @@ func (m *Model) Forward(x *Batch) (float32, error) {
 		// q = h·Wqᵀ (+ bq), and with Qwen3's q_norm each head of q
 		// RMS-normalised before the rotation (k likewise).
 		m.parallel(n, func(_, lo, hi int) { rmsnormForward(a.h1, a.r1, a.x, w.InputNorm, lo, hi, D, eps) })
+		m.roundActs(a.h1, n, D)
 		q, k := a.q, a.k
 		if a.qr != nil {
 			q, k = a.qr, a.kr
@@ -242,19 +244,23 @@ func (m *Model) Forward(x *Batch) (float32, error) {
 				attentionForward(ad, a.y[r*qd:], a.p[b*H*T*T:], a.q[r*qd:], a.k[r*kvd:], a.v[r*kvd:], m.lo[r:r+T], g)
 			}
 		})
+		m.roundActs(a.y, n, qd)
 		copy(a.xm[:n*D], a.x[:n*D])
 		m.fwdLinear(li, projO, a.xm, a.y, w.O, n, qd, D, true)
 		// MLP block: out = xm + down(silu(gate(h2))∘up(h2)).
 		m.parallel(n, func(_, lo, hi int) { rmsnormForward(a.h2, a.r2, a.xm, w.PostNorm, lo, hi, D, eps) })
+		m.roundActs(a.h2, n, D)
 		m.fwdLinear(li, projGate, a.g, a.h2, w.Gate, n, D, F, false)
 		m.fwdLinear(li, projUp, a.u, a.h2, w.Up, n, D, F, false)
 		m.parallel(n, func(_, lo, hi int) { swigluForward(a.a[lo*F:hi*F], a.g[lo*F:hi*F], a.u[lo*F:hi*F]) })
+		m.roundActs(a.a, n, F)
 		copy(out[:n*D], a.xm[:n*D])
 		m.fwdLinear(li, projDown, out, a.a, w.Down, n, F, D, true)
 	}
 	// Final norm, head, loss.
 	m.parallel(n, func(_, lo, hi int) { rmsnormForward(m.hf, m.rf, m.xf, m.P.Norm, lo, hi, D, eps) })
-	linearForward(m.logits, m.hf, m.P.LMHead, n, D, V)
+	m.roundActs(m.hf, n, D)
+	linearForward(m.logits, m.hf, m.opWeight(-1, 0, m.P.LMHead), n, D, V)
 	m.count = 0
 	for i := 0; i < n; i++ {
 		if x.counted(i) {
@@ -300,22 +306,22 @@ func (m *Model) BackwardScaled(scale float32) error {
 	g := m.grads() // with LoRA, nil tensors: no base gradient is computed
 
 	// Head and final norm: dhf = scale·dlogits·W_lm, dW_lm += scale·dlogitsᵀ·hf.
-	m.backLinear(-1, 0, m.dh, g.LMHead, m.dlog, m.hf, m.P.LMHead, n, D, V, scale, 0)
+	m.backLinear(-1, 0, m.dh, g.LMHead, m.gradOperand(m.dlog, n, V, false), m.hf, m.P.LMHead, n, D, V, scale, 0)
 	m.rmsnormBackward(m.dx, g.Norm, m.dh, m.xf, m.rf, m.P.Norm, n, D, false)
 
 	for li := len(m.acts) - 1; li >= 0; li-- {
 		a, w, gw := &m.acts[li], &m.P.Layers[li], &g.Layers[li]
 		// MLP block. m.dx holds d(out) = d(xm) through the residual.
-		m.backLinear(li, projDown, m.da, gw.Down, m.dx, a.a, w.Down, n, F, D, 1, 0)
+		m.backLinear(li, projDown, m.da, gw.Down, m.gradOperand(m.dx, n, D, true), a.a, w.Down, n, F, D, 1, 0)
 		m.parallel(n, func(_, lo, hi int) {
 			swigluBackward(m.da[lo*F:hi*F], m.du[lo*F:hi*F], a.g[lo*F:hi*F], a.u[lo*F:hi*F])
 		})
-		m.backLinear(li, projGate, m.dh, gw.Gate, m.da, a.h2, w.Gate, n, D, F, 1, 0)
-		m.backLinear(li, projUp, m.dh, gw.Up, m.du, a.h2, w.Up, n, D, F, 1, 1)
+		m.backLinear(li, projGate, m.dh, gw.Gate, m.gradOperand(m.da, n, F, false), a.h2, w.Gate, n, D, F, 1, 0)
+		m.backLinear(li, projUp, m.dh, gw.Up, m.gradOperand(m.du, n, F, false), a.h2, w.Up, n, D, F, 1, 1)
 		m.rmsnormBackward(m.dx, gw.PostNorm, m.dh, a.xm, a.r2, w.PostNorm, n, D, true)
 
 		// Attention block. m.dx holds d(xm) = d(x) through the residual.
-		m.backLinear(li, projO, m.dy, gw.O, m.dx, a.y, w.O, n, qd, D, 1, 0)
+		m.backLinear(li, projO, m.dy, gw.O, m.gradOperand(m.dx, n, D, true), a.y, w.O, n, qd, D, 1, 0)
 		clear(m.dk[:n*kvd])
 		clear(m.dv[:n*kvd])
 		m.parallel(x.B*KV, func(wk, lo, hi int) {
@@ -339,9 +345,9 @@ func (m *Model) BackwardScaled(scale float32) error {
 			m.biasGrad(gw.KBias, m.dk, n, kvd)
 			m.biasGrad(gw.VBias, m.dv, n, kvd)
 		}
-		m.backLinear(li, projQ, m.dh, gw.Q, m.dq, a.h1, w.Q, n, D, qd, 1, 0)
-		m.backLinear(li, projK, m.dh, gw.K, m.dk, a.h1, w.K, n, D, kvd, 1, 1)
-		m.backLinear(li, projV, m.dh, gw.V, m.dv, a.h1, w.V, n, D, kvd, 1, 1)
+		m.backLinear(li, projQ, m.dh, gw.Q, m.gradOperand(m.dq, n, qd, false), a.h1, w.Q, n, D, qd, 1, 0)
+		m.backLinear(li, projK, m.dh, gw.K, m.gradOperand(m.dk, n, kvd, false), a.h1, w.K, n, D, kvd, 1, 1)
+		m.backLinear(li, projV, m.dh, gw.V, m.gradOperand(m.dv, n, kvd, false), a.h1, w.V, n, D, kvd, 1, 1)
 		m.rmsnormBackward(m.dx, gw.InputNorm, m.dh, a.x, a.r1, w.InputNorm, n, D, true)
 	}
 	if g.Embed != nil {

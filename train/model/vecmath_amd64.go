@@ -20,3 +20,6 @@ func swigluFwdAVX2(a, gate, up *float32, n int)
 
 //go:noescape
 func swigluBwdAVX2(da, du, gate, up *float32, n int)
+
+//go:noescape
+func roundBF16AVX2(dst, src *float32, n int)

@@ -284,3 +284,42 @@ bwdLoop:
 bwdDone:
 	VZEROUPPER
 	RET
+
+// func roundBF16AVX2(dst, src *float32, n int)
+// dst[i] = src[i] rounded to bfloat16 (as float32): the bits plus
+// 0x7fff plus bit 16, low half cleared (ties to even); NaN lanes take
+// the bits with the quiet bit set, low half cleared.
+TEXT ·roundBF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVL $0x7fff, AX
+	MOVD AX, X10
+	VPBROADCASTD X10, Y10 // rounding bias
+	MOVL $1, AX
+	MOVD AX, X11
+	VPBROADCASTD X11, Y11 // 1
+	MOVL $0xffff0000, AX
+	MOVD AX, X12
+	VPBROADCASTD X12, Y12 // high half
+	MOVL $0x00400000, AX
+	MOVD AX, X13
+	VPBROADCASTD X13, Y13 // quiet bit
+bfLoop:
+	VMOVDQU (SI), Y0
+	VPSRLD $16, Y0, Y1
+	VPAND Y11, Y1, Y1
+	VPADDD Y10, Y1, Y1
+	VPADDD Y0, Y1, Y1
+	VPAND Y12, Y1, Y1      // rounded
+	VCMPPS $3, Y0, Y0, Y2  // unordered: NaN lanes
+	VPOR Y13, Y0, Y3
+	VPAND Y12, Y3, Y3      // quieted NaN
+	VBLENDVPS Y2, Y3, Y1, Y1
+	VMOVDQU Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ bfLoop
+	VZEROUPPER
+	RET
