@@ -69,6 +69,12 @@ type Config struct {
 	// evaluation is written to checkpoint-best and is the final model.
 	EarlyStopPatience int     `json:"early_stop_patience,omitempty"`
 	EarlyStopDelta    float64 `json:"early_stop_delta,omitempty"`
+	// Precision of the linear layers' products: fp32, bf16 (operands
+	// rounded to bfloat16, float32 sums and master weights; see
+	// model.PrecisionBF16), or auto ("" too): bf16 only where the CPU
+	// has AVX512_BF16 or AMX and a bf16 kernel uses it, which no build
+	// has yet, so fp32 (model.ResolvePrecision).
+	Precision string `json:"precision,omitempty"`
 }
 
 // The loss watchdog's defaults (see Config.DivergeFactor).
@@ -162,6 +168,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("diverge steps %d must not be negative", c.DivergeSteps)
 	case c.EarlyStopPatience < 0 || c.EarlyStopDelta < 0:
 		return errors.New("early stopping patience and delta must not be negative")
+	case c.Precision != "" && c.Precision != "auto" && c.Precision != "fp32" && c.Precision != "bf16":
+		return fmt.Errorf("precision %q: want fp32, bf16 or auto", c.Precision)
 	}
 	return nil
 }
@@ -169,9 +177,11 @@ func (c Config) Validate() error {
 // sameTrajectory reports the first setting that differs between c and
 // a checkpoint's d and changes the path of training (the intervals of
 // evaluation, saving and logging, the watchdog and early stopping do
-// not).
+// not; nor, here, does the precision, which changes the rounding of the
+// products as another BLAS would, so that a run may resume on a
+// machine that picks another).
 func (c Config) sameTrajectory(d Config) error {
-	c.EvalEvery, c.SaveEvery, c.LogEvery = d.EvalEvery, d.SaveEvery, d.LogEvery
+	c.EvalEvery, c.SaveEvery, c.LogEvery, c.Precision = d.EvalEvery, d.SaveEvery, d.LogEvery, d.Precision
 	c.DivergeFactor, c.DivergeSteps, c.EarlyStopPatience, c.EarlyStopDelta = d.DivergeFactor, d.DivergeSteps, d.EarlyStopPatience, d.EarlyStopDelta
 	if c == d {
 		return nil

@@ -77,6 +77,9 @@ type MemorySettings struct {
 	// Snapshot: the LR finder runs (a copy of the trainable weights);
 	// BestReload: early stopping reloads the best full model at the end.
 	Snapshot, BestReload bool
+	// BF16: the products run in bf16 (model.PrecisionBF16), whose
+	// scratch holds one rounded weight and one [n, D] gradient.
+	BF16 bool
 	// DataTokens: tokens of both splits (8 bytes each as ids, 1 as mask).
 	DataTokens int64
 	// Resident is the process's resident memory before the run (see
@@ -88,7 +91,8 @@ type MemorySettings struct {
 // c: it mirrors the allocations of model.New (the activation workspace:
 // per layer the inputs, norms, q/k/v, attention probabilities B·H·T² ,
 // MLP values; the logits and their gradient; the backward buffers), of
-// the pure-Go kernels' transposes, of LoRA and NF4, and of AdamW.
+// the pure-Go kernels' transposes, of LoRA and NF4, of bf16's scratch,
+// and of AdamW.
 func EstimateMemory(c model.Config, s MemorySettings) (MemoryEstimate, error) {
 	e := MemoryEstimate{BatchSize: s.BatchSize, SeqLen: s.SeqLen, GradAccum: 1}
 	if err := c.Validate(); err != nil {
@@ -112,6 +116,9 @@ func EstimateMemory(c model.Config, s MemorySettings) (MemoryEstimate, error) {
 	// The pure-Go kernels' transposes: dyᵀ and xᵀ of the largest
 	// product's shapes, and the largest transposed weight.
 	scratch := n*max(V, F, D, qd) + n*max(D, F, qd) + max(V*D, D*F, qd*D)
+	if s.BF16 {
+		scratch += max(V*D, D*F, qd*D) + n*D
+	}
 	e.Activations = e.ActivationsPerRow*int64(s.BatchSize) + f4*scratch
 
 	trainable := params
@@ -252,7 +259,8 @@ func (t *trainer) planMemory() error {
 	runtime.GC()
 	settings := func(b int) MemorySettings {
 		return MemorySettings{BatchSize: b, SeqLen: t.cfg.SeqLen, LoRA: t.opt.LoRA, QLoRA: t.opt.QLoRA,
-			Snapshot: t.opt.AutoLR, BestReload: t.cfg.EarlyStopPatience > 0, DataTokens: t.trainSt.Tokens + t.testSt.Tokens, Resident: t.resident}
+			Snapshot: t.opt.AutoLR, BestReload: t.cfg.EarlyStopPatience > 0, DataTokens: t.trainSt.Tokens + t.testSt.Tokens, Resident: t.resident,
+			BF16: t.precision == model.PrecisionBF16}
 	}
 	budget := t.opt.MaxMemory
 	if budget == 0 {

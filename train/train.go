@@ -102,6 +102,9 @@ type Plan struct {
 	// chose it, with AutoLR.
 	LearningRate float64
 	LRFinder     *LRFinderResult
+	// Precision is the arithmetic of the products (fp32 or bf16) and
+	// PrecisionReason why (Config.Precision resolved on this CPU).
+	Precision, PrecisionReason string
 }
 
 // Record is one line of log.jsonl: a training line (loss, lr, grad_norm,
@@ -160,6 +163,9 @@ type Result struct {
 	// finder's suggestion with AutoLR); LRFinder the sweep, with AutoLR.
 	LearningRate float64
 	LRFinder     *LRFinderResult
+	// Precision is what the products ran in (fp32 or bf16) and
+	// PrecisionReason why.
+	Precision, PrecisionReason string
 }
 
 // Files of a run directory and of a checkpoint.
@@ -192,6 +198,10 @@ type trainerState struct {
 	// Watchdog is the loss watchdog's state, so that a resumed run
 	// watches as the uninterrupted one would.
 	Watchdog *watchdogState `json:"watchdog,omitempty"`
+	// Precision is what the products ran in (config.precision resolved
+	// on the machine: fp32 or bf16), and PrecisionReason why.
+	Precision       string `json:"precision,omitempty"`
+	PrecisionReason string `json:"precision_reason,omitempty"`
 }
 
 // loraState is the LoRA part of trainer_state.json.
@@ -254,6 +264,8 @@ type trainer struct {
 	order            []int // the row order of orderEpoch
 
 	memory    MemoryEstimate
+	precision model.Precision // of the products (cfg.Precision resolved)
+	precWhy   string          // why, for the log
 	available int64           // MemAvailable when the run started
 	resident  int64           // the process's resident memory then
 	finder    *LRFinderResult // the sweep of AutoLR
@@ -323,6 +335,9 @@ func setup(ctx context.Context, opt Options) (*trainer, *trainerState, error) {
 		return nil, nil, errors.New("train: QLoRA needs LoRA")
 	}
 	t := &trainer{opt: opt, cfg: cfg, ref: v.Ref, lora: newLoRAState(opt.LoRA, opt.QLoRA)}
+	if t.precision, t.precWhy, err = model.ResolvePrecision(cfg.Precision, model.HostCPU()); err != nil {
+		return nil, nil, fmt.Errorf("train: %w", err)
+	}
 	t.available, t.resident = AvailableMemory(), ResidentMemory()
 	if opt.Model != "" {
 		if t.baseModel, err = filepath.Abs(opt.Model); err != nil {
@@ -377,6 +392,7 @@ func setup(ctx context.Context, opt Options) (*trainer, *trainerState, error) {
 	if err := t.setupLoRA(); err != nil {
 		return nil, nil, err
 	}
+	t.m.SetPrecision(t.precision)
 	params := t.m.Trainable()
 	t.adam = NewAdamW(params, NoDecay, cfg.Beta1, cfg.Beta2, cfg.Eps, cfg.WeightDecay)
 	if state != nil {
@@ -419,7 +435,7 @@ func (t *trainer) run(ctx context.Context, state *trainerState) (*Result, error)
 		}
 	}
 	slog.Info("train", "data", t.ref.String(), "params", t.p.NumParams(), "steps", t.total, "steps_per_epoch", t.stepsPerEpoch,
-		"train_rows", t.trainSt.Rows, "test_rows", t.testSt.Rows, "resume_step", t.step)
+		"train_rows", t.trainSt.Rows, "test_rows", t.testSt.Rows, "resume_step", t.step, "precision", t.precWhy)
 
 	numTrainable := 0
 	for _, tt := range params {
@@ -427,7 +443,8 @@ func (t *trainer) run(ctx context.Context, state *trainerState) (*Result, error)
 	}
 	if opt.OnStart != nil {
 		opt.OnStart(Plan{Data: t.ref.String(), Memory: t.memory, LearningRate: t.cfg.LearningRate, LRFinder: t.finder, Train: t.trainSt, Test: t.testSt, Steps: t.total, StepsPerEpoch: t.stepsPerEpoch,
-			FirstStep: t.step, NumParams: numTrainable, VocabSize: t.tok.VocabSize(), TokenizerTrained: t.tokTrained})
+			FirstStep: t.step, NumParams: numTrainable, VocabSize: t.tok.VocabSize(), TokenizerTrained: t.tokTrained,
+			Precision: t.precision.String(), PrecisionReason: t.precWhy})
 	}
 	t.start = time.Now()
 	t.initEarlyStop()
@@ -485,7 +502,7 @@ func (t *trainer) run(ctx context.Context, state *trainerState) (*Result, error)
 	}
 	res := &Result{Dir: opt.Output, Data: t.ref.String(), Steps: t.step, Train: t.trainSt, Test: t.testSt,
 		Evals: t.evalAll, Tokens: t.tokens, Elapsed: t.elapsed(), NumParams: numTrainable, Stopped: t.stopped,
-		LearningRate: t.cfg.LearningRate, LRFinder: t.finder}
+		LearningRate: t.cfg.LearningRate, LRFinder: t.finder, Precision: t.precision.String(), PrecisionReason: t.precWhy}
 	if t.bestStep >= 0 {
 		res.BestStep, res.BestEvalLoss = t.bestStep, t.bestEval
 	}
@@ -866,7 +883,8 @@ func (t *trainer) save(dir string, optimizer bool) error {
 	st := trainerState{GlobalStep: t.step, MaxSteps: t.total, StepsPerEpoch: t.stepsPerEpoch, Epoch: t.epoch(),
 		Data: t.ref.String(), Config: t.cfg, BaseModel: t.baseModel, BaseModelName: t.baseName, LoRA: t.lora, Tokens: t.tokens, Elapsed: t.elapsed(),
 		TrainData: t.trainSt, TestData: t.testSt, LogHistory: t.history,
-		Watchdog: &watchdogState{EMA: t.ema, Weight: t.emaW, Best: t.emaBest, BadFrom: t.badFrom, BadSteps: t.badSteps}}
+		Watchdog:  &watchdogState{EMA: t.ema, Weight: t.emaW, Best: t.emaBest, BadFrom: t.badFrom, BadSteps: t.badSteps},
+		Precision: t.precision.String(), PrecisionReason: t.precWhy}
 	if t.lora == nil {
 		st.BaseModel, st.BaseModelName = "", ""
 	}

@@ -232,6 +232,7 @@ func addTrainFlags(cmd *cobra.Command, f *trainFlags, cfg *train.Config, sweep b
 	fl.IntVar(&cfg.DivergeSteps, "diverge-steps", train.DefaultDivergeSteps, "... for this many steps in a row")
 	fl.IntVar(&cfg.EarlyStopPatience, "early-stop", 0, "stop after N evaluations without a better eval loss; the best model is kept (checkpoint-best) and is the final one (0: off)")
 	fl.Float64Var(&cfg.EarlyStopDelta, "early-stop-delta", 0, "improvement of the eval loss that counts as better")
+	fl.StringVar(&cfg.Precision, "precision", "auto", "arithmetic of the linear layers' products: fp32, bf16 (bfloat16 operands, float32 sums and weights; emulated, slower) or auto (bf16 only with a hardware bf16 kernel: none yet, so fp32)")
 	fl.BoolVar(&f.json, "json", false, "print the log lines (JSON) on stdout instead of the summary")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print nothing but errors")
 	fl.BoolVar(&f.verbose, "verbose", false, "log progress (log/slog, INFO level)")
@@ -488,6 +489,7 @@ func copyChanged(changed func(flag string) bool, cfg *train.Config, from train.C
 		{"diverge-steps", func() { cfg.DivergeSteps = from.DivergeSteps }},
 		{"early-stop", func() { cfg.EarlyStopPatience = from.EarlyStopPatience }},
 		{"early-stop-delta", func() { cfg.EarlyStopDelta = from.EarlyStopDelta }},
+		{"precision", func() { cfg.Precision = from.Precision }},
 	} {
 		if changed(c.flag) {
 			c.set()
@@ -531,6 +533,7 @@ func runTrain(opt train.Options, f trainFlags, stdout, stderr io.Writer) error {
 		bar.println(stdout, "%s: train %s; test %s\n%s trainable parameters, vocabulary %d%s; %d steps (%d per epoch)%s",
 			p.Data, dataLine(p.Train), dataLine(p.Test), humanCount(p.NumParams), p.VocabSize, tok, p.Steps, p.StepsPerEpoch, resumed)
 		bar.println(stdout, "%s", memoryLine(p.Memory))
+		bar.println(stdout, "precision: %s", p.PrecisionReason)
 		if r := p.LRFinder; r != nil {
 			bar.println(stdout, "%s\ntraining at --lr %.3g", finderLine(r), p.LearningRate)
 		}
