@@ -125,7 +125,8 @@ bench-runners: $(BIN)
 	$(GO) run ./bench/scale -sieve ./$(BIN) -n 100000 -exact-n "" -runners default,prism,universal \
 	  -workdir $${TMPDIR:-/tmp}/sieve-bench-runners
 
-## bench-train: training tokens/s and peak RSS, sieve vs PyTorch CPU (2 threads each), JSON lines
+## bench-train: training tokens/s and peak RSS, sieve vs PyTorch CPU (2 threads each), and sieve's
+##      bf16 mixed precision against its fp32 (train_step_full_bf16: ratio = bf16 speed-up), JSON lines
 bench-train:
 	$(GO) run $(BLAS_TAGS) ./bench/train
 

@@ -6,7 +6,7 @@
 //
 // Usage:
 //
-//	go run -tags openblas ./bench/train [-modes full,lora] [-reps 3] [-steps 10] [-threads 2]
+//	go run -tags openblas ./bench/train [-modes full,lora] [-bf16 full] [-reps 3] [-steps 10] [-threads 2]
 //
 // Each side runs as a child process, so that its peak RSS (ru_maxrss from
 // wait4) is its own:
@@ -40,6 +40,20 @@
 //	{"bench":"train_step_full","value":…,"unit":"tokens/s","peak_rss_mib":…,
 //	 "baseline":"pytorch_train_step_full","ratio":…,"machine":"…",
 //	 "baseline_value":…,"baseline_peak_rss_mib":…,"rss_ratio":…,…}
+//
+// and, for each mode of -bf16 (default full), one line of sieve's bf16
+// mixed precision (model.PrecisionBF16: products on operands rounded to
+// bfloat16, float32 sums and master weights) against its fp32 runs of
+// that mode (a third child in each rep):
+//
+//	{"bench":"train_step_full_bf16","value":…,"unit":"tokens/s",
+//	 "baseline":"train_step_full","ratio":…(bf16 speed-up),"machine":"…",
+//	 "cpu_bf16":"…","precision_auto":"…","loss_last":…,"baseline_loss_last":…}
+//
+// cpu_bf16 says whether the CPU has AVX512_BF16 or AMX-BF16 and
+// precision_auto what --precision auto resolves to here: on a CPU
+// without them, and in any build without a kernel that uses them, bf16 is
+// emulated and the ratio is below 1.
 //
 // value and baseline_value are the medians over reps of each child's
 // median step (tokens per step / seconds); ratio is value/baseline_value
@@ -83,6 +97,8 @@ var resultKeys = []string{"bench", "error", "value", "unit", "step_ms_median", "
 func main() {
 	var (
 		modes   = flag.String("modes", "full,lora", "comma-separated training modes: full, lora")
+		bf16    = flag.String("bf16", "full", "modes of -modes also timed in bf16 mixed precision against sieve's fp32 (\"\": none)")
+		prec    = flag.String("precision", "fp32", "internal: the worker's precision (fp32 or bf16)")
 		reps    = flag.Int("reps", 3, "runs of each side per mode (alternating)")
 		steps   = flag.Int("steps", 10, "timed steps per run")
 		warmup  = flag.Int("warmup", 2, "untimed steps per run first")
@@ -95,13 +111,13 @@ func main() {
 	)
 	flag.Parse()
 	if *worker != "" {
-		if err := runWorker(*worker, *steps, *warmup); err != nil {
+		if err := runWorker(*worker, *prec, *steps, *warmup); err != nil {
 			fmt.Fprintln(os.Stderr, "train bench worker:", err)
 			os.Exit(1)
 		}
 		return
 	}
-	if err := run(strings.Split(*modes, ","), *reps, *steps, *warmup, *threads, *python, *script, *core, *blasDir); err != nil {
+	if err := run(strings.Split(*modes, ","), strings.Split(*bf16, ","), *reps, *steps, *warmup, *threads, *python, *script, *core, *blasDir); err != nil {
 		fmt.Fprintln(os.Stderr, "train bench:", err)
 		os.Exit(1)
 	}
@@ -124,7 +140,7 @@ type result struct {
 	rssMiB, otherCPU float64
 }
 
-func run(modes []string, reps, steps, warmup, threads int, python, script, core, blasDir string) error {
+func run(modes, bf16Modes []string, reps, steps, warmup, threads int, python, script, core, blasDir string) error {
 	if script == "" {
 		root, err := benchenv.ModuleRoot()
 		if err != nil {
@@ -163,8 +179,9 @@ func run(modes []string, reps, steps, warmup, threads int, python, script, core,
 	machine := benchenv.Machine()
 	enc := json.NewEncoder(os.Stdout)
 	for _, mode := range modes {
-		var goRuns, pyRuns []result
-		var goErr, pyErr error
+		var goRuns, pyRuns, bfRuns []result
+		var goErr, pyErr, bfErr error
+		bf16 := slices.Contains(bf16Modes, mode)
 		for rep := 0; rep < reps; rep++ {
 			fmt.Fprintf(os.Stderr, "train bench: %s, run %d/%d: sieve\n", mode, rep+1, reps)
 			r, err := child(goEnv, self, "-worker", mode, "-steps", strconv.Itoa(steps), "-warmup", strconv.Itoa(warmup))
@@ -179,6 +196,16 @@ func run(modes []string, reps, steps, warmup, threads int, python, script, core,
 				pyErr = err
 			} else {
 				pyRuns = append(pyRuns, r)
+			}
+			if !bf16 {
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "train bench: %s, run %d/%d: sieve bf16\n", mode, rep+1, reps)
+			r, err = child(goEnv, self, "-worker", mode, "-precision", "bf16", "-steps", strconv.Itoa(steps), "-warmup", strconv.Itoa(warmup))
+			if err != nil {
+				bfErr = err
+			} else {
+				bfRuns = append(bfRuns, r)
 			}
 		}
 		line := map[string]any{"bench": "train_step_" + mode, "baseline": "pytorch_train_step_" + mode,
@@ -219,8 +246,54 @@ func run(modes []string, reps, steps, warmup, threads int, python, script, core,
 		if err := enc.Encode(benchenv.Ordered(line, resultKeys...)); err != nil {
 			return err
 		}
+		if bf16 {
+			if err := enc.Encode(benchenv.Ordered(bf16Line(mode, machine, threads, bfRuns, goRuns, bfErr, goErr), resultKeys...)); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// bf16Line is the result line of mode in bf16 against sieve's fp32 runs
+// of the same mode: the ratio is the bf16 speed-up.
+func bf16Line(mode, machine string, threads int, bf, fp []result, bfErr, fpErr error) map[string]any {
+	_, why, _ := model.ResolvePrecision("auto", model.HostCPU())
+	var flags []string
+	for _, f := range []string{"avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"} {
+		if benchenv.CPUFlag(f) {
+			flags = append(flags, f)
+		}
+	}
+	line := map[string]any{"bench": "train_step_" + mode + "_bf16", "baseline": "train_step_" + mode, "unit": "tokens/s",
+		"machine": machine, "cpu_flags": strings.Join(flags, " "), "cpu_bf16": model.HostCPU().String(),
+		"precision_auto": why, "threads": threads}
+	if len(bf) == 0 {
+		line["error"] = fmt.Sprint(bfErr)
+		return line
+	}
+	v := median(bf, tps)
+	line["value"], line["peak_rss_mib"] = round(v, 1), round(median(bf, rssOf), 1)
+	line["runs_tokens_per_s"] = roundAll(bf, tps)
+	line["step_ms_median"] = round(median(bf, stepMS), 1)
+	line["fwd_bwd_ms_median"] = round(median(bf, func(r result) float64 { return r.FwdBwdMS }), 1)
+	line["blas"], line["loss_first"], line["loss_last"] = bf[len(bf)-1].BLAS, bf[len(bf)-1].LossFirst, bf[len(bf)-1].LossLast
+	if len(fp) == 0 {
+		line["baseline_error"] = fmt.Sprint(fpErr)
+		return line
+	}
+	b := median(fp, tps)
+	line["baseline_value"], line["baseline_peak_rss_mib"] = round(b, 1), round(median(fp, rssOf), 1)
+	line["ratio"] = round(v/b, 3)
+	line["baseline_step_ms_median"] = round(median(fp, stepMS), 1)
+	line["baseline_loss_first"], line["baseline_loss_last"] = fp[len(fp)-1].LossFirst, fp[len(fp)-1].LossLast
+	line["baseline_runs_tokens_per_s"] = roundAll(fp, tps)
+	other := 0.0
+	for _, r := range append(bf, fp...) {
+		other = max(other, r.otherCPU)
+	}
+	line["max_other_cpu_s"] = round(other, 2)
+	return line
 }
 
 // child runs name with args and env, parses the last line of its stdout
@@ -256,7 +329,7 @@ func child(env []string, name string, args ...string) (result, error) {
 // runWorker is sieve's side: the model of the reference configuration
 // (or the environment's), a fixed random batch, warmup untimed steps and
 // steps timed ones; it prints one JSON result.
-func runWorker(mode string, steps, warmup int) error {
+func runWorker(mode, precision string, steps, warmup int) error {
 	env := func(name string, def int) int {
 		if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
 			return v
@@ -292,6 +365,13 @@ func runWorker(mode string, steps, warmup int) error {
 		m.G = nil // base gradients are not used with LoRA
 	default:
 		return fmt.Errorf("mode %q: want full or lora", mode)
+	}
+	switch precision {
+	case "fp32":
+	case "bf16":
+		m.SetPrecision(model.PrecisionBF16)
+	default:
+		return fmt.Errorf("precision %q: want fp32 or bf16", precision)
 	}
 	params := m.Trainable()
 	trainable := 0
@@ -341,7 +421,7 @@ func runWorker(mode string, steps, warmup int) error {
 		return s[len(s)/2]
 	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
-		"impl": "sieve", "blas": openblas.Name(), "threads": runtime.GOMAXPROCS(0), "mode": mode,
+		"impl": "sieve", "blas": openblas.Name(), "threads": runtime.GOMAXPROCS(0), "mode": mode, "precision": precision,
 		"params": p.NumParams(), "trainable": trainable, "steps": steps,
 		"step_ms_median": round(med(times)*1e3, 1), "tokens_per_s": round(float64(B*T)/med(times), 1),
 		"step_ms_min":       round(slices.Min(times)*1e3, 1),
