@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -423,15 +424,20 @@ func TestBF16LoRA(t *testing.T) {
 }
 
 // BenchmarkRoundBF16 measures the rounding kernel on 1 MiB of float32
-// (the AVX2 kernel where the CPU has it; -tags purego for the Go loop).
+// (in cache) and on 64 MiB (from memory): the AVX2 kernel where the CPU
+// has it, the Go loop with -tags purego.
 func BenchmarkRoundBF16(b *testing.B) {
-	src := make([]float32, 1<<18)
-	for i := range src {
-		src[i] = float32(i) * 1.0001
-	}
-	dst := make([]float32, len(src))
-	b.SetBytes(4 * int64(len(src)))
-	for b.Loop() {
-		roundBF16(dst, src)
+	for _, mib := range []int{1, 64} {
+		b.Run(fmt.Sprintf("%dMiB", mib), func(b *testing.B) {
+			src := make([]float32, mib<<18)
+			for i := range src {
+				src[i] = float32(i) * 1.0001
+			}
+			dst := make([]float32, len(src))
+			b.SetBytes(4 * int64(len(src)))
+			for b.Loop() {
+				roundBF16(dst, src)
+			}
+		})
 	}
 }
