@@ -37,6 +37,12 @@
 // LoRA adapters instead (Options.QLoRA also stores the frozen projections
 // in NF4): the same loop trains them.
 //
+// Config.Precision (fp32, bf16 or auto) sets the arithmetic of the linear
+// layers' products (model.ResolvePrecision on this CPU; auto is fp32
+// where no hardware bf16 kernel exists, which is everywhere so far); the
+// master weights, gradients and moments stay float32 either way, and the
+// run records what it used and why (Plan, Result, trainer_state.json).
+//
 // # Outputs
 //
 // A run directory holds log.jsonl (one Record per line: step, epoch, loss,

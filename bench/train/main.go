@@ -50,6 +50,11 @@
 //	 "baseline":"train_step_full","ratio":…(bf16 speed-up),"machine":"…",
 //	 "cpu_bf16":"…","precision_auto":"…","loss_last":…,"baseline_loss_last":…}
 //
+// The ratio compares children run one after the other, which the load
+// of a shared machine skews; paired_cpu_speedup is steadier: in each
+// timed step of the bf16 child an fp32 forward and backward on the same
+// weights runs first, and the median over steps and runs of its CPU
+// time over that of the bf16 forward and backward is the speed-up.
 // cpu_bf16 says whether the CPU has AVX512_BF16 or AMX-BF16 and
 // precision_auto what --precision auto resolves to here: on a CPU
 // without them, and in any build without a kernel that uses them, bf16 is
@@ -135,7 +140,10 @@ type result struct {
 	Trainable  int     `json:"trainable"`
 	Threads    int     `json:"threads"`
 	BLAS       string  `json:"blas,omitempty"`
-	Torch      string  `json:"torch,omitempty"`
+	// PairedCPU is the bf16 worker's median over steps of the CPU time
+	// of an fp32 forward and backward over that of the bf16 one after it.
+	PairedCPU float64 `json:"paired_cpu_speedup"`
+	Torch     string  `json:"torch,omitempty"`
 
 	rssMiB, otherCPU float64
 }
@@ -285,6 +293,7 @@ func bf16Line(mode, machine string, threads int, bf, fp []result, bfErr, fpErr e
 	b := median(fp, tps)
 	line["baseline_value"], line["baseline_peak_rss_mib"] = round(b, 1), round(median(fp, rssOf), 1)
 	line["ratio"] = round(v/b, 3)
+	line["paired_cpu_speedup"] = round(median(bf, func(r result) float64 { return r.PairedCPU }), 3)
 	line["baseline_step_ms_median"] = round(median(fp, stepMS), 1)
 	line["baseline_loss_first"], line["baseline_loss_last"] = fp[len(fp)-1].LossFirst, fp[len(fp)-1].LossLast
 	line["baseline_runs_tokens_per_s"] = roundAll(fp, tps)
@@ -388,8 +397,25 @@ func runWorker(mode, precision string, steps, warmup int) error {
 	}
 	// step runs one training step and returns its loss and the seconds of
 	// its two parts.
+	// cpu32 and cpu16 are the CPU seconds of the forward and backward
+	// passes of the timed steps in bf16 and of an fp32 pass on the same
+	// weights run just before each (bf16 only; not timed in the step).
+	var cpu32, cpu16 []float64
 	step := func() (loss float32, fwdBwd, opti float64, err error) {
-		t0 := time.Now()
+		if m.Precision() == model.PrecisionBF16 {
+			m.SetPrecision(model.PrecisionFP32)
+			c0 := cpuSeconds()
+			m.ZeroGrad()
+			if _, err = m.Forward(x); err == nil {
+				err = m.Backward()
+			}
+			cpu32 = append(cpu32, cpuSeconds()-c0)
+			m.SetPrecision(model.PrecisionBF16)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+		}
+		t0, c0 := time.Now(), cpuSeconds()
 		m.ZeroGrad()
 		if loss, err = m.Forward(x); err != nil {
 			return 0, 0, 0, err
@@ -397,6 +423,7 @@ func runWorker(mode, precision string, steps, warmup int) error {
 		if err := m.Backward(); err != nil {
 			return 0, 0, 0, err
 		}
+		cpu16 = append(cpu16, cpuSeconds()-c0)
 		t1 := time.Now()
 		train.ClipGradNorm(params, 1.0)
 		opt.Update(3e-4)
@@ -407,6 +434,7 @@ func runWorker(mode, precision string, steps, warmup int) error {
 			return err
 		}
 	}
+	cpu32, cpu16 = nil, nil
 	times, fb, op := make([]float64, steps), make([]float64, steps), make([]float64, steps)
 	losses := make([]float32, steps)
 	for i := range times {
@@ -420,14 +448,32 @@ func runWorker(mode, precision string, steps, warmup int) error {
 		sort.Float64s(s)
 		return s[len(s)/2]
 	}
+	var paired float64
+	if len(cpu32) > 0 {
+		ratios := make([]float64, len(cpu32))
+		for i := range ratios {
+			ratios[i] = cpu32[i] / cpu16[i]
+		}
+		paired = round(med(ratios), 3)
+	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"impl": "sieve", "blas": openblas.Name(), "threads": runtime.GOMAXPROCS(0), "mode": mode, "precision": precision,
-		"params": p.NumParams(), "trainable": trainable, "steps": steps,
+		"paired_cpu_speedup": paired,
+		"params":             p.NumParams(), "trainable": trainable, "steps": steps,
 		"step_ms_median": round(med(times)*1e3, 1), "tokens_per_s": round(float64(B*T)/med(times), 1),
 		"step_ms_min":       round(slices.Min(times)*1e3, 1),
 		"fwd_bwd_ms_median": round(med(fb)*1e3, 1), "clip_adamw_ms_median": round(med(op)*1e3, 1),
 		"loss_first": round(float64(losses[0]), 4), "loss_last": round(float64(losses[steps-1]), 4),
 	})
+}
+
+// cpuSeconds returns the user and system CPU time of this process.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func tps(r result) float64    { return r.TokensPerS }

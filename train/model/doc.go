@@ -83,6 +83,15 @@
 // assembly where the CPU has it (vecmath_amd64.s; build tag purego for
 // the Go loops only).
 //
+// # Precision
+//
+// SetPrecision(PrecisionBF16) runs the linear layers' products (the
+// projections and the head, forward and backward) on operands rounded to
+// bfloat16 with float32 sums, as AVX512_BF16's VDPBF16PS computes them;
+// weights, gradients, attention and the rest stay float32 (precision.go
+// says where each rounding happens). It is emulated on the float32 GEMM;
+// ResolvePrecision resolves fp32, bf16 or auto for a CPU's features.
+//
 // # Checkpoints
 //
 // ReadConfig/WriteConfig read and write config.json with LlamaConfig's

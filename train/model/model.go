@@ -52,7 +52,8 @@ type Model struct {
 
 	lora  *loraState  // adapters, when EnableLoRA has frozen the base (lora.go)
 	quant *quantState // NF4 projections, after QuantizeBase
-	bf    *bf16State  // bf16 scratch, with SetPrecision(PrecisionBF16) (precision.go)
+	prec  Precision   // of the linear layers' products (precision.go)
+	bf    *bf16State  // bf16 scratch, from the first SetPrecision(PrecisionBF16)
 }
 
 // layerActs are the activations of one decoder layer that Backward

@@ -132,13 +132,11 @@ func resolvePrecision(name string, f CPUFeatures, kernel bool) (Precision, strin
 
 // SetPrecision sets the arithmetic of the linear layers' products for
 // the following Forward and Backward calls (FP32 until set). A Backward
-// must follow a Forward of the same precision.
+// must follow a Forward of the same precision. BF16's scratch is
+// allocated on the first switch to it and kept.
 func (m *Model) SetPrecision(p Precision) {
-	if p != PrecisionBF16 {
-		m.bf = nil
-		return
-	}
-	if m.bf != nil {
+	m.prec = p
+	if p != PrecisionBF16 || m.bf != nil {
 		return
 	}
 	c := m.Config
@@ -151,12 +149,7 @@ func (m *Model) SetPrecision(p Precision) {
 }
 
 // Precision returns the precision set by SetPrecision.
-func (m *Model) Precision() Precision {
-	if m.bf != nil {
-		return PrecisionBF16
-	}
-	return PrecisionFP32
-}
+func (m *Model) Precision() Precision { return m.prec }
 
 // bf16State is the scratch of BF16 mode.
 type bf16State struct {
@@ -164,7 +157,8 @@ type bf16State struct {
 	dy []float32 // [n, D] the rounded gradient of the residual stream
 }
 
-// bf16Bytes returns the bytes of BF16 mode's scratch (0 in FP32).
+// bf16Bytes returns the bytes of BF16 mode's scratch (0 until BF16 is
+// set).
 func (m *Model) bf16Bytes() int64 {
 	if m.bf == nil {
 		return 0
@@ -178,12 +172,12 @@ func (m *Model) bf16Bytes() int64 {
 func (m *Model) opWeight(li, k int, w []float32) []float32 {
 	if w == nil {
 		w = m.quant.weight(li, k, m.workers)
-		if m.bf != nil {
+		if m.prec == PrecisionBF16 {
 			m.roundBF16(w, w) // the dequantization buffer is ours
 		}
 		return w
 	}
-	if m.bf == nil {
+	if m.prec != PrecisionBF16 {
 		return w
 	}
 	dst := m.bf.w[:len(w)]
@@ -194,7 +188,7 @@ func (m *Model) opWeight(li, k int, w []float32) []float32 {
 // roundActs rounds x [n, d], an input of linear layers only, in place
 // in BF16 mode.
 func (m *Model) roundActs(x []float32, n, d int) {
-	if m.bf != nil {
+	if m.prec == PrecisionBF16 {
 		m.roundBF16(x[:n*d], x[:n*d])
 	}
 }
@@ -203,7 +197,7 @@ func (m *Model) roundActs(x []float32, n, d int) {
 // operand: dy in FP32; in BF16 dy rounded, in place when nothing reads
 // dy after the product, otherwise (keep) into scratch.
 func (m *Model) gradOperand(dy []float32, n, out int, keep bool) []float32 {
-	if m.bf == nil {
+	if m.prec != PrecisionBF16 {
 		return dy
 	}
 	dy = dy[:n*out]
