@@ -37,7 +37,7 @@ package model
 // CPU has it.
 //
 // This is an emulation: the products still run on the float32 GEMM, so
-// BF16 adds the rounding passes and is slower than FP32 on every CPU
+// BF16 adds the rounding passes to the same work and is never faster than FP32
 // (see docs/train.md for the measured cost). It exists to check the
 // numerics (training parity against FP32) and for a kernel that would
 // use AVX512_BF16 or AMX to slot in; ResolvePrecision picks BF16 for
