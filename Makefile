@@ -51,15 +51,18 @@ worker:
 	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o bin/sieve-linux-amd64 ./cmd/sieve
 
 ## run: build sieve, run the demo recipe on the bundled sample into ./store, then train a small
-##      model from scratch on demo@latest (about a minute; eval loss per epoch) into ./runs/demo and sample from it;
-##      ends with the path of demo@latest's report (report/index.html in the version; open it in a browser)
+##      model from scratch on demo@latest (under a minute; eval loss per epoch) into ./runs/demo and ask it a
+##      question of its train split, which it answers word for word (it memorises its data: see README.md),
+##      and one it has not seen; ends with the path of demo@latest's report (report/index.html in the version).
+##      cmd/sieve's TestMakeRunDemo runs these lines as written and checks the answer.
 run: $(BIN)
 	./$(BIN) run pipelines/recipes/demo.yaml --store $(STORE)
 	./$(BIN) inspect demo@latest --store $(STORE) -n 2
-	./$(BIN) train --store $(STORE) --data demo@latest --init train/configs/tiny.json --vocab-size 1024 \
-	  --seq-len 256 --batch-size 4 --epochs 8 --lr 6e-3 --min-lr-ratio 0.1 --warmup-steps 10 --output $(RUNS)/demo
-	./$(BIN) generate --model $(RUNS)/demo --temperature 0.7 --top-p 0.9 --seed 1 --max-new-tokens 48 \
-	  "Give me three tips for staying healthy."
+	./$(BIN) train --store $(STORE) --data demo@latest --init train/configs/demo.json --vocab-size 1024 \
+	  --seq-len 128 --batch-size 4 --epochs 16 --lr 3e-3 --min-lr-ratio 0.1 --warmup-steps 10 --output $(RUNS)/demo
+	./$(BIN) generate --model $(RUNS)/demo --max-new-tokens 64 "Is walking 30 minutes a day actually enough exercise?"
+	@echo "(a question it has not seen: it learnt its data, not English)"
+	./$(BIN) generate --model $(RUNS)/demo --max-new-tokens 64 "Give me three tips for staying healthy."
 	./$(BIN) report demo@latest --store $(STORE)
 
 ## test: vet and run every test (Beam pipelines on prism included)
