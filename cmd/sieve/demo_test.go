@@ -40,10 +40,11 @@ func openBLASSieve(t *testing.T) string {
 		if cc == "" {
 			cc = "cc"
 		}
+		cgo, _ := exec.Command("go", "env", "CGO_ENABLED").Output()
 		check := exec.Command(cc, "-x", "c", "-", "-lopenblas", "-o", os.DevNull)
 		check.Stdin = strings.NewReader("#include <cblas.h>\nint main(void){openblas_set_num_threads(1);return 0;}\n")
-		if err := check.Run(); err != nil {
-			blasSkip = "libopenblas does not link (apt-get install libopenblas-dev): the demo's training would take minutes on the pure-Go kernels"
+		if strings.TrimSpace(string(cgo)) != "1" || check.Run() != nil {
+			blasSkip = "no cgo or libopenblas does not link (apt-get install libopenblas-dev): the demo's training would take minutes on the pure-Go kernels"
 			return
 		}
 		start := time.Now()
