@@ -1,6 +1,7 @@
 package filters
 
 import (
+	"bytes"
 	"embed"
 	"fmt"
 	"math"
@@ -341,18 +342,31 @@ func (f *languageFilter) Check(s *datasets.Sample) Verdict {
 				cues = max(cues, englishCues(sc, m.Content))
 			}
 		}
-		pl, pc, pLetters := detectRoles(sc, s.Messages, func(r string) bool { return r == datasets.RoleUser })
+		// The prompt's language is detected only where it decides
+		// something: the script rule below, or a prompt without two
+		// English cue words. (Most prompts have them, and trigram
+		// detection of a prompt that is not reused cannot be memoised.)
+		var pl string
+		var pc float64
+		pLetters := -1
+		detectPrompt := func() {
+			if pLetters < 0 {
+				pl, pc, pLetters = detectRoles(sc, s.Messages, func(r string) bool { return r == datasets.RoleUser })
+			}
+		}
 		// Scripts settle it when they differ: a Latin-script prompt
 		// answered in Chinese, or the other way round.
-		if pLetters >= 10 && aLetters >= 10 {
+		if aLetters >= 10 {
 			ps, as := rolesLatinShare(s.Messages, datasets.RoleUser), rolesLatinShare(s.Messages, datasets.RoleAssistant)
 			if (ps >= 0.9 && as < 0.5) || (ps < 0.5 && as >= 0.9) {
-				return drop(rule, "answer not in the prompt's script", 1-math.Abs(ps-as), 0.5, fmt.Sprintf("prompt %.0f%% Latin letters, answer %.0f%%", 100*ps, 100*as))
+				if detectPrompt(); pLetters >= 10 {
+					return drop(rule, "answer not in the prompt's script", 1-math.Abs(ps-as), 0.5, fmt.Sprintf("prompt %.0f%% Latin letters, answer %.0f%%", 100*ps, 100*as))
+				}
 			}
 		}
 		if cues >= 2 {
 			pl, pc = "en", 1 // short English prompts look like anything to trigrams
-		} else if pLetters < minPromptLetters {
+		} else if detectPrompt(); pLetters < minPromptLetters {
 			return cl.keep()
 		}
 		if al == pl || pc < f.minConfidence {
@@ -460,16 +474,32 @@ var languageNames = []string{"translat", "french", "german", "spanish", "italian
 
 // asksForLanguage reports whether prompt names a language or asks for a
 // translation.
+// It reads the lower-cased prompt once: only where its next two bytes
+// begin some name are the names with that beginning compared.
 func asksForLanguage(sc *scratch, prompt string) bool {
 	sc.buf3 = lowerASCII(sc.buf3[:0], prompt)
-	lp := bstr(sc.buf3)
-	for _, n := range languageNames {
-		if strings.Contains(lp, n) {
-			return true
+	lp := sc.buf3
+	idx := theLanguageNameIndex()
+	for i := 0; i+1 < len(lp); i++ {
+		for _, n := range idx[uint16(lp[i])<<8|uint16(lp[i+1])] {
+			if bytes.HasPrefix(lp[i:], n) {
+				return true
+			}
 		}
 	}
 	return false
 }
+
+// theLanguageNameIndex lists languageNames by their first two bytes
+// (every name has at least two).
+var theLanguageNameIndex = sync.OnceValue(func() *[1 << 16][][]byte {
+	var idx [1 << 16][][]byte
+	for _, n := range languageNames {
+		k := uint16(n[0])<<8 | uint16(n[1])
+		idx[k] = append(idx[k], []byte(n))
+	}
+	return &idx
+})
 
 // appendNoInlineCode appends s with its `code spans` replaced by a
 // space: identifiers say nothing about the language of the prose.

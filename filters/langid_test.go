@@ -71,3 +71,45 @@ func TestLanguageIDHeldOut(t *testing.T) {
 	}
 	t.Logf("accuracy on 40-character prefixes: %.3f", float64(short)/float64(len(rows)))
 }
+
+// TestAsksForLanguageIsContains: the indexed search finds a language
+// name exactly where a plain search of the lower-cased prompt for each
+// name does, names at either end, in capitals and in other scripts
+// included.
+func TestAsksForLanguageIsContains(t *testing.T) {
+	naive := func(p string) bool {
+		lp := strings.Map(func(r rune) rune {
+			if 'A' <= r && r <= 'Z' {
+				return r + 'a' - 'A'
+			}
+			return r
+		}, p)
+		for _, n := range languageNames {
+			if strings.Contains(lp, n) {
+				return true
+			}
+		}
+		return false
+	}
+	prompts := []string{"", "f", "fr", "French", "say it in FRENCH", "Translate this", "no names here at all",
+		"ends with dutc", "ends with dutch", "英", "把这句话翻译成英文", "日本語で", "Перевести", "перев",
+		"Écris en français", "thai food near me", "the latin alphabet", "in the clinic", "Deutsch?"}
+	for _, n := range languageNames {
+		prompts = append(prompts, n, "x"+n, n+"!", strings.ToUpper(n[:1])+n[1:], n[:len(n)-1])
+	}
+	sc := getScratch()
+	defer putScratch(sc)
+	found := 0
+	for _, p := range prompts {
+		want := naive(p)
+		if got := asksForLanguage(sc, p); got != want {
+			t.Errorf("asksForLanguage(%q) = %v, want %v", p, got, want)
+		}
+		if want {
+			found++
+		}
+	}
+	if found < len(languageNames) {
+		t.Fatalf("only %d prompts name a language", found)
+	}
+}

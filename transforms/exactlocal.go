@@ -49,6 +49,7 @@ type exactKeyRunFn struct {
 	batch  []datasets.Sample
 	recs   []runRecord
 	bytes  int
+	bg     backgroundRuns
 }
 
 func (f *exactKeyRunFn) ProcessElement(ctx context.Context, s datasets.Sample, emit func(string)) error {
@@ -63,7 +64,10 @@ func (f *exactKeyRunFn) FinishBundle(ctx context.Context, emit func(string)) err
 	if err := f.key(ctx, emit); err != nil {
 		return err
 	}
-	return f.flush(ctx, emit)
+	if err := f.flush(ctx, emit); err != nil {
+		return err
+	}
+	return f.bg.wait()
 }
 
 func (f *exactKeyRunFn) key(ctx context.Context, emit func(string)) error {
@@ -106,7 +110,7 @@ func (f *exactKeyRunFn) flush(ctx context.Context, emit func(string)) error {
 	if len(f.recs) == 0 {
 		return nil
 	}
-	path, err := spillRun(ctx, f.Cfg.Dir, "x", f.recs)
+	path, err := f.bg.spill(ctx, f.Cfg.Dir, "x", f.recs)
 	if err != nil {
 		return err
 	}

@@ -270,6 +270,8 @@ type signFn struct {
 	// origins buffers (node, origin) records in local mode.
 	origins     []runRecord
 	originBytes int
+	// bg writes the runs of sets, bands and origins in the background.
+	bg backgroundRuns
 	// packed holds the bundle's (band key, node) pairs by band group,
 	// emitted at the end of the bundle: a few thousand compact elements
 	// instead of one per pair (bands × samples), which is what the
@@ -465,7 +467,7 @@ func (f *signFn) flushBands(ctx context.Context, band func(string, []byte)) erro
 	if len(f.bands) == 0 {
 		return nil
 	}
-	path, err := spillRun(ctx, f.Cfg.SpillDir, "bands", f.bands)
+	path, err := f.bg.spill(ctx, f.Cfg.SpillDir, "bands", f.bands)
 	if err != nil {
 		return err
 	}
@@ -480,7 +482,7 @@ func (f *signFn) flushSets(ctx context.Context, set func(string, []byte)) error 
 	if len(f.sets) == 0 {
 		return nil
 	}
-	path, err := spillRun(ctx, f.Cfg.SpillDir, "sets", f.sets)
+	path, err := f.bg.spill(ctx, f.Cfg.SpillDir, "sets", f.sets)
 	if err != nil {
 		return err
 	}
@@ -495,7 +497,7 @@ func (f *signFn) flushOrigins(ctx context.Context, origin func(string, string)) 
 	if len(f.origins) == 0 {
 		return nil
 	}
-	path, err := spillRun(ctx, f.Cfg.SpillDir, "origins", f.origins)
+	path, err := f.bg.spill(ctx, f.Cfg.SpillDir, "origins", f.origins)
 	if err != nil {
 		return err
 	}
@@ -539,6 +541,9 @@ func (f *signFn) FinishBundle(ctx context.Context, _ func(*string) bool, band fu
 		return err
 	}
 	if err := f.flushOrigins(ctx, origin); err != nil {
+		return err
+	}
+	if err := f.bg.wait(); err != nil {
 		return err
 	}
 	for g, b := range f.packed {

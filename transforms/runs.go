@@ -141,6 +141,47 @@ func spillRun(ctx context.Context, dir, prefix string, recs []runRecord) (string
 	return path, writeRun(ctx, path, recs)
 }
 
+// backgroundRuns runs one write of runs at a time on another goroutine,
+// so that a DoFn (on the in-process runners often the only busy
+// goroutine of its stage) fills its next buffer while the last one is
+// sorted and written: at most one buffer more in memory. The zero value
+// is ready; a bundle must wait before it ends, so that nothing reads a
+// run before it is whole.
+type backgroundRuns struct {
+	pending chan error
+}
+
+// start waits for the write in flight, then starts fn.
+func (b *backgroundRuns) start(fn func() error) error {
+	if err := b.wait(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	b.pending = done
+	go func() { done <- fn() }()
+	return nil
+}
+
+// spill starts sorting recs and writing them as one run under dir's
+// spill directory, named with prefix, and returns its path at once.
+func (b *backgroundRuns) spill(ctx context.Context, dir, prefix string, recs []runRecord) (string, error) {
+	path := joinPath(dir, SpillDir+"/"+runName(prefix))
+	return path, b.start(func() error {
+		sortRecords(recs)
+		return writeRun(ctx, path, recs)
+	})
+}
+
+// wait waits for the write in flight, if any, and returns its error.
+func (b *backgroundRuns) wait() error {
+	if b.pending == nil {
+		return nil
+	}
+	err := <-b.pending
+	b.pending = nil
+	return err
+}
+
 // runReader reads one run record by record.
 type runReader struct {
 	path  string
@@ -313,12 +354,17 @@ func runName(prefix string) string {
 // extSorter sorts records by key within a memory budget: records are
 // kept in memory until they exceed it, then sorted into a run in a local
 // temporary directory; each calls fn in key order, merging the runs.
+// A full buffer is sorted and written on another goroutine while the
+// next one fills (at most one write in flight: two buffers' memory), so
+// that the producer, often the only busy goroutine of its stage, keeps
+// going.
 type extSorter struct {
 	budget int
 	recs   []runRecord
 	bytes  int
 	dir    string
 	runs   []string
+	bg     backgroundRuns
 }
 
 func newExtSorter(budget int) *extSorter { return &extSorter{budget: budget} }
@@ -399,7 +445,12 @@ func keyPrefix(key []byte) uint64 {
 	return binary.BigEndian.Uint64(b[:])
 }
 
+// spill starts sorting and writing the buffer as a run, after the
+// previous write has finished.
 func (s *extSorter) spill(ctx context.Context) error {
+	if err := s.bg.wait(); err != nil {
+		return err
+	}
 	if s.dir == "" {
 		d, err := os.MkdirTemp("", "sieve-sort-")
 		if err != nil {
@@ -407,14 +458,24 @@ func (s *extSorter) spill(ctx context.Context) error {
 		}
 		s.dir = d
 	}
-	sortRecords(s.recs)
 	path := s.dir + "/" + runName("sort")
-	if err := writeRun(ctx, path, s.recs); err != nil {
-		return err
-	}
 	s.runs = append(s.runs, path)
+	recs := s.recs
 	s.recs, s.bytes = nil, 0
-	return nil
+	return s.bg.start(func() error {
+		sortRecords(recs)
+		return writeRun(ctx, path, recs)
+	})
+}
+
+// finishRuns spills what is buffered and waits for the runs to be written.
+func (s *extSorter) finishRuns(ctx context.Context) error {
+	if len(s.recs) > 0 {
+		if err := s.spill(ctx); err != nil {
+			return err
+		}
+	}
+	return s.bg.wait()
 }
 
 // each calls fn for every record in key order, then releases the sorter.
@@ -429,10 +490,8 @@ func (s *extSorter) each(ctx context.Context, fn func(runRecord) error) error {
 		}
 		return nil
 	}
-	if len(s.recs) > 0 {
-		if err := s.spill(ctx); err != nil {
-			return err
-		}
+	if err := s.finishRuns(ctx); err != nil {
+		return err
 	}
 	return mergeRuns(ctx, s.runs, fn)
 }
@@ -451,10 +510,8 @@ func (s *extSorter) iter(ctx context.Context) (*sortedIter, error) {
 		sortRecords(s.recs)
 		return &sortedIter{recs: s.recs}, nil
 	}
-	if len(s.recs) > 0 {
-		if err := s.spill(ctx); err != nil {
-			return nil, err
-		}
+	if err := s.finishRuns(ctx); err != nil {
+		return nil, err
 	}
 	m, err := openMerger(ctx, s.runs)
 	if err != nil {
@@ -482,6 +539,7 @@ func (it *sortedIter) close() {
 }
 
 func (s *extSorter) release() {
+	_ = s.bg.wait() // the caller has its error, or none to report
 	s.recs = nil
 	if s.dir != "" {
 		_ = os.RemoveAll(s.dir)

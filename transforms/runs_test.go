@@ -330,3 +330,61 @@ func TestSortRecordsTotalOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestBackgroundRuns: a run spilled in the background is whole once
+// wait returns (its records read back in sorted order), the next spill
+// waits for the one in flight, and a write that fails reports its error
+// at the next call rather than losing it.
+func TestBackgroundRuns(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var b backgroundRuns
+	in := randomRecords(5000, 7)
+	ref := slices.Clone(in)
+	sortRecords(ref)
+	p1, err := b.spill(ctx, dir, "t", slices.Clone(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := b.spill(ctx, dir, "t", slices.Clone(in[:10]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.wait(); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]int{p1: len(in), p2: 10} {
+		var got []string
+		if err := mergeRuns(ctx, []string{path}, func(r runRecord) error {
+			got = append(got, recString(r))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != want {
+			t.Fatalf("%s: %d records, want %d", path, len(got), want)
+		}
+		if path == p1 {
+			for i, r := range ref {
+				if got[i] != recString(r) {
+					t.Fatalf("record %d out of order", i)
+				}
+			}
+		}
+	}
+	// A spill directory that is a file: the write fails in the
+	// background and the error comes back.
+	bad := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(bad, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.spill(ctx, bad, "t", slices.Clone(in[:10])); err != nil {
+		t.Fatalf("spill returned %v before writing", err)
+	}
+	if _, err := b.spill(ctx, dir, "t", slices.Clone(in[:10])); err == nil {
+		t.Fatal("the failed write's error was lost")
+	}
+	if err := b.wait(); err != nil {
+		t.Fatalf("wait after the error was reported: %v", err)
+	}
+}

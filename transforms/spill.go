@@ -3,6 +3,7 @@ package transforms
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -71,6 +72,7 @@ type spillFn struct {
 	Cfg   SpillConfig `json:"cfg"`
 	buf   map[string][]runRecord
 	bytes int
+	bg    backgroundRuns
 }
 
 func (f *spillFn) ProcessElement(ctx context.Context, s datasets.Sample, emit func(string, string)) error {
@@ -88,29 +90,40 @@ func (f *spillFn) ProcessElement(ctx context.Context, s datasets.Sample, emit fu
 }
 
 func (f *spillFn) FinishBundle(ctx context.Context, emit func(string, string)) error {
-	return f.flush(ctx, emit)
+	if err := f.flush(ctx, emit); err != nil {
+		return err
+	}
+	return f.bg.wait()
 }
 
-// flush writes one run per shard of the buffer, sorting the shards on
-// up to GOMAXPROCS goroutines, and emits their paths.
+// flush emits the paths of one run per shard of the buffer and writes
+// them, sorting the shards on up to GOMAXPROCS goroutines, in the
+// background while the next buffer fills (the bundle ends only once
+// they are written, so nothing reads a run before it is whole).
 func (f *spillFn) flush(ctx context.Context, emit func(string, string)) error {
+	if err := f.bg.wait(); err != nil {
+		return err
+	}
 	if len(f.buf) == 0 {
 		return nil
 	}
 	keys := slices.Sorted(maps.Keys(f.buf))
 	paths := make([]string, len(keys))
-	errs := make([]error, len(keys))
-	forEach(len(keys), runtime.GOMAXPROCS(0), func(i int) {
-		paths[i], errs[i] = spillRun(ctx, f.Cfg.Dir, "s", f.buf[keys[i]])
-	})
-	f.buf, f.bytes = nil, 0
 	for i, k := range keys {
-		if errs[i] != nil {
-			return errs[i]
-		}
+		paths[i] = joinPath(f.Cfg.Dir, SpillDir+"/"+runName("s"))
 		emit(k, paths[i])
 	}
-	return nil
+	buf := f.buf
+	f.buf, f.bytes = nil, 0
+	return f.bg.start(func() error {
+		errs := make([]error, len(keys))
+		forEach(len(keys), runtime.GOMAXPROCS(0), func(i int) {
+			recs := buf[keys[i]]
+			sortRecords(recs)
+			errs[i] = writeRun(ctx, paths[i], recs)
+		})
+		return errors.Join(errs...)
+	})
 }
 
 // shardKeyOf is the shard key (ShardPath) of an id under w.
