@@ -12,9 +12,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/sieve-data/sieve/datasets"
@@ -201,54 +203,50 @@ func Collect(ctx context.Context, dir string, opt Options) (*Data, error) {
 	d := &Data{Ref: m.Name + "@" + m.Version, ContentID: m.ContentID, Manifest: m, Topics: tr,
 		Quality: Scores{Column: "quality_score"}, Judge: Scores{Column: "judge_score"}}
 
-	rows := &rowHeap{}
-	ex := newExamples(tr, opt)
-	lengths := make([]RoleLengths, len(Roles))
-	for i, r := range Roles {
-		lengths[i].Role = r
+	// Shards are read on up to GOMAXPROCS goroutines, each into a part
+	// of its own; the parts are merged in manifest order, so the report
+	// is the same whatever the parallelism (the bounded samples keep the
+	// rows of smallest hash, which no order changes, and the sums add up
+	// shard by shard).
+	var files []string
+	for _, sp := range m.Splits {
+		for _, sh := range sp.Shards {
+			files = append(files, join(dir, sh.Path))
+		}
 	}
-	err = eachSample(ctx, dir, m, func(s *datasets.Sample) error {
-		d.Rows++
-		var per [3]int64
-		var has [3]bool
-		for _, msg := range s.Messages {
-			if i := slices.Index(Roles, msg.Role); i >= 0 {
-				per[i] += int64(utf8.RuneCountInString(msg.Content))
-				has[i] = true
+	parts := make([]*part, len(files))
+	errs := make([]error, len(files))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(files)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				p := newPart(tr, opt)
+				if errs[i] = eachInShard(ctx, files[i], p.add); errs[i] == nil {
+					parts[i] = p
+				}
 			}
-		}
-		for i := range Roles {
-			if has[i] {
-				l := &lengths[i]
-				l.Count++
-				l.Sum += per[i]
-				l.Max = max(l.Max, per[i])
-			}
-		}
-		if s.Quality != nil {
-			d.Quality.Present++
-			d.Quality.Sum += *s.Quality
-		}
-		if s.JudgeScore != nil {
-			d.Judge.Present++
-			d.Judge.Sum += *s.JudgeScore
-		}
-		key := rowKey(s)
-		h := hash64(key)
-		r := row{hash: h, key: key, quality: s.Quality, judge: s.JudgeScore}
-		for i := range Roles {
-			r.len[i] = -1
-			if has[i] {
-				r.len[i] = per[i]
-			}
-		}
-		rows.offer(r, opt.Rows)
-		ex.offer(s, h, key)
-		return nil
-	})
-	if err != nil {
+		}()
+	}
+	for i := range files {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	all := newPart(tr, opt)
+	for _, p := range parts {
+		all.merge(p)
+	}
+	rows, lengths := &all.rows, all.lengths
+	d.Rows = all.n
+	d.Quality.Present, d.Quality.Sum = all.quality.Present, all.quality.Sum
+	d.Judge.Present, d.Judge.Sum = all.judge.Present, all.judge.Sum
+	ex := all.ex
 	for _, r := range rows.rows {
 		for i := range Roles {
 			if r.len[i] >= 0 {
@@ -272,6 +270,83 @@ func Collect(ctx context.Context, dir string, opt Options) (*Data, error) {
 	return d, nil
 }
 
+// part is what Collect gathers from some of the shards.
+type part struct {
+	opt            Options
+	n              int64
+	lengths        []RoleLengths // Count, Sum and Max
+	quality, judge Scores        // Present and Sum
+	rows           rowHeap
+	ex             *examples
+}
+
+func newPart(tr *topics.Report, opt Options) *part {
+	p := &part{opt: opt, ex: newExamples(tr, opt), lengths: make([]RoleLengths, len(Roles))}
+	for i, r := range Roles {
+		p.lengths[i].Role = r
+	}
+	return p
+}
+
+func (p *part) add(s *datasets.Sample) error {
+	p.n++
+	var per [3]int64
+	var has [3]bool
+	for _, msg := range s.Messages {
+		if i := slices.Index(Roles, msg.Role); i >= 0 {
+			per[i] += int64(utf8.RuneCountInString(msg.Content))
+			has[i] = true
+		}
+	}
+	for i := range Roles {
+		if has[i] {
+			l := &p.lengths[i]
+			l.Count++
+			l.Sum += per[i]
+			l.Max = max(l.Max, per[i])
+		}
+	}
+	if s.Quality != nil {
+		p.quality.Present++
+		p.quality.Sum += *s.Quality
+	}
+	if s.JudgeScore != nil {
+		p.judge.Present++
+		p.judge.Sum += *s.JudgeScore
+	}
+	key := rowKey(s)
+	h := hash64(key)
+	r := row{hash: h, key: key, quality: s.Quality, judge: s.JudgeScore}
+	for i := range Roles {
+		r.len[i] = -1
+		if has[i] {
+			r.len[i] = per[i]
+		}
+	}
+	p.rows.offer(r, p.opt.Rows)
+	p.ex.offer(s, h, key)
+	return nil
+}
+
+// merge adds o's rows to p's.
+func (p *part) merge(o *part) {
+	p.n += o.n
+	for i := range p.lengths {
+		l, ol := &p.lengths[i], o.lengths[i]
+		l.Count += ol.Count
+		l.Sum += ol.Sum
+		l.Max = max(l.Max, ol.Max)
+	}
+	p.quality.Present += o.quality.Present
+	p.quality.Sum += o.quality.Sum
+	p.judge.Present += o.judge.Present
+	p.judge.Sum += o.judge.Sum
+	for _, r := range o.rows.rows {
+		p.rows.offer(r, p.opt.Rows)
+	}
+	p.ex.merge(o.ex)
+}
+
 // eachSample streams every sample of every split's shards, in manifest
 // order, one shard in memory at a time.
 func eachSample(ctx context.Context, dir string, m *datasets.Manifest, fn func(*datasets.Sample) error) error {
@@ -286,11 +361,29 @@ func eachSample(ctx context.Context, dir string, m *datasets.Manifest, fn func(*
 }
 
 func eachInShard(ctx context.Context, file string, fn func(*datasets.Sample) error) error {
-	data, err := datasets.ReadFile(ctx, file)
-	if err != nil {
-		return fmt.Errorf("report: %w", err)
+	var r io.ReaderAt
+	var size int64
+	if fs, err := datasets.FSFor(file); err == nil && fs == (datasets.LocalFS{}) {
+		// A local shard is read where it lies, page by page: a
+		// gigabyte shard need not be in memory.
+		f, err := os.Open(file)
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		r, size = f, st.Size()
+	} else {
+		data, err := datasets.ReadFile(ctx, file)
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		r, size = bytes.NewReader(data), int64(len(data))
 	}
-	sr, err := datasets.OpenShard(bytes.NewReader(data), int64(len(data)))
+	sr, err := datasets.OpenShard(r, size)
 	if err != nil {
 		return fmt.Errorf("report: %s: %w", file, err)
 	}
@@ -404,25 +497,61 @@ func (e *examples) offer(s *datasets.Sample, h uint64, key string) {
 			e.byRep[s.ID] = e.example(s, key)
 		}
 	}
-	n := e.opt.Examples
-	if t < 0 {
-		n = 2 * e.opt.Examples
+	if e.wants(t, h, key) {
+		e.insert(t, exampleRow{hash: h, key: key, ex: e.example(s, key)})
 	}
+}
+
+// wants reports whether a row of topic t with hash h and key would be
+// among the topic's rows of smallest hash.
+func (e *examples) wants(t int, h uint64, key string) bool {
+	n := e.keep(t)
 	l := e.lowest[t]
-	if len(l) == n && !(h < l[n-1].hash || h == l[n-1].hash && key < l[n-1].key) {
-		return
+	return len(l) < n || h < l[n-1].hash || h == l[n-1].hash && key < l[n-1].key
+}
+
+// keep is how many rows of smallest hash topic t keeps.
+func (e *examples) keep(t int) int {
+	if t < 0 {
+		return 2 * e.opt.Examples
 	}
-	i, _ := slices.BinarySearchFunc(l, exampleRow{hash: h, key: key}, func(a, b exampleRow) int {
+	return e.opt.Examples
+}
+
+// insert puts r among topic t's rows of smallest hash (wants said so).
+func (e *examples) insert(t int, r exampleRow) {
+	l := e.lowest[t]
+	i, found := slices.BinarySearchFunc(l, r, func(a, b exampleRow) int {
 		if c := cmp.Compare(a.hash, b.hash); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.key, b.key)
 	})
-	l = slices.Insert(l, i, exampleRow{hash: h, key: key, ex: e.example(s, key)})
-	if len(l) > n {
+	if found {
+		return // the same row, from another part
+	}
+	l = slices.Insert(l, i, r)
+	if n := e.keep(t); len(l) > n {
 		l = l[:n]
 	}
 	e.lowest[t] = l
+}
+
+// merge adds o's examples to e's: the same choice as offering e every
+// row o was offered.
+func (e *examples) merge(o *examples) {
+	for id, ex := range o.byRep {
+		if old, seen := e.byRep[id]; !seen || ex.Source < old.Source {
+			e.byRep[id] = ex
+		}
+	}
+	for t, l := range o.lowest {
+		for _, r := range l {
+			if e.wants(t, r.hash, r.key) {
+				e.insert(t, r)
+			}
+		}
+	}
 }
 
 func (e *examples) example(s *datasets.Sample, key string) Example {
