@@ -55,6 +55,9 @@ type againstStep struct {
 	hashers []dedup.Hasher
 }
 
+// KeepsIDs: againstStep never rewrites content.
+func (*againstStep) KeepsIDs() {}
+
 func (a *againstStep) Apply(_ context.Context, s *datasets.Sample) *datasets.Rejected {
 	text := dedup.SampleText(s.Messages, a.cfg.Mode)
 	for i, ix := range a.indexes {

@@ -77,6 +77,9 @@ type filterStep struct {
 	filters []filters.Filter
 }
 
+// KeepsIDs: filterStep never rewrites content.
+func (*filterStep) KeepsIDs() {}
+
 func (f *filterStep) Apply(_ context.Context, s *datasets.Sample) *datasets.Rejected {
 	v, keep := filters.CheckAll(f.filters, s)
 	if keep {
@@ -121,6 +124,9 @@ type decontamStep struct {
 	stage string
 	d     *filters.Decontaminator
 }
+
+// KeepsIDs: decontamStep never rewrites content.
+func (*decontamStep) KeepsIDs() {}
 
 func (d *decontamStep) Apply(_ context.Context, s *datasets.Sample) *datasets.Rejected {
 	item, gram, ok := d.d.Match(s)

@@ -123,6 +123,9 @@ func (j *judgeStep) Concurrency() int {
 	return llm.DefaultMaxConcurrency
 }
 
+// KeepsIDs: judgeStep never rewrites content.
+func (*judgeStep) KeepsIDs() {}
+
 func (j *judgeStep) Apply(ctx context.Context, s *datasets.Sample) *datasets.Rejected {
 	j.mu.Lock()
 	stop := j.stop

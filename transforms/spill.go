@@ -1,6 +1,7 @@
 package transforms
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -321,71 +322,109 @@ func (f *writeSpilledFn) writeShard(ctx context.Context, key string, runs []stri
 	if len(tail) > 0 {
 		workers = workersFor(tail)
 	}
-	kept := newExtSorter(f.Spill.budget())
 	type rejKey struct{ stage, reason string }
 	rejected := map[rejKey]*extSorter{}
-	var keyBuf, lineBuf []byte
+	var keyBuf []byte
 	var sink jsonSink
 	enc := json.NewEncoder(&sink)
 	enc.SetEscapeHTML(false)
 	batch := make([]datasets.Sample, 0, stepBatch)
-	var ferr error
-	process := func() error {
-		applyBatch(batch, workers, func(s *datasets.Sample) *datasets.Rejected {
-			return applyTail(ctx, f.Cfg.Tail, tail, f.marks, s)
-		}, func(s datasets.Sample) {
-			if ferr != nil {
-				return
+	// mergeTail merges the runs (in sampleKey order), puts them through
+	// the tail in batches and gives the survivors to keep, in order.
+	mergeTail := func(keep func(*datasets.Sample) error) error {
+		var ferr error
+		process := func() error {
+			applyBatch(batch, workers, func(s *datasets.Sample) *datasets.Rejected {
+				return applyTail(ctx, f.Cfg.Tail, tail, f.marks, s)
+			}, func(s datasets.Sample) {
+				if ferr == nil {
+					ferr = keep(&s)
+				}
+			}, func(r datasets.Rejected) {
+				if ferr != nil {
+					return
+				}
+				k := rejKey{r.Stage, r.Reason}
+				rs := rejected[k]
+				if rs == nil {
+					rs = newExtSorter(f.Spill.budget() / 4)
+					rejected[k] = rs
+				}
+				sink.b = sink.b[:0]
+				if ferr = enc.Encode(&r); ferr != nil {
+					return
+				}
+				keyBuf = sampleKey(keyBuf[:0], r.Sample.ID, r.Sample.Source.Dataset, r.Sample.Source.File, r.Sample.Source.Index)
+				ferr = rs.add(ctx, keyBuf, sink.b)
+			})
+			batch = batch[:0]
+			return ferr
+		}
+		err := mergeRuns(ctx, runs, func(r runRecord) error {
+			var v datasets.Sample
+			if err := v.UnmarshalBinary(r.payload); err != nil {
+				return fmt.Errorf("shard %s: %w", key, err)
 			}
-			keyBuf = sampleKey(keyBuf[:0], s.ID, s.Source.Dataset, s.Source.File, s.Source.Index)
-			lineBuf = s.AppendBinary(lineBuf[:0])
-			ferr = kept.add(ctx, keyBuf, lineBuf)
-		}, func(r datasets.Rejected) {
-			if ferr != nil {
-				return
+			batch = append(batch, v)
+			if len(batch) == stepBatch {
+				return process()
 			}
-			k := rejKey{r.Stage, r.Reason}
-			rs := rejected[k]
-			if rs == nil {
-				rs = newExtSorter(f.Spill.budget() / 4)
-				rejected[k] = rs
-			}
-			sink.b = sink.b[:0]
-			if ferr = enc.Encode(&r); ferr != nil {
-				return
-			}
-			keyBuf = sampleKey(keyBuf[:0], r.Sample.ID, r.Sample.Source.Dataset, r.Sample.Source.File, r.Sample.Source.Index)
-			ferr = rs.add(ctx, keyBuf, sink.b)
+			return nil
 		})
-		batch = batch[:0]
-		return ferr
-	}
-	err := mergeRuns(ctx, runs, func(r runRecord) error {
-		var v datasets.Sample
-		if err := v.UnmarshalBinary(r.payload); err != nil {
-			return fmt.Errorf("shard %s: %w", key, err)
+		if err == nil && len(batch) > 0 {
+			err = process()
 		}
-		batch = append(batch, v)
-		if len(batch) == stepBatch {
-			return process()
-		}
-		return nil
-	})
-	if err == nil && len(batch) > 0 {
-		err = process()
+		return err
 	}
-	if err != nil {
-		kept.release()
+	release := func() {
 		for _, rs := range rejected {
 			rs.release()
 		}
+	}
+	var rep Report
+	var err error
+	if keepsIDs(tail) {
+		// No step of the tail changes ids: the survivors leave the
+		// merge in their final order and go straight into the shard.
+		var last, cur []byte
+		rep, err = f.writeParquet(ctx, key, func(add func(*datasets.Sample) error) error {
+			return mergeTail(func(s *datasets.Sample) error {
+				cur = sampleKey(cur[:0], s.ID, s.Source.Dataset, s.Source.File, s.Source.Index)
+				if bytes.Compare(cur, last) < 0 {
+					return fmt.Errorf("shard %s: sample %s out of order after the tail", key, s.ID)
+				}
+				last, cur = cur, last
+				return add(s)
+			})
+		})
+	} else {
+		// Ids may change (PII redaction): sort the survivors again, in
+		// memory up to the budget, else on local disk.
+		kept := newExtSorter(f.Spill.budget())
+		var lineBuf []byte
+		err = mergeTail(func(s *datasets.Sample) error {
+			keyBuf = sampleKey(keyBuf[:0], s.ID, s.Source.Dataset, s.Source.File, s.Source.Index)
+			lineBuf = s.AppendBinary(lineBuf[:0])
+			return kept.add(ctx, keyBuf, lineBuf)
+		})
+		if err == nil {
+			rep, err = f.writeParquet(ctx, key, func(add func(*datasets.Sample) error) error {
+				return kept.each(ctx, func(r runRecord) error {
+					var v datasets.Sample
+					if err := v.UnmarshalBinary(r.payload); err != nil {
+						return err
+					}
+					return add(&v)
+				})
+			})
+		}
+		kept.release()
+	}
+	if err != nil {
+		release()
 		return nil, err
 	}
 	var lines []string
-	rep, err := f.writeParquet(ctx, key, kept)
-	if err != nil {
-		return nil, err
-	}
 	b, err := json.Marshal(rep)
 	if err != nil {
 		return nil, err
@@ -423,7 +462,7 @@ type jsonSink struct{ b []byte }
 func (s *jsonSink) Write(p []byte) (int, error) { s.b = append(s.b, p...); return len(p), nil }
 
 // writeParquet writes the sorted survivors of one shard.
-func (f *writeSpilledFn) writeParquet(ctx context.Context, key string, kept *extSorter) (Report, error) {
+func (f *writeSpilledFn) writeParquet(ctx context.Context, key string, produce func(add func(*datasets.Sample) error) error) (Report, error) {
 	path := joinPath(f.Cfg.Dir, key)
 	var st datasets.ShardStats
 	var lengths datasets.LengthStats
@@ -431,17 +470,12 @@ func (f *writeSpilledFn) writeParquet(ctx context.Context, key string, kept *ext
 	err := writeFile(ctx, path, func(w io.Writer) error {
 		sw, err := datasets.NewShardWriter(w, datasets.ShardOptions{Compression: f.Cfg.Compression})
 		if err != nil {
-			kept.release()
 			return err
 		}
-		err = kept.each(ctx, func(r runRecord) error {
-			var v datasets.Sample
-			if err := v.UnmarshalBinary(r.payload); err != nil {
-				return err
-			}
-			lengths.Add(&v)
+		err = produce(func(v *datasets.Sample) error {
+			lengths.Add(v)
 			sources[v.Source.Dataset]++
-			return sw.Write(&v)
+			return sw.Write(v)
 		})
 		if err != nil {
 			return err

@@ -26,6 +26,24 @@ type Step interface {
 	Apply(ctx context.Context, s *datasets.Sample) *datasets.Rejected
 }
 
+// idKeeper is a Step that never changes a sample's id: it drops, scores
+// or annotates, but does not rewrite content. A step that does not say so
+// is taken to change ids.
+type idKeeper interface {
+	KeepsIDs()
+}
+
+// keepsIDs reports whether no step of steps changes ids (the shard
+// writers then need not sort again what they merged in id order).
+func keepsIDs(steps []Step) bool {
+	for _, st := range steps {
+		if _, ok := st.(idKeeper); !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // StepSpec describes one step: its stage name in the funnel, its kind and
 // its settings as JSON.
 type StepSpec struct {
