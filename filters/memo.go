@@ -105,6 +105,7 @@ var (
 	lengthMemo     textMemo[[3]int]
 	latinMemo      textMemo[[2]int]
 	refusalMemo    textMemo[refusalHit]
+	piiMemo        textMemo[[]piiSpan] // shared read-only: callers copy
 )
 
 type langResult struct {

@@ -110,6 +110,7 @@ type Scrubber struct {
 	drop         bool
 	placeholders [nKinds]string
 	reserved     bool
+	memoTag      uint64 // what find depends on: the kinds on and reserved
 }
 
 // NewScrubber builds a Scrubber from cfg (after Defaults).
@@ -123,6 +124,12 @@ func NewScrubber(cfg PIIConfig) (*Scrubber, error) {
 		s.on[i] = slices.Contains(cfg.Kinds, k)
 		p := strings.ReplaceAll(cfg.Placeholder, "{KIND}", strings.ToUpper(k))
 		s.placeholders[i] = strings.ReplaceAll(p, "{kind}", k)
+		if s.on[i] {
+			s.memoTag |= 1 << i
+		}
+	}
+	if s.reserved {
+		s.memoTag |= 1 << 62
 	}
 	return s, nil
 }
@@ -205,12 +212,22 @@ func (f *spanSet) add(start, end, kind int) {
 	f.spans = append(f.spans, piiSpan{start, end, kind})
 }
 
-// find appends the findings in text to dst[:0], sorted, without overlaps.
+// find appends the findings in text to dst[:0], sorted, without
+// overlaps. They are memoised by text (piiMemo): an answer reused under
+// many prompts is searched once.
 func (s *Scrubber) find(dst []piiSpan, text string) []piiSpan {
 	dst = dst[:0]
 	if len(text) < 6 {
 		return dst
 	}
+	spans := piiMemo.do(textKey(text, s.memoTag), func() []piiSpan {
+		return slices.Clip(s.search(nil, text))
+	})
+	return append(dst, spans...)
+}
+
+// search is find without the memo.
+func (s *Scrubber) search(dst []piiSpan, text string) []piiSpan {
 	f := spanSet{spans: dst}
 	add := &f
 	if s.on[kSecret] {
