@@ -143,16 +143,7 @@ func (m *makeRun) sieve(stdin string, args ...string) (result, error) {
 	cmd := exec.Command(m.bin, args...)
 	cmd.Dir = m.dir
 	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		return result{}, err
-	}
-	return result{code, out.String(), errb.String()}, nil
+	return runCommand(cmd)
 }
 
 // makeRunCommands returns the sieve commands of the Makefile's run target

@@ -43,7 +43,16 @@ type result struct {
 
 func sieve(t *testing.T, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(sieveBin, args...)
+	r, err := runCommand(exec.Command(sieveBin, args...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// runCommand runs cmd and returns its exit code and output; the error is
+// that it could not run at all (an exit code is a result).
+func runCommand(cmd *exec.Cmd) (result, error) {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -51,9 +60,9 @@ func sieve(t *testing.T, args ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatal(err)
+		return result{}, err
 	}
-	return result{code, out.String(), errb.String()}
+	return result{code, out.String(), errb.String()}, nil
 }
 
 const demo = "../../pipelines/recipes/demo.yaml"

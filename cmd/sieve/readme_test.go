@@ -36,16 +36,11 @@ func TestREADMEExamplesRun(t *testing.T) {
 		t.Helper()
 		cmd := exec.Command(sieveBin, args...)
 		cmd.Dir = dir
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
+		r, err := runCommand(cmd)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return result{code, out.String(), errb.String()}
+		return r
 	}
 	if r := run("run", "pipelines/recipes/demo.yaml"); r.code != 0 { // what make run does
 		t.Fatalf("demo run: exit %d: %s", r.code, r.stderr)
