@@ -31,8 +31,8 @@ func (p plainDrop) Apply(ctx context.Context, v *datasets.Sample) *datasets.Reje
 	return p.k.Apply(ctx, v)
 }
 
-// rewrite changes the answer and so the id; lying, it claims to keep ids.
-type rewrite struct{ claim bool }
+// rewrite changes the answer and so the id.
+type rewrite struct{}
 
 func (rewrite) Apply(_ context.Context, v *datasets.Sample) *datasets.Rejected {
 	v.Messages = []datasets.Message{v.Messages[0], {Role: datasets.RoleAssistant, Content: v.Messages[1].Content + "!"}}
@@ -40,6 +40,7 @@ func (rewrite) Apply(_ context.Context, v *datasets.Sample) *datasets.Rejected {
 	return nil
 }
 
+// lyingRewrite is rewrite claiming to keep ids.
 type lyingRewrite struct{ rewrite }
 
 func (lyingRewrite) KeepsIDs() {}
