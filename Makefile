@@ -72,19 +72,20 @@ test: bench/duckdb/node_modules $(LLAMA3)
 	@$(MAKE) --no-print-directory test-blas
 
 ## test-race: the packages that run goroutines (worker pools of the DoFns, LLM clients, judges,
-##      parallel readers, the sketchers) again under the race detector
+##      parallel readers, the sketchers, the report's shard readers) again under the race detector
 # Measured one package at a time on the 2-core machine under others' builds (load ~7),
 # go test -race -count=1 with a cold race build: transforms 280s (85s of it tests, of
 # which the two large fuzzy tests 64s: skipped here, make test runs them, the smaller
 # fuzzy tests cover the same DoFns), datasets 39s, dedup 32s, llm 14s, filters 14s,
-# synth 12s, judges 10s; the race build of Beam dominates and is shared. Left out, not
+# synth 12s, judges 10s (report, added for its parallel shard reading: 37s warm); the race build
+# of Beam dominates and is shared. Left out, not
 # measured under -race as too slow: pipelines and cmd/sieve (whole recipes on prism
 # and the binary end to end) and train/... (the model's kernels); make test runs them.
 # The whole target, race build partly cached, same load: 5m13s wall, 3m39s CPU (tests:
 # dedup 47s, transforms 32s, datasets 30s, filters 8s, llm 7s, synth 2s, judges 2s).
 # TestFiltersDoNotModifyOrAllocateMuch counts allocations, which the race detector
 # changes (sync.Pool drops items under -race); make test runs it.
-RACE_PKGS := ./transforms/ ./datasets/ ./dedup/ ./llm/ ./filters/ ./synth/ ./judges/
+RACE_PKGS := ./transforms/ ./datasets/ ./dedup/ ./llm/ ./filters/ ./synth/ ./judges/ ./report/
 test-race:
 	$(GO) test -race -count=1 -timeout 10m -skip '^(TestFiltersDoNotModifyOrAllocateMuch|TestFuzzyCandidatesLinearInClusterSize|TestFuzzyDedupBigCluster)$$' $(RACE_PKGS)
 
