@@ -173,7 +173,7 @@ type marksFileWriter struct {
 }
 
 func createMarksFile(ctx context.Context, dir, stage string) (*marksFileWriter, error) {
-	path := joinPath(dir, SpillDir+"/"+runName("marks-"+stage))
+	path := spillPath(dir, "marks-"+stage)
 	w, err := createRun(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: marks: %w", stage, err)

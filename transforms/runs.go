@@ -133,12 +133,21 @@ func writeRun(ctx context.Context, path string, recs []runRecord) error {
 	return nil
 }
 
+// spillPath is a fresh run path under dir's spill directory, named with
+// prefix.
+func spillPath(dir, prefix string) string { return joinPath(dir, SpillDir+"/"+runName(prefix)) }
+
+// writeSortedRun sorts recs and writes them to path as one run.
+func writeSortedRun(ctx context.Context, path string, recs []runRecord) error {
+	sortRecords(recs)
+	return writeRun(ctx, path, recs)
+}
+
 // spillRun sorts recs and writes them as one run under dir's spill
 // directory, named with prefix, and returns its path.
 func spillRun(ctx context.Context, dir, prefix string, recs []runRecord) (string, error) {
-	sortRecords(recs)
-	path := joinPath(dir, SpillDir+"/"+runName(prefix))
-	return path, writeRun(ctx, path, recs)
+	path := spillPath(dir, prefix)
+	return path, writeSortedRun(ctx, path, recs)
 }
 
 // backgroundRuns runs one write of runs at a time on another goroutine,
@@ -165,11 +174,8 @@ func (b *backgroundRuns) start(fn func() error) error {
 // spill starts sorting recs and writing them as one run under dir's
 // spill directory, named with prefix, and returns its path at once.
 func (b *backgroundRuns) spill(ctx context.Context, dir, prefix string, recs []runRecord) (string, error) {
-	path := joinPath(dir, SpillDir+"/"+runName(prefix))
-	return path, b.start(func() error {
-		sortRecords(recs)
-		return writeRun(ctx, path, recs)
-	})
+	path := spillPath(dir, prefix)
+	return path, b.start(func() error { return writeSortedRun(ctx, path, recs) })
 }
 
 // wait waits for the write in flight, if any, and returns its error.
@@ -462,10 +468,7 @@ func (s *extSorter) spill(ctx context.Context) error {
 	s.runs = append(s.runs, path)
 	recs := s.recs
 	s.recs, s.bytes = nil, 0
-	return s.bg.start(func() error {
-		sortRecords(recs)
-		return writeRun(ctx, path, recs)
-	})
+	return s.bg.start(func() error { return writeSortedRun(ctx, path, recs) })
 }
 
 // finishRuns spills what is buffered and waits for the runs to be written.

@@ -111,7 +111,7 @@ func (f *spillFn) flush(ctx context.Context, emit func(string, string)) error {
 	keys := slices.Sorted(maps.Keys(f.buf))
 	paths := make([]string, len(keys))
 	for i, k := range keys {
-		paths[i] = joinPath(f.Cfg.Dir, SpillDir+"/"+runName("s"))
+		paths[i] = spillPath(f.Cfg.Dir, "s")
 		emit(k, paths[i])
 	}
 	buf := f.buf
@@ -119,9 +119,7 @@ func (f *spillFn) flush(ctx context.Context, emit func(string, string)) error {
 	return f.bg.start(func() error {
 		errs := make([]error, len(keys))
 		forEach(len(keys), runtime.GOMAXPROCS(0), func(i int) {
-			recs := buf[keys[i]]
-			sortRecords(recs)
-			errs[i] = writeRun(ctx, paths[i], recs)
+			errs[i] = writeSortedRun(ctx, paths[i], buf[keys[i]])
 		})
 		return errors.Join(errs...)
 	})
@@ -431,7 +429,7 @@ func (f *writeSpilledFn) writeShard(ctx context.Context, key string, runs []stri
 	}
 	lines = append(lines, string(b))
 	for k, rs := range rejected {
-		path := joinPath(f.Spill.Dir, SpillDir+"/"+runName("r"))
+		path := spillPath(f.Spill.Dir, "r")
 		w, err := createRun(ctx, path)
 		if err != nil {
 			rs.release()

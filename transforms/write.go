@@ -302,9 +302,8 @@ func (f *spillRejectedFn) flush(ctx context.Context, emit func(string)) error {
 	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+"\x00"+keys[i][1] < keys[j][0]+"\x00"+keys[j][1] })
 	for _, k := range keys {
 		recs := f.buf[k]
-		sortRecords(recs)
-		path := joinPath(f.Spill.Dir, SpillDir+"/"+runName("r"))
-		if err := writeRun(ctx, path, recs); err != nil {
+		path, err := spillRun(ctx, f.Spill.Dir, "r", recs)
+		if err != nil {
 			return err
 		}
 		b, err := json.Marshal(rejectedRun{Stage: k[0], Reason: k[1], Path: path, Count: int64(len(recs))})
