@@ -432,9 +432,7 @@ stages:
 		t.Errorf("the card does not name the version:\n%s", card)
 	}
 
-	cfg := filepath.Join(dir, "tiny.json")
-	os.WriteFile(cfg, []byte(`{"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-"vocab_size": 300, "max_position_embeddings": 128, "tie_word_embeddings": true}`), 0o644)
+	cfg := tinyConfig(t, dir, 2, 128)
 	out := filepath.Join(dir, "run")
 	r = sieve(t, "train", "--store", store, "--data", "sums@latest", "--init", cfg, "--vocab-size", "300",
 		"--epochs", "1", "--seq-len", "96", "--batch-size", "4", "--lr", "1e-2", "--output", out)

@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/sieve-data/sieve/datasets"
 )
 
 // TestTrainFindsItsSettings runs the settings-finding flags of sieve
@@ -19,11 +17,8 @@ import (
 // --resume continues from it.
 func TestTrainFindsItsSettings(t *testing.T) {
 	dir := t.TempDir()
-	store := filepath.Join(dir, "store")
-	commitVersion(t, store, "sums", map[string][][]datasets.Message{"train": sums(64, 0), "test": sums(12, 5)})
-	cfg := filepath.Join(dir, "tiny.json")
-	os.WriteFile(cfg, []byte(`{"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-"vocab_size": 300, "max_position_embeddings": 128, "tie_word_embeddings": true}`), 0o644)
+	store := sumsStore(t, dir, 64, 12)
+	cfg := tinyConfig(t, dir, 2, 128)
 	out := filepath.Join(dir, "run")
 	base := []string{"train", "--store", store, "--data", "sums@latest", "--init", cfg, "--vocab-size", "300", "--seq-len", "96", "--output", out}
 

@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/sieve-data/sieve/datasets"
 )
 
 // TestTrainPrecision runs sieve train and sieve train sweep with
@@ -16,11 +14,8 @@ import (
 // each trial of a sweep too), and an unknown value is refused.
 func TestTrainPrecision(t *testing.T) {
 	dir := t.TempDir()
-	store := filepath.Join(dir, "store")
-	commitVersion(t, store, "sums", map[string][][]datasets.Message{"train": sums(16, 0), "test": sums(4, 5)})
-	cfg := filepath.Join(dir, "tiny.json")
-	os.WriteFile(cfg, []byte(`{"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-"vocab_size": 300, "max_position_embeddings": 64, "tie_word_embeddings": true}`), 0o644)
+	store := sumsStore(t, dir, 16, 4)
+	cfg := tinyConfig(t, dir, 1, 64)
 	base := []string{"--store", store, "--data", "sums@latest", "--init", cfg, "--vocab-size", "300", "--seq-len", "64", "--batch-size", "2", "--max-steps", "2"}
 	state := func(dir string) (prec, cfgPrec string) {
 		t.Helper()

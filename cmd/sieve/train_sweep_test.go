@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/sieve-data/sieve/datasets"
 )
 
 // TestTrainSweepMergeEvalExport runs, as a user would: a sweep of a tiny
@@ -21,11 +19,8 @@ import (
 // key/value cache (the same reply), and both exports.
 func TestTrainSweepMergeEvalExport(t *testing.T) {
 	dir := t.TempDir()
-	store := filepath.Join(dir, "store")
-	commitVersion(t, store, "sums", map[string][][]datasets.Message{"train": sums(64, 0), "test": sums(12, 5)})
-	cfg := filepath.Join(dir, "tiny.json")
-	os.WriteFile(cfg, []byte(`{"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-"vocab_size": 300, "max_position_embeddings": 128, "tie_word_embeddings": true}`), 0o644)
+	store := sumsStore(t, dir, 64, 12)
+	cfg := tinyConfig(t, dir, 2, 128)
 	sweep := filepath.Join(dir, "sweep")
 	r := sieve(t, "train", "sweep", "--store", store, "--data", "sums", "--init", cfg, "--vocab-size", "300", "--lr", "3e-3,2e-2",
 		"--seq-len", "64,96", "--epochs", "2", "--batch-size", "4", "-o", sweep)

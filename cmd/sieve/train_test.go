@@ -53,6 +53,29 @@ func commitVersion(t *testing.T, root, name string, splits map[string][][]datase
 	}
 }
 
+// sumsStore commits the sums data set (train samples, and test samples
+// from offset 5) as sums@v1 into DIR/store and returns the store's path.
+func sumsStore(t *testing.T, dir string, train, test int) string {
+	t.Helper()
+	store := filepath.Join(dir, "store")
+	commitVersion(t, store, "sums", map[string][][]datasets.Message{"train": sums(train, 0), "test": sums(test, 5)})
+	return store
+}
+
+// tinyConfig writes the config of a tiny Llama (hidden 32, 2 heads,
+// vocabulary 300, tied embeddings) with the given layers and positions
+// to DIR/tiny.json and returns its path.
+func tinyConfig(t *testing.T, dir string, layers, positions int) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "tiny.json")
+	js := fmt.Sprintf(`{"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": %d, "num_attention_heads": 2,
+"vocab_size": 300, "max_position_embeddings": %d, "tie_word_embeddings": true}`, layers, positions)
+	if err := os.WriteFile(cfg, []byte(js), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 func sums(n, offset int) [][]datasets.Message {
 	out := make([][]datasets.Message, n)
 	for i := range out {
@@ -71,11 +94,8 @@ func sums(n, offset int) [][]datasets.Message {
 // from a recipe's train: section.
 func TestTrainAndGenerate(t *testing.T) {
 	dir := t.TempDir()
-	store := filepath.Join(dir, "store")
-	commitVersion(t, store, "sums", map[string][][]datasets.Message{"train": sums(64, 0), "test": sums(12, 5)})
-	cfg := filepath.Join(dir, "tiny.json")
-	os.WriteFile(cfg, []byte(`{"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-"vocab_size": 300, "max_position_embeddings": 128, "tie_word_embeddings": true}`), 0o644)
+	store := sumsStore(t, dir, 64, 12)
+	cfg := tinyConfig(t, dir, 2, 128)
 	out := filepath.Join(dir, "run")
 	args := []string{"train", "--store", store, "--data", "sums@latest", "--init", cfg, "--vocab-size", "300",
 		"--epochs", "2", "--seq-len", "96", "--batch-size", "4", "--lr", "1e-2", "--warmup-steps", "2", "--log-every", "2",
