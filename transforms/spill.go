@@ -185,9 +185,10 @@ func (f *unspillFn) ProcessElement(ctx context.Context, _ string, path string, m
 // WriteSpilled is WriteShards over spilled runs: each shard's runs are
 // grouped by shard key (only paths are shuffled), merged in
 // datasets.Less order, put through cfg.Tail (marks as a side input, and
-// the per-sample steps), sorted again by the ids the tail left (in
-// memory up to the budget, else on local disk) and written as one
-// Parquet file, streaming. Rejected samples are written by each writer
+// the per-sample steps) and written as one Parquet file, streaming: in
+// merge order where no tail step changes ids (keepsIDs), else sorted
+// again by the ids the tail left (in memory up to the budget, else on
+// local disk). Rejected samples are written by each writer
 // into sorted runs of their own, one per (stage, reason); it returns the
 // report lines and those runs' references ("R" + JSON rejectedRun), for
 // WriteRejected.
