@@ -25,6 +25,7 @@ package dedup
 import (
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 
@@ -112,39 +113,77 @@ func ExactKey(msgs []datasets.Message, mode KeyMode) Key {
 }
 
 // AppendNormalized appends s lower-cased with white-space runs collapsed
-// to one space and leading and trailing white space removed.
+// to one space and leading and trailing white space removed. Invalid
+// UTF-8 bytes become U+FFFD, as ranging over a string gives them.
+//
+// It is the hot loop of exact dedup (every byte of every sample), so it
+// writes through an index into capacity reserved up front and maps ASCII
+// bytes through a table; the invariant that makes the writes safe is
+// that the room left is at least the input left (ASCII output never
+// outgrows its input; a rune's lower case may, so room is checked there).
 func AppendNormalized(dst []byte, s string) []byte {
-	space := false
 	start := len(dst)
+	out := slices.Grow(dst, len(s))
+	out = out[:cap(out)]
+	n := start
+	space := false // a white-space run is pending
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			i++
-			switch {
-			case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f':
+			l := exactNorm[c]
+			if l == normSpace {
 				space = true
 				continue
-			case 'A' <= c && c <= 'Z':
-				c += 'a' - 'A'
 			}
-			if space && len(dst) > start {
-				dst = append(dst, ' ')
+			if space {
+				if n > start {
+					out[n] = ' '
+					n++
+				}
+				space = false
 			}
-			space = false
-			dst = append(dst, c)
+			out[n] = l
+			n++
 			continue
 		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		i += n
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
 		if unicode.IsSpace(r) {
 			space = true
 			continue
 		}
-		if space && len(dst) > start {
-			dst = append(dst, ' ')
+		// Room for a space, the rune and every byte still to come.
+		if need := 1 + utf8.UTFMax + len(s) - i; len(out)-n < need {
+			out = slices.Grow(out[:n], need)
+			out = out[:cap(out)]
 		}
-		space = false
-		dst = utf8.AppendRune(dst, unicode.ToLower(r))
+		if space {
+			if n > start {
+				out[n] = ' '
+				n++
+			}
+			space = false
+		}
+		n += utf8.EncodeRune(out[n:], unicode.ToLower(r))
 	}
-	return dst
+	return out[:n]
 }
+
+// exactNorm maps an ASCII byte to its lower case, and white space
+// (space, \t, \n, \v, \f, \r) to normSpace, which no ASCII byte is.
+var exactNorm = func() (t [utf8.RuneSelf]byte) {
+	for c := range t {
+		switch b := byte(c); {
+		case b == ' ' || '\t' <= b && b <= '\r':
+			t[c] = normSpace
+		case 'A' <= b && b <= 'Z':
+			t[c] = b + 'a' - 'A'
+		default:
+			t[c] = b
+		}
+	}
+	return t
+}()
+
+const normSpace = utf8.RuneSelf

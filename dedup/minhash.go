@@ -338,8 +338,48 @@ func isSpace(r rune) bool {
 // get equal hashes for equal c.Seed, whatever else is in the texts, on
 // every machine: no hash here is randomised per process.
 func (c TextConfig) Shingles(text string) []uint64 {
+	if c.asciiWords(text) {
+		return c.appendASCIIWordShingles(nil, text)
+	}
 	norm := c.appendNormalized(make([]byte, 0, len(text)), text)
 	return c.appendShingles(make([]uint64, 0, c.shingleCap(norm)), norm)
+}
+
+// asciiWords says whether text takes the fused path: word shingles of an
+// ASCII text, which normalise byte by byte (NFKC leaves ASCII alone), so
+// the words can be hashed as the table maps each byte, without writing
+// the normalised text first.
+func (c TextConfig) asciiWords(text string) bool {
+	return c.shingle() == ShingleWord && isASCII(text)
+}
+
+// appendASCIIWordShingles is appendShingles(appendNormalized(text)) for
+// an ASCII text in word mode, in one pass: a byte the table maps to white
+// space (or to a space, as folded punctuation) ends a word, any other
+// byte is hashed as the table maps it. Word boundaries, hence shingles,
+// do not depend on white-space collapsing.
+func (c TextConfig) appendASCIIWordShingles(dst []uint64, text string) []uint64 {
+	tab := &asciiTables[c.asciiFlags()]
+	var r roller
+	c.initRoller(&r)
+	h := uint64(fnvOffset)
+	inWord := false
+	for i := 0; i < len(text); i++ {
+		b := tab[text[i]&0x7f]
+		if b == asciiSpace || b == ' ' || '\t' <= b && b <= '\r' {
+			if inWord {
+				dst = r.push(dst, mix64(h^r.seed))
+				h, inWord = fnvOffset, false
+			}
+			continue
+		}
+		h = (h ^ uint64(b)) * fnvPrime
+		inWord = true
+	}
+	if inWord {
+		dst = r.push(dst, mix64(h^r.seed))
+	}
+	return r.finish(dst)
 }
 
 // shingleCap bounds the number of shingles of a normalised text: its
@@ -368,6 +408,10 @@ func (c TextConfig) NewSigner() *Signer { return &Signer{c: c, h: c.NewHasher()}
 
 // Shingles is c.Shingles(text), valid until the next call.
 func (s *Signer) Shingles(text string) []uint64 {
+	if s.c.asciiWords(text) {
+		s.sh = s.c.appendASCIIWordShingles(s.sh[:0], text)
+		return s.sh
+	}
 	s.norm = s.c.appendNormalized(s.norm[:0], text)
 	s.sh = s.c.appendShingles(s.sh[:0], s.norm)
 	return s.sh
@@ -388,9 +432,11 @@ const (
 	fnvPrime    = 0x100000001b3
 )
 
-func (c TextConfig) appendShingles(dst []uint64, text []byte) []uint64 {
+// initRoller makes r the empty rolling hash of c's n-grams (in place:
+// its ring may point into r itself).
+func (c TextConfig) initRoller(r *roller) {
 	n := c.NGram()
-	r := roller{n: n, seed: mix64(c.Seed ^ 0x5f3759df5f3759df), pw: 1}
+	*r = roller{n: n, seed: mix64(c.Seed ^ 0x5f3759df5f3759df), pw: 1}
 	for i := 1; i < n; i++ {
 		r.pw *= shinglePoly
 	}
@@ -399,6 +445,11 @@ func (c TextConfig) appendShingles(dst []uint64, text []byte) []uint64 {
 	} else {
 		r.ring = make([]uint64, n)
 	}
+}
+
+func (c TextConfig) appendShingles(dst []uint64, text []byte) []uint64 {
+	var r roller
+	c.initRoller(&r)
 	if c.shingle() == ShingleChar {
 		for _, ch := range string(text) {
 			dst = r.push(dst, mix64(uint64(ch)^r.seed))
@@ -431,10 +482,7 @@ func (c TextConfig) appendShingles(dst []uint64, text []byte) []uint64 {
 			dst = r.push(dst, mix64(h^r.seed))
 		}
 	}
-	if r.count > 0 && r.count < n { // shorter than one n-gram: one shingle
-		dst = append(dst, mix64(r.acc^r.seed))
-	}
-	return dst
+	return r.finish(dst)
 }
 
 // roller keeps the rolling polynomial hash of the last n tokens.
@@ -446,6 +494,15 @@ type roller struct {
 	acc      uint64
 	ring     []uint64
 	small    [8]uint64
+}
+
+// finish appends the one shingle of a text shorter than one n-gram (but
+// not empty): the hash of all its tokens.
+func (r *roller) finish(dst []uint64) []uint64 {
+	if r.count > 0 && r.count < r.n {
+		dst = append(dst, mix64(r.acc^r.seed))
+	}
+	return dst
 }
 
 func (r *roller) push(dst []uint64, t uint64) []uint64 {

@@ -455,3 +455,51 @@ func BenchmarkSignText(b *testing.B) {
 		})
 	}
 }
+
+// TestASCIIWordShinglesFused: the one-pass word shingles of an ASCII text
+// equal normalising first and shingling the result, for every
+// combination of the normalisation switches, several n and seeds, on
+// texts that stress the boundaries (white-space runs, punctuation, upper
+// case, digits, control bytes, texts shorter than one n-gram).
+func TestASCIIWordShinglesFused(t *testing.T) {
+	pieces := []string{"the", "Quick", "BROWN", "fox", " ", "   ", "\t", "\n\n", "\r\n", "\v", "\f", ",", "!?", "e.g.", "don't",
+		"4711", "x9", "\x00", "\x01", "\x7f", "_", "~", "(a)", "[b]", "--"}
+	r := rand.New(rand.NewPCG(3, 4))
+	texts := []string{"", " ", "word", "two words", " ?! ", "\x00"}
+	for range 3000 {
+		var b strings.Builder
+		for range r.IntN(30) {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		texts = append(texts, b.String())
+	}
+	for flags := range 32 {
+		c := DefaultTextConfig()
+		c.Lowercase, c.FoldDigits, c.FoldPunct, c.CollapseWhitespace, c.NFKC = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0, flags&16 != 0
+		for _, n := range []int{1, 3, 5, 9} {
+			c.N, c.Seed = n, uint64(flags*10+n)
+			sg := c.NewSigner()
+			for _, text := range texts {
+				if !c.asciiWords(text) {
+					t.Fatalf("%q does not take the fused path", text)
+				}
+				want := c.appendShingles(nil, c.appendNormalized(nil, text))
+				if got := c.Shingles(text); !slices.Equal(got, want) {
+					t.Fatalf("flags %05b n %d %q: fused %x, two passes %x", flags, n, text, got, want)
+				}
+				if got := sg.Shingles(text); !slices.Equal(got, want) {
+					t.Fatalf("flags %05b n %d %q: Signer %x, two passes %x", flags, n, text, got, want)
+				}
+			}
+		}
+	}
+	// A non-ASCII text and character shingles keep the two-pass path.
+	c := DefaultTextConfig()
+	if c.asciiWords("café") {
+		t.Fatal("a non-ASCII text takes the fused path")
+	}
+	c.Shingle = ShingleChar
+	if c.asciiWords("cafe") {
+		t.Fatal("character shingles take the fused path")
+	}
+}
