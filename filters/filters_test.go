@@ -265,6 +265,20 @@ func TestEcho(t *testing.T) {
 		{"short response not checked", c, qa("yes no", "yes no"), true, ""},
 		{"compares with the preceding user turn", c, conv("user", prompt, "assistant", "Fine.", "user", "Next question please.", "assistant", prompt), true, ""},
 	})
+	// Just inside and outside the length the check looks at: 17 prompt
+	// words allow a response of 4·17+20 = 88 words. Five copies are 85;
+	// three new words in front make 88 (an echo), four make 89 (too long
+	// to be one, not checked).
+	for _, tc := range []struct {
+		front string
+		keep  bool
+	}{{"and so on", false}, {"and so on then", true}} {
+		fs, _ := New(c)
+		resp := tc.front + strings.Repeat(" "+prompt, 5)
+		if _, keep := CheckAll(fs, qa(prompt, resp)); keep != tc.keep {
+			t.Errorf("%d response words: keep = %v, want %v", len(strings.Fields(resp)), keep, tc.keep)
+		}
+	}
 	// Just inside and outside the new-word allowance: 17 prompt words,
 	// so max(4, 10%) = 4 new words are allowed before the copy.
 	for _, tc := range []struct {

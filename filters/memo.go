@@ -104,6 +104,7 @@ var (
 	languageMemo   textMemo[langResult]
 	lengthMemo     textMemo[[3]int]
 	latinMemo      textMemo[[2]int]
+	wordCountMemo  textMemo[int]
 	refusalMemo    textMemo[refusalHit]
 	piiMemo        textMemo[[]piiSpan] // shared read-only: callers copy
 )
@@ -169,6 +170,11 @@ func memoCountLatin(text string) (letters, latin int) {
 		return [2]int{l, n}
 	})
 	return v[0], v[1]
+}
+
+// memoCountNormWords is countNormWords through wordCountMemo.
+func memoCountNormWords(text string) int {
+	return wordCountMemo.do(textKey(text, 0), func() int { return countNormWords(text) })
 }
 
 // refusalHit is refusalFilter.find's result.

@@ -3,6 +3,7 @@ package filters
 import (
 	"bufio"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -196,5 +197,31 @@ func TestMemoisedPIIIsTheSearch(t *testing.T) {
 	}
 	if found == 0 {
 		t.Fatal("no text had findings")
+	}
+}
+
+// TestCountNormWords: countNormWords counts exactly the words
+// normWordHashes hashes (echo skips a response by the count, so the two
+// must agree), on texts mixing ASCII, Unicode letters, digits, marks and
+// separators.
+func TestCountNormWords(t *testing.T) {
+	pieces := []string{"word", "Word", "42", " ", "  ", "\n", ",", "-", "'", "café", "naïve", "e\u0301", "\u0301", "日本語", "Ωμέγα", "—", "\u00a0", "٣", "😀", "\xff", "_", "a_b"}
+	r := rand.New(rand.NewPCG(5, 6))
+	texts := []string{"", " ", "a", "\u0301"}
+	for range 5000 {
+		var b strings.Builder
+		for range r.IntN(25) {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		texts = append(texts, b.String())
+	}
+	for _, s := range texts {
+		hs, _, _ := normWordHashes(nil, nil, false, s, nil, -1)
+		if got := countNormWords(s); got != len(hs) {
+			t.Fatalf("countNormWords(%q) = %d, normWordHashes gives %d words", s, got, len(hs))
+		}
+		if got := memoCountNormWords(s); got != len(hs) {
+			t.Fatalf("memoCountNormWords(%q) = %d, want %d", s, got, len(hs))
+		}
 	}
 }

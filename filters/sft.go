@@ -597,12 +597,15 @@ func (f *echoFilter) Check(s *datasets.Sample) Verdict {
 			continue
 		}
 		// An echo is about as long as the prompt, or a few copies of it.
+		// The response's word count (memoised: an answer reused under
+		// many prompts is counted once) rules most responses out before
+		// their words are hashed.
 		limit := 4*len(uh) + 20
-		rh, _, buf := normWordHashes(sc.hs[:0], nil, false, m.Content, sc.buf, limit+1)
-		sc.hs, sc.buf = rh, buf
-		if len(rh) < max(f.minWords, 3) || len(rh) > limit {
+		if n := memoCountNormWords(m.Content); n < max(f.minWords, 3) || n > limit {
 			continue
 		}
+		rh, _, buf := normWordHashes(sc.hs[:0], nil, false, m.Content, sc.buf, -1)
+		sc.hs, sc.buf = rh, buf
 		// Prompt words, then prompt 3-grams, in one table (3-gram keys
 		// are mixed, so they do not collide with word keys in practice).
 		sc.tab.reset(2 * len(uh))

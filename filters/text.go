@@ -328,6 +328,38 @@ func lowerASCII(dst []byte, s string) []byte {
 	return dst
 }
 
+// countNormWords is len(normWordHashes(s)) without the hashing: the
+// number of runs of letters, digits and nonspacing marks in s.
+func countNormWords(s string) int {
+	words := 0
+	in := false
+	for i := 0; i < len(s); {
+		c := s[i]
+		word := false
+		if c < utf8.RuneSelf {
+			i++
+			word = wordByte[c]
+		} else {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			i += n
+			word = unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
+		}
+		if word && !in {
+			words++
+		}
+		in = word
+	}
+	return words
+}
+
+// wordByte says which ASCII bytes are word characters of normWordHashes.
+var wordByte = func() (t [utf8.RuneSelf]bool) {
+	for c := range t {
+		t[c] = 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || 'A' <= c && c <= 'Z'
+	}
+	return t
+}()
+
 // normWordHashes appends the hashes of the normalised words of s: runs of
 // letters and digits, lower-cased (Unicode simple folding), everything
 // else a separator. It is the word sequence of echo and decontamination.
