@@ -126,7 +126,7 @@ func PayloadSimilarity(a, b []byte) float64 {
 	}
 	switch a[0] {
 	case payloadSet:
-		return CompactJaccard(decodeU32(a[1:]), decodeU32(b[1:]))
+		return encodedJaccard32(a[1:], b[1:])
 	case payloadSig:
 		return estimate(decodeU64(a[1:]), decodeU64(b[1:]))
 	case payloadTurnsSets, payloadTurnsSigs:
@@ -146,12 +146,12 @@ func PayloadSimilarity(a, b []byte) float64 {
 		case len(pa) == 0 || len(pb) == 0:
 			return 0
 		case w == 4:
-			jp = CompactJaccard(decodeU32(pa), decodeU32(pb))
+			jp = encodedJaccard32(pa, pb)
 		default:
 			jp = estimate(decodeU64(pa), decodeU64(pb))
 		}
 		if w == 4 {
-			jr = CompactJaccard(decodeU32(ra), decodeU32(rb))
+			jr = encodedJaccard32(ra, rb)
 		} else {
 			jr = estimate(decodeU64(ra), decodeU64(rb))
 		}
@@ -192,6 +192,31 @@ func appendU64(b []byte, v []uint64) []byte {
 		b = binary.LittleEndian.AppendUint64(b, x)
 	}
 	return b
+}
+
+// encodedJaccard32 is CompactJaccard(decodeU32(a), decodeU32(b)) read
+// straight from the little-endian bytes: verification runs once per
+// candidate edge, and decoding both sets first cost an allocation each.
+func encodedJaccard32(a, b []byte) float64 {
+	na, nb := len(a)/4, len(b)/4
+	if na == 0 && nb == 0 {
+		return 1
+	}
+	inter := 0
+	for i, j := 0, 0; i < na && j < nb; {
+		x, y := binary.LittleEndian.Uint32(a[4*i:]), binary.LittleEndian.Uint32(b[4*j:])
+		switch {
+		case x < y:
+			i++
+		case x > y:
+			j++
+		default:
+			inter++
+			i++
+			j++
+		}
+	}
+	return float64(inter) / float64(na+nb-inter)
 }
 
 func decodeU32(b []byte) []uint32 {

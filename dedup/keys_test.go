@@ -1,6 +1,8 @@
 package dedup
 
 import (
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -156,5 +158,39 @@ func TestSketcherPayloads(t *testing.T) {
 		if s := PayloadSimilarity(turns, x); s != 0 {
 			t.Errorf("turns payload against %q: %v, want 0", x, s)
 		}
+	}
+}
+
+// TestEncodedJaccard32: the Jaccard read from the encoded bytes equals
+// CompactJaccard of the decoded sets, for random sorted sets of any
+// overlap, empty ones, and encodings with trailing bytes (ignored by
+// both).
+func TestEncodedJaccard32(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	set := func(n int, pool uint32) []uint32 {
+		m := map[uint32]bool{}
+		for len(m) < n {
+			m[r.Uint32N(pool)] = true
+		}
+		out := make([]uint32, 0, n)
+		for v := range m {
+			out = append(out, v)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for i := range 3000 {
+		pool := uint32(10 + r.IntN(600))
+		a, b := set(r.IntN(int(min(pool, 300))), pool), set(r.IntN(int(min(pool, 300))), pool)
+		ea, eb := appendU32(nil, a), appendU32(nil, b)
+		if i%5 == 0 {
+			ea = append(ea, 0xff, 0x01) // trailing bytes of a malformed payload
+		}
+		if got, want := encodedJaccard32(ea, eb), CompactJaccard(decodeU32(ea), decodeU32(eb)); got != want {
+			t.Fatalf("sets of %d and %d: %v, want %v", len(a), len(b), got, want)
+		}
+	}
+	if got := encodedJaccard32(nil, nil); got != 1 {
+		t.Fatalf("two empty sets: %v, want 1", got)
 	}
 }

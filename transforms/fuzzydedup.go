@@ -267,6 +267,7 @@ type signFn struct {
 	setBytes  int
 	bands     []runRecord
 	bandBytes int
+	bandsCap  int // the last flushed buffer's length
 	// origins buffers (node, origin) records in local mode.
 	origins     []runRecord
 	originBytes int
@@ -402,10 +403,15 @@ func (f *signFn) flush(ctx context.Context, band func(string, []byte), set func(
 		if !o.ok {
 			continue
 		}
+		// The node's bytes, shared read-only by its origin, set and band
+		// records (local mode), and one slab for its band records: a
+		// sample costs two allocations here, not one per band.
+		var node []byte
 		if f.Cfg.local() {
+			node = []byte(o.node)
 			// Origins into sorted runs (node, origin): the local worker
 			// joins them with its verdicts on disk.
-			f.origins = append(f.origins, runRecord{key: []byte(o.node), payload: []byte(o.origin)})
+			f.origins = append(f.origins, runRecord{key: node, payload: []byte(o.origin)})
 			f.originBytes += len(o.node) + len(o.origin) + 48
 			if f.originBytes >= (SpillConfig{Budget: f.Cfg.SpillBudget}).budget() {
 				if err := f.flushOrigins(ctx, origin); err != nil {
@@ -418,10 +424,17 @@ func (f *signFn) flush(ctx context.Context, band func(string, []byte), set func(
 		if f.Cfg.local() {
 			// Band pairs into a sorted run (band key, node): the bucketing
 			// merges the runs on disk instead of the runner grouping them.
-			for _, k := range o.keys {
-				key := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(o.node)), k)
-				f.bands = append(f.bands, runRecord{key: append(key, o.node...)})
-				f.bandBytes += len(key) + len(o.node) + 48
+			if f.bands == nil {
+				f.bands = make([]runRecord, 0, f.bandsCap)
+			}
+			w := 8 + len(node)
+			slab := make([]byte, len(o.keys)*w)
+			for i, k := range o.keys {
+				key := slab[i*w : (i+1)*w : (i+1)*w]
+				binary.BigEndian.PutUint64(key, k)
+				copy(key[8:], node)
+				f.bands = append(f.bands, runRecord{key: key})
+				f.bandBytes += w + 48
 			}
 			if f.bandBytes >= (SpillConfig{Budget: f.Cfg.SpillBudget}).budget() {
 				if err := f.flushBands(ctx, band); err != nil {
@@ -450,7 +463,7 @@ func (f *signFn) flush(ctx context.Context, band func(string, []byte), set func(
 			set(o.node, o.payload)
 			continue
 		}
-		f.sets = append(f.sets, runRecord{key: []byte(o.node), payload: o.payload})
+		f.sets = append(f.sets, runRecord{key: node, payload: o.payload})
 		f.setBytes += len(o.node) + len(o.payload) + 64
 		if f.setBytes >= (SpillConfig{Budget: f.Cfg.SpillBudget}).budget() {
 			if err := f.flushSets(ctx, set); err != nil {
@@ -471,6 +484,9 @@ func (f *signFn) flushBands(ctx context.Context, band func(string, []byte)) erro
 	if err != nil {
 		return err
 	}
+	// The next buffer starts at this one's size, so that it does not
+	// regrow from nothing (a buffer holds millions of band records).
+	f.bandsCap = len(f.bands)
 	f.bands, f.bandBytes = nil, 0
 	band(path, nil)
 	return nil
