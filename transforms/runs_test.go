@@ -3,6 +3,7 @@ package transforms
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -310,12 +311,23 @@ func TestRunTruncated(t *testing.T) {
 // zero bytes, and with equal keys; every record is kept.
 func TestSortRecordsTotalOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
-	for _, n := range []int{0, 1, 255, 256, 5000} {
+	// Sizes on both sides of the comparison and radix sorts (radixMin);
+	// keys of a small alphabet (many equal prefixes, ties broken by the
+	// rest of the key and the payload) and of random bytes (distinct
+	// prefixes, every radix pass taken).
+	for _, tc := range []struct {
+		n      int
+		random bool
+	}{{0, false}, {1, false}, {255, false}, {256, false}, {5000, false}, {radixMin - 1, true}, {70000, false}, {70000, true}} {
+		n := tc.n
 		in := make([]runRecord, n)
 		for i := range in {
 			k := make([]byte, rng.IntN(14))
 			for j := range k {
 				k[j] = []byte{0, 1, 'a', 'b', 0xff}[rng.IntN(5)]
+				if tc.random {
+					k[j] = byte(rng.Uint32())
+				}
 			}
 			in[i] = runRecord{key: k, payload: []byte{byte(rng.IntN(3)), byte(i % 7)}}
 		}
@@ -386,5 +398,25 @@ func TestBackgroundRuns(t *testing.T) {
 	}
 	if err := b.wait(); err != nil {
 		t.Fatalf("wait after the error was reported: %v", err)
+	}
+}
+
+// BenchmarkSortRecords sorts a spill buffer of band-pair records (an
+// 8-byte hash, then a 51-byte node key), the signer's biggest sort.
+func BenchmarkSortRecords(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	base := make([]runRecord, 200000)
+	for i := range base {
+		k := make([]byte, 8+51)
+		binary.BigEndian.PutUint64(k, r.Uint64())
+		for j := 8; j < len(k); j++ {
+			k[j] = byte('a' + r.IntN(16))
+		}
+		base[i] = runRecord{key: k}
+	}
+	recs := make([]runRecord, len(base))
+	for b.Loop() {
+		copy(recs, base)
+		sortRecords(recs)
 	}
 }
