@@ -362,23 +362,16 @@ func (c TextConfig) appendASCIIWordShingles(dst []uint64, text string) []uint64 
 	tab := &asciiTables[c.asciiFlags()]
 	var r roller
 	c.initRoller(&r)
-	h := uint64(fnvOffset)
-	inWord := false
+	w := newWordHash()
 	for i := 0; i < len(text); i++ {
 		b := tab[text[i]&0x7f]
 		if b == asciiSpace || b == ' ' || '\t' <= b && b <= '\r' {
-			if inWord {
-				dst = r.push(dst, mix64(h^r.seed))
-				h, inWord = fnvOffset, false
-			}
+			dst, w = w.end(&r, dst)
 			continue
 		}
-		h = (h ^ uint64(b)) * fnvPrime
-		inWord = true
+		w = w.add(b)
 	}
-	if inWord {
-		dst = r.push(dst, mix64(h^r.seed))
-	}
+	dst, _ = w.end(&r, dst)
 	return r.finish(dst)
 }
 
@@ -455,32 +448,22 @@ func (c TextConfig) appendShingles(dst []uint64, text []byte) []uint64 {
 			dst = r.push(dst, mix64(uint64(ch)^r.seed))
 		}
 	} else {
-		h := uint64(fnvOffset)
-		inWord := false
+		w := newWordHash()
 		for i := 0; i < len(text); i++ {
 			b := text[i]
 			if b < utf8.RuneSelf {
 				if b == ' ' || '\t' <= b && b <= '\r' {
-					if inWord {
-						dst = r.push(dst, mix64(h^r.seed))
-						h, inWord = fnvOffset, false
-					}
+					dst, w = w.end(&r, dst)
 					continue
 				}
 			} else if ch, size := utf8.DecodeRune(text[i:]); unicode.IsSpace(ch) {
 				i += size - 1
-				if inWord {
-					dst = r.push(dst, mix64(h^r.seed))
-					h, inWord = fnvOffset, false
-				}
+				dst, w = w.end(&r, dst)
 				continue
 			}
-			h = (h ^ uint64(b)) * fnvPrime
-			inWord = true
+			w = w.add(b)
 		}
-		if inWord {
-			dst = r.push(dst, mix64(h^r.seed))
-		}
+		dst, _ = w.end(&r, dst)
 	}
 	return r.finish(dst)
 }
@@ -494,6 +477,30 @@ type roller struct {
 	acc      uint64
 	ring     []uint64
 	small    [8]uint64
+}
+
+// wordHash is the FNV-1a hash of the word being read, in word mode. Both
+// word paths (the normalised text's and the fused ASCII one) hash words
+// only through it, so their shingles cannot drift apart. Its methods take
+// and return it by value, so that it stays in registers in the hot loops.
+type wordHash struct {
+	h  uint64
+	in bool
+}
+
+func newWordHash() wordHash { return wordHash{h: fnvOffset} }
+
+// add adds a byte of the current word.
+func (w wordHash) add(b byte) wordHash { return wordHash{(w.h ^ uint64(b)) * fnvPrime, true} }
+
+// end pushes the current word, if any, into r as a token, and starts
+// the next.
+func (w wordHash) end(r *roller, dst []uint64) ([]uint64, wordHash) {
+	if w.in {
+		dst = r.push(dst, mix64(w.h^r.seed))
+		w = newWordHash()
+	}
+	return dst, w
 }
 
 // finish appends the one shingle of a text shorter than one n-gram (but
