@@ -6,6 +6,8 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/sieve-data/sieve/internal/randtext"
 )
 
 // appendNormalizedRef is AppendNormalized written the plain way, rune by
@@ -38,13 +40,7 @@ func TestAppendNormalizedMatchesReference(t *testing.T) {
 		"Ⱥ", "ȺȺȺȺ", "\u212a", "É", "ß", "İ", "ǅ", "日本", "\xff", "\xc3", "x\xe2\x82", "😀", "ΣΑΣ", ".,;", "0129", "\x00", "\x1f"}
 	r := rand.New(rand.NewPCG(1, 2))
 	cases := []string{"", " ", "   a   ", "ȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺȺ", strings.Repeat("Ⱥ ", 50), strings.Repeat(" ", 100)}
-	for range 20000 {
-		var b strings.Builder
-		for range r.IntN(40) {
-			b.WriteString(pieces[r.IntN(len(pieces))])
-		}
-		cases = append(cases, b.String())
-	}
+	cases = append(cases, randtext.Texts(r, pieces, 20000, 40)...)
 	for _, s := range cases {
 		for _, prefix := range []string{"", "user\x00"} {
 			// A dst with spare capacity and one without: the fast path

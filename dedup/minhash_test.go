@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sieve-data/sieve/datasets"
+	"github.com/sieve-data/sieve/internal/randtext"
 )
 
 func TestNormalize(t *testing.T) {
@@ -466,13 +467,7 @@ func TestASCIIWordShinglesFused(t *testing.T) {
 		"4711", "x9", "\x00", "\x01", "\x7f", "_", "~", "(a)", "[b]", "--"}
 	r := rand.New(rand.NewPCG(3, 4))
 	texts := []string{"", " ", "word", "two words", " ?! ", "\x00"}
-	for range 3000 {
-		var b strings.Builder
-		for range r.IntN(30) {
-			b.WriteString(pieces[r.IntN(len(pieces))])
-		}
-		texts = append(texts, b.String())
-	}
+	texts = append(texts, randtext.Texts(r, pieces, 3000, 30)...)
 	for flags := range 32 {
 		c := DefaultTextConfig()
 		c.Lowercase, c.FoldDigits, c.FoldPunct, c.CollapseWhitespace, c.NFKC = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0, flags&16 != 0

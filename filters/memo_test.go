@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sieve-data/sieve/internal/randtext"
 )
 
 // memoTexts are texts of every kind the memoised measurements read: the
@@ -208,13 +210,7 @@ func TestCountNormWords(t *testing.T) {
 	pieces := []string{"word", "Word", "42", " ", "  ", "\n", ",", "-", "'", "café", "naïve", "e\u0301", "\u0301", "日本語", "Ωμέγα", "—", "\u00a0", "٣", "😀", "\xff", "_", "a_b"}
 	r := rand.New(rand.NewPCG(5, 6))
 	texts := []string{"", " ", "a", "\u0301"}
-	for range 5000 {
-		var b strings.Builder
-		for range r.IntN(25) {
-			b.WriteString(pieces[r.IntN(len(pieces))])
-		}
-		texts = append(texts, b.String())
-	}
+	texts = append(texts, randtext.Texts(r, pieces, 5000, 25)...)
 	for _, s := range texts {
 		hs, _, _ := normWordHashes(nil, nil, false, s, nil, -1)
 		if got := countNormWords(s); got != len(hs) {
