@@ -468,9 +468,12 @@ func loopTokens(sc *scratch, text string) []loopToken {
 	return toks
 }
 
+// isWordRune says whether r belongs to a word: an ASCII letter or digit
+// (wordByte), or a Unicode letter, digit or nonspacing mark. The loop
+// tokens, normWordHashes and countNormWords all read words by it.
 func isWordRune(r rune) bool {
 	if r < utf8.RuneSelf {
-		return ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9')
+		return wordByte[r]
 	}
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
 }

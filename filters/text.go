@@ -334,15 +334,14 @@ func countNormWords(s string) int {
 	words := 0
 	in := false
 	for i := 0; i < len(s); {
-		c := s[i]
-		word := false
-		if c < utf8.RuneSelf {
-			i++
+		var word bool
+		if c := s[i]; c < utf8.RuneSelf { // isWordRune's ASCII half, inline
 			word = wordByte[c]
+			i++
 		} else {
 			r, n := utf8.DecodeRuneInString(s[i:])
+			word = isWordRune(r)
 			i += n
-			word = unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
 		}
 		if word && !in {
 			words++
@@ -352,7 +351,7 @@ func countNormWords(s string) int {
 	return words
 }
 
-// wordByte says which ASCII bytes are word characters of normWordHashes.
+// wordByte says which ASCII bytes are word characters (isWordRune).
 var wordByte = func() (t [utf8.RuneSelf]bool) {
 	for c := range t {
 		t[c] = 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || 'A' <= c && c <= 'Z'
@@ -380,15 +379,14 @@ func normWordHashes(hs []uint64, spans []int32, wantSpans bool, s string, tmp []
 		} else {
 			r, n = utf8.DecodeRuneInString(s[i:])
 		}
-		word := false
-		switch {
-		case r < utf8.RuneSelf:
-			word = ('a' <= r && r <= 'z') || ('0' <= r && r <= '9') || ('A' <= r && r <= 'Z')
+		var word bool
+		if r < utf8.RuneSelf { // isWordRune's ASCII half, inline
+			word = wordByte[r]
 			if 'A' <= r && r <= 'Z' {
 				r += 'a' - 'A'
 			}
-		default:
-			word = unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
+		} else {
+			word = isWordRune(r)
 			r = unicode.ToLower(r)
 		}
 		if word {
