@@ -2,6 +2,8 @@ package dedup
 
 import (
 	"encoding/binary"
+	"hash/maphash"
+	"slices"
 
 	"github.com/sieve-data/sieve/datasets"
 )
@@ -32,6 +34,7 @@ type Sketcher struct {
 	verify string
 	signer *Signer
 	hasher Hasher
+	memo   sketchMemo
 }
 
 // NewSketcher returns a Sketcher for c, mode and verify (VerifyExact,
@@ -45,13 +48,33 @@ func (c TextConfig) NewSketcher(mode KeyMode, verify string) *Sketcher {
 // text has no shingle (an empty answer under KeyResponse or KeyTurns, an
 // empty prompt under KeyPrompt): such a sample takes no part, since all
 // empty signatures collide. Under KeyTurns an empty prompt is allowed: it
-// is similar only to another empty prompt.
+// is similar only to another empty prompt. The signature is the caller's
+// to keep.
+//
+// The signature and the compact set of the key text (under KeyTurns the
+// answer, most of a sample's text) are remembered for texts met more
+// than once (sketchMemo): an answer reused under many prompts is shingled,
+// hashed and sorted once, not once per sample.
 func (k *Sketcher) Sketch(msgs []datasets.Message) (sig []uint64, payload []byte, ok bool) {
-	sh := k.signer.Shingles(SampleText(msgs, k.mode))
-	if len(sh) == 0 {
+	text := SampleText(msgs, k.mode)
+	key := sketchKey(text)
+	e, shared := k.memo.get(key)
+	if !shared {
+		if sh := k.signer.Shingles(text); len(sh) > 0 {
+			e.sig = k.hasher.Signature(sh)
+			if k.verify == VerifyExact {
+				e.set = CompactSet(sh) // before the signer's buffer is reused
+			}
+		}
+		shared = k.memo.add(key, e)
+	}
+	if len(e.sig) == 0 {
 		return nil, nil, false
 	}
-	sig = k.hasher.Signature(sh)
+	sig = e.sig
+	if shared {
+		sig = slices.Clone(sig) // the memo's copy stays as it is
+	}
 	switch k.verify {
 	case VerifyNone:
 		return sig, nil, true
@@ -65,12 +88,98 @@ func (k *Sketcher) Sketch(msgs []datasets.Message) (sig []uint64, payload []byte
 		}
 		return sig, EncodeTurnsSigs(psig, sig), true
 	}
-	set := CompactSet(sh) // before the signer's buffer is reused
 	if k.mode != KeyTurns {
-		return sig, EncodeSet(set), true
+		return sig, EncodeSet(e.set), true
 	}
-	return sig, EncodeTurnsSets(CompactSet(k.signer.Shingles(SampleText(msgs, KeyPrompt))), set), true
+	return sig, EncodeTurnsSets(CompactSet(k.signer.Shingles(SampleText(msgs, KeyPrompt))), e.set), true
 }
+
+// sketchEntry is what a Sketcher remembers of a key text: its signature
+// (nil when it has no shingle) and, under VerifyExact, its compact set.
+// Neither is written after it is made.
+type sketchEntry struct {
+	sig []uint64
+	set []uint32
+}
+
+func (e sketchEntry) size() int { return 8*len(e.sig) + 4*len(e.set) + 96 }
+
+// Bounds of a sketchMemo: it remembers the keys of up to 2 ×
+// sketchMemoKeys texts met once (24 bytes each, about 3 MiB) and the
+// entries of texts met again in two generations of up to sketchMemoBytes
+// each.
+const (
+	sketchMemoKeys  = 1 << 16
+	sketchMemoBytes = 8 << 20
+)
+
+// sketchMemo is a Sketcher's memory of key texts met more than once,
+// keyed by a 128-bit hash of the text. A text met for the first time
+// leaves only its key (a stream of unique texts costs no copies); met
+// again within the next sketchMemoKeys texts, its entry is kept. Entries
+// and keys live in two generations each: when the current one is full it
+// becomes the old one and the older is dropped, and a hit in the old one
+// moves the entry back, so texts met again and again stay. A miss costs a
+// recomputation, never a different answer; a false hit needs two equal
+// 128-bit hashes of different texts.
+type sketchMemo struct {
+	seen, seenOld      map[[2]uint64]struct{}
+	cur, old           map[[2]uint64]sketchEntry
+	curBytes, oldBytes int
+	hits               int
+}
+
+var sketchSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+func sketchKey(text string) [2]uint64 {
+	return [2]uint64{maphash.String(sketchSeeds[0], text), maphash.String(sketchSeeds[1], text)}
+}
+
+// get returns the entry remembered for key, if any.
+func (m *sketchMemo) get(key [2]uint64) (sketchEntry, bool) {
+	if e, ok := m.cur[key]; ok {
+		m.hits++
+		return e, true
+	}
+	e, ok := m.old[key]
+	if ok {
+		m.hits++
+		delete(m.old, key)
+		m.oldBytes -= e.size()
+		m.store(key, e)
+	}
+	return e, ok
+}
+
+// add records a text's entry: kept when its key was met before (add
+// reports true: the memo now shares e), else only the key is noted.
+func (m *sketchMemo) add(key [2]uint64, e sketchEntry) bool {
+	_, again := m.seen[key]
+	if !again {
+		_, again = m.seenOld[key]
+	}
+	if !again {
+		if m.seen == nil || len(m.seen) >= sketchMemoKeys {
+			m.seenOld, m.seen = m.seen, map[[2]uint64]struct{}{}
+		}
+		m.seen[key] = struct{}{}
+		return false
+	}
+	m.store(key, e)
+	return true
+}
+
+func (m *sketchMemo) store(key [2]uint64, e sketchEntry) {
+	if m.cur == nil || m.curBytes+e.size() > sketchMemoBytes {
+		m.old, m.oldBytes = m.cur, m.curBytes
+		m.cur, m.curBytes = map[[2]uint64]sketchEntry{}, 0
+	}
+	m.cur[key] = e
+	m.curBytes += e.size()
+}
+
+// bytes is what the memo's entries hold, about.
+func (m *sketchMemo) bytes() int { return m.curBytes + m.oldBytes }
 
 // Payload kinds, the first byte of a payload.
 const (

@@ -3,6 +3,7 @@ package dedup
 import (
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -192,5 +193,126 @@ func TestEncodedJaccard32(t *testing.T) {
 	}
 	if got := encodedJaccard32(nil, nil); got != 1 {
 		t.Fatalf("two empty sets: %v, want 1", got)
+	}
+}
+
+// TestSketchMemoMatchesFresh: a Sketcher that meets answers again and
+// again (its memo of the key text's signature and set) gives what a fresh
+// Sketcher gives for every sample, under every key mode and verification,
+// and a caller writing into a returned signature does not change a later
+// one.
+func TestSketchMemoMatchesFresh(t *testing.T) {
+	c := DefaultTextConfig()
+	rng := rand.New(rand.NewPCG(7, 8))
+	answers := []string{"", "  ", "Paris is the capital of France, on the Seine.",
+		"Fold the egg whites gently into the batter, then bake for twenty minutes at 180 degrees.",
+		"Les Misérables est un roman de Victor Hugo publié en 1862.",
+		strings.Repeat("a long answer with many repeated words ", 40)}
+	prompts := []string{"", "What is the capital of France?", "How do I bake a soufflé?", "Qui a écrit Les Misérables ?"}
+	for _, mode := range []KeyMode{KeyConversation, KeyPrompt, KeyResponse, KeyTurns} {
+		for _, verify := range []string{VerifyExact, VerifyEstimate, VerifyNone} {
+			memo, fresh := c.NewSketcher(mode, verify), c.NewSketcher(mode, verify)
+			for i := 0; i < 400; i++ {
+				p := prompts[rng.IntN(len(prompts))]
+				if rng.IntN(2) == 0 && p != "" {
+					p += " (variant " + strings.Repeat("x", rng.IntN(5)) + ")"
+				}
+				m := conv("", p, answers[rng.IntN(len(answers))])
+				sig, payload, ok := memo.Sketch(m)
+				fresh.memo = sketchMemo{} // a Sketcher that has met nothing
+				wsig, wpayload, wok := fresh.Sketch(m)
+				if ok != wok || !slices.Equal(sig, wsig) || !slices.Equal(payload, wpayload) {
+					t.Fatalf("%s/%s sample %d: memoised Sketch differs from a fresh Sketcher's", mode, verify, i)
+				}
+				for j := range sig {
+					sig[j] = 0 // the caller owns what it gets
+				}
+			}
+			if mode != KeyConversation && memo.memo.hits == 0 {
+				t.Errorf("%s/%s: the memo never hit on answers met ~70 times each", mode, verify)
+			}
+		}
+	}
+}
+
+// TestSketchMemoBounded: texts met once are remembered by key only, and
+// the memo's entries stay within their budget whatever the number of
+// texts met again.
+func TestSketchMemoBounded(t *testing.T) {
+	k := DefaultTextConfig().NewSketcher(KeyResponse, VerifyExact)
+	word := func(i int) string { return strings.Repeat(string(rune('a'+i%26)), 1+i%7) }
+	n := 0
+	for i := 0; i < 20000; i++ {
+		var b strings.Builder
+		for j := 0; j < 60; j++ {
+			b.WriteString(word(i*31 + j*i))
+			b.WriteByte(' ')
+		}
+		b.WriteString(strconv.Itoa(i)) // every text distinct
+		m := conv("", "q", b.String())
+		for range 3 { // noted, kept, then a hit
+			k.Sketch(m)
+		}
+		n = max(n, len(k.memo.cur)+len(k.memo.old))
+		if k.memo.bytes() > 2*sketchMemoBytes {
+			t.Fatalf("after %d texts the memo holds %d bytes, over twice its budget %d", i+1, k.memo.bytes(), sketchMemoBytes)
+		}
+	}
+	if k.memo.hits != 20000 {
+		t.Errorf("memo hits = %d, want one for each of the 20000 texts met a third time", k.memo.hits)
+	}
+	if n >= 20000 {
+		t.Errorf("the memo kept all %d entries: it never let the older generation go", n)
+	}
+	var m sketchMemo
+	for i := range 5 * sketchMemoKeys {
+		if m.add([2]uint64{uint64(i), 1}, sketchEntry{}) {
+			t.Fatalf("text %d, met once, was kept", i)
+		}
+		if n := len(m.seen) + len(m.seenOld); n > 2*sketchMemoKeys {
+			t.Fatalf("after %d texts the memo remembers %d keys, over %d", i+1, n, 2*sketchMemoKeys)
+		}
+	}
+}
+
+// BenchmarkSketch: a sample's sketch under the default key (turns) and
+// verification (exact) when every answer is new ("unique") and when each
+// answer recurs under 20 prompts ("reused", the scale corpus's shape).
+func BenchmarkSketch(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	vocab := strings.Fields("the a of to and in is that for it with as was on be by this are or from at an not have which one can you all will use data model when your file time more code so if how what")
+	text := func(words int) string {
+		var sb strings.Builder
+		for w := 0; w < words; w++ {
+			if w > 0 {
+				sb.WriteByte(' ')
+			}
+			sb.WriteString(vocab[r.IntN(len(vocab))])
+		}
+		return sb.String()
+	}
+	answers := make([]string, 10000)
+	for i := range answers {
+		answers[i] = text(150 + r.IntN(150))
+	}
+	for _, reuse := range []int{1, 20} {
+		samples := make([][]datasets.Message, len(answers))
+		for i := range samples {
+			samples[i] = conv("", text(10+r.IntN(20))+" (variant "+strconv.Itoa(i)+")", answers[i/reuse])
+		}
+		name := "unique"
+		if reuse > 1 {
+			name = "reused"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				// one pass over the stream, as a signer meets it
+				k := DefaultTextConfig().NewSketcher(KeyTurns, VerifyExact)
+				for _, m := range samples {
+					k.Sketch(m)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*len(samples)), "us/sample")
+		})
 	}
 }
