@@ -1,6 +1,8 @@
 package dedup
 
 import (
+	"math/bits"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -45,11 +47,11 @@ type BandPairs func(yield func(key uint64, node string) error) error
 // external sorts on disk.
 type EdgeJoiner interface {
 	// Add records the candidate edge (a, b), a < b. An edge may be added
-	// more than once.
+	// more than once. Add is safe for concurrent use.
 	Add(a, b string) error
 	// Join calls fn once for every distinct edge added whose ends both
 	// have a payload, with the payloads; its arguments are valid only
-	// during the call.
+	// during the call. It may call fn from several goroutines at once.
 	Join(fn func(a, b string, pa, pb []byte) error) error
 }
 
@@ -62,123 +64,115 @@ type ClusterStats struct {
 	Verified int
 }
 
-// Cluster finds the clusters of near-duplicates among the nodes of pairs:
+// Cluster finds the clusters of near-duplicates among the nodes of parts:
 // the members of each bucket (the nodes sharing a band key) give
 // candidate edges (Candidates: BucketEdges under c.Edges), which j joins
 // with their ends' payloads and c.Verified keeps (under VerifyNone every
 // candidate edge is kept, no join); the connected components of the kept
 // edges are the clusters. emit gets (node, root) for every node of a
 // cluster other than its root, the cluster's smallest node: the survivor
-// when node keys sort in the keep policy's order. The result does not
-// depend on the order of the buckets or of the joined edges.
-func Cluster(pairs BandPairs, j EdgeJoiner, c ClusterConfig, emit func(node, root string)) (ClusterStats, error) {
+// when node keys sort in the keep policy's order.
+//
+// The band pairs come in parts that share no band key (a bucket lies in
+// one part), bucketed concurrently, one goroutine a part; j may verify
+// concurrently too. The result does not depend on the parts, on the order
+// of the buckets or on that of the joined edges.
+func Cluster(parts []BandPairs, j EdgeJoiner, c ClusterConfig, emit func(node, root string)) (ClusterStats, error) {
 	var st ClusterStats
-	cand := Candidates{Policy: c.Edges, MaxPairs: c.MaxBucketPairs}
+	var mu sync.Mutex // guards st.Verified, uf, seen and c.OnVerified's calls
 	uf := NewUnionFind()
+	verified := func(a, b string) {
+		st.Verified++
+		if c.OnVerified != nil {
+			c.OnVerified(a, b)
+		}
+		uf.Union(a, b)
+	}
 	add := j.Add
 	if c.Verify == VerifyNone {
-		var seen map[[2]string]bool
+		seen := map[[2]string]bool{}
 		add = func(a, b string) error {
-			if seen == nil {
-				seen = map[[2]string]bool{}
-			}
+			mu.Lock()
+			defer mu.Unlock()
 			if !seen[[2]string{a, b}] {
 				seen[[2]string{a, b}] = true
-				st.Verified++
-				if c.OnVerified != nil {
-					c.OnVerified(a, b)
-				}
-				uf.Union(a, b)
+				verified(a, b)
 			}
 			return nil
 		}
 	}
-	var nodes []string
-	var cur uint64
-	bucket := func() error {
-		n, err := cand.Bucket(nodes, add)
-		st.Candidates += n
-		nodes = nodes[:0]
-		return err
-	}
-	err := pairs(func(key uint64, node string) error {
-		if len(nodes) > 0 && key != cur {
-			if err := bucket(); err != nil {
-				return err
+	counts := make([]int, len(parts))
+	err := parallelErr(len(parts), func(p int) error {
+		cand := Candidates{Policy: c.Edges, MaxPairs: c.MaxBucketPairs}
+		// The parts share the memory one Candidates may hold.
+		cand.seen.limit = max(edgeSetMaxSlots>>bits.Len(uint(len(parts)-1)), edgeSetMinSlots)
+		cand.buckets.limit = cand.seen.limit
+		var nodes []string
+		var cur uint64
+		bucket := func() error {
+			n, err := cand.Bucket(nodes, add)
+			counts[p] += n
+			nodes = nodes[:0]
+			return err
+		}
+		err := parts[p](func(key uint64, node string) error {
+			if len(nodes) > 0 && key != cur {
+				if err := bucket(); err != nil {
+					return err
+				}
 			}
+			cur = key
+			if len(nodes) == 0 || nodes[len(nodes)-1] != node {
+				nodes = append(nodes, node)
+			}
+			return nil
+		})
+		if err == nil {
+			err = bucket()
 		}
-		cur = key
-		if len(nodes) == 0 || nodes[len(nodes)-1] != node {
-			nodes = append(nodes, node)
-		}
-		return nil
+		return err
 	})
-	if err == nil {
-		err = bucket()
+	for _, n := range counts {
+		st.Candidates += n
 	}
 	if err != nil {
 		return st, err
 	}
 	if c.Verify != VerifyNone {
-		// Verification in batches on two goroutines; the unions in batch
-		// order (the result does not depend on it).
-		type pending struct {
-			a, b   string
-			pa, pb []byte
-		}
-		var batch []pending
-		ok := make([]bool, verifyBatch)
-		flush := func() {
-			parallel(len(batch), 2, func(i int) { ok[i] = c.Verified(batch[i].pa, batch[i].pb) })
-			for i, p := range batch {
-				if ok[i] {
-					st.Verified++
-					if c.OnVerified != nil {
-						c.OnVerified(p.a, p.b)
-					}
-					uf.Union(p.a, p.b)
-				}
-			}
-			batch = batch[:0]
-		}
 		err = j.Join(func(a, b string, pa, pb []byte) error {
-			batch = append(batch, pending{a, b, slices.Clone(pa), slices.Clone(pb)})
-			if len(batch) == verifyBatch {
-				flush()
+			if c.Verified(pa, pb) {
+				mu.Lock()
+				verified(a, b)
+				mu.Unlock()
 			}
 			return nil
 		})
 		if err != nil {
 			return st, err
 		}
-		flush()
 	}
 	uf.Each(emit)
 	return st, nil
 }
 
-// verifyBatch is how many joined edges Cluster verifies at once.
-const verifyBatch = 4096
-
-// parallel calls fn(i) for i in [0, n) on up to workers goroutines.
-func parallel(n, workers int, fn func(i int)) {
-	if workers <= 1 || n < 2 {
-		for i := 0; i < n; i++ {
-			fn(i)
-		}
-		return
+// parallelErr calls fn(i) for i in [0, n), each on its own goroutine
+// (inline when n is 1), and returns the first error by i.
+func parallelErr(n int, fn func(i int) error) error {
+	if n == 1 {
+		return fn(0)
 	}
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Go(func() {
-			for i := lo; i < hi; i++ {
-				fn(i)
-			}
-		})
+	for i := range n {
+		wg.Go(func() { errs[i] = fn(i) })
 	}
 	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Candidates makes the candidate edges of LSH buckets, one bucket at a
@@ -366,14 +360,14 @@ func ClusterInMemory(nodes []Node, c ClusterConfig) (ClusterResult, error) {
 			}
 		}
 	}
-	st, err := Cluster(func(yield func(uint64, string) error) error {
+	st, err := Cluster([]BandPairs{func(yield func(uint64, string) error) error {
 		for _, p := range ps {
 			if err := yield(p.key, p.node); err != nil {
 				return err
 			}
 		}
 		return nil
-	}, j, c, func(n, r string) { out.Roots[n] = r; out.Roots[r] = r })
+	}}, j, c, func(n, r string) { out.Roots[n] = r; out.Roots[r] = r })
 	out.ClusterStats, out.Candidates = st, j.Edges()
 	return out, err
 }
@@ -382,11 +376,14 @@ func ClusterInMemory(nodes []Node, c ClusterConfig) (ClusterResult, error) {
 // distinct edges added.
 type MemoryJoiner struct {
 	Payloads map[string][]byte
+	mu       sync.Mutex
 	edges    map[[2]string]struct{}
 }
 
 // Add records the edge (a, b).
 func (m *MemoryJoiner) Add(a, b string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.edges == nil {
 		m.edges = map[[2]string]struct{}{}
 	}
@@ -409,18 +406,23 @@ func (m *MemoryJoiner) Edges() [][2]string {
 	return out
 }
 
-// Join calls fn for every distinct edge whose ends have payloads, in
-// sorted order.
+// Join calls fn for every distinct edge whose ends have payloads, on
+// GOMAXPROCS goroutines, each over a range of the sorted edges.
 func (m *MemoryJoiner) Join(fn func(a, b string, pa, pb []byte) error) error {
-	for _, e := range m.Edges() {
-		pa, okA := m.Payloads[e[0]]
-		pb, okB := m.Payloads[e[1]]
-		if !okA || !okB {
-			continue
+	edges := m.Edges()
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(edges)/1024))
+	chunk := (len(edges) + workers - 1) / max(workers, 1)
+	return parallelErr(workers, func(w int) error {
+		for _, e := range edges[min(w*chunk, len(edges)):min((w+1)*chunk, len(edges))] {
+			pa, okA := m.Payloads[e[0]]
+			pb, okB := m.Payloads[e[1]]
+			if !okA || !okB {
+				continue
+			}
+			if err := fn(e[0], e[1], pa, pb); err != nil {
+				return err
+			}
 		}
-		if err := fn(e[0], e[1], pa, pb); err != nil {
-			return err
-		}
-	}
-	return nil
+		return nil
+	})
 }

@@ -14,6 +14,9 @@ package dedup
 type edgeSet struct {
 	keys []edgeKey // the zero key marks an empty slot
 	n    int       // keys held
+	// limit, when set (a power of two, at least edgeSetMinSlots), is
+	// the slots it grows to instead of edgeSetMaxSlots.
+	limit int
 }
 
 type edgeKey [2]uint64
@@ -40,7 +43,7 @@ func (s *edgeSet) add(k edgeKey) bool {
 			s.keys[i] = k
 			s.n++
 			if 2*s.n > len(s.keys) {
-				if len(s.keys) < edgeSetMaxSlots {
+				if len(s.keys) < s.maxSlots() {
 					s.grow()
 				} else {
 					clear(s.keys)
@@ -50,6 +53,13 @@ func (s *edgeSet) add(k edgeKey) bool {
 			return true
 		}
 	}
+}
+
+func (s *edgeSet) maxSlots() int {
+	if s.limit > 0 {
+		return s.limit
+	}
+	return edgeSetMaxSlots
 }
 
 // grow doubles the table and re-inserts its keys.

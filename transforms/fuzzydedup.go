@@ -262,12 +262,13 @@ type signFn struct {
 	sketchers []*dedup.Sketcher
 	batch     []datasets.Sample
 	// sets and bands buffer the verification sets and the band pairs in
-	// local mode, written as runs.
-	sets      []runRecord
+	// local mode, written as runs, one a partition (localParts): sets by
+	// their node's partition, band pairs by their band key's.
+	sets      [][]runRecord
 	setBytes  int
-	bands     []runRecord
+	bands     [][]runRecord
 	bandBytes int
-	bandsCap  int // the last flushed buffer's length
+	bandsCap  int // the longest flushed buffer's length
 	// origins buffers (node, origin) records in local mode.
 	origins     []runRecord
 	originBytes int
@@ -425,7 +426,10 @@ func (f *signFn) flush(ctx context.Context, band func(string, []byte), set func(
 			// Band pairs into a sorted run (band key, node): the bucketing
 			// merges the runs on disk instead of the runner grouping them.
 			if f.bands == nil {
-				f.bands = make([]runRecord, 0, f.bandsCap)
+				f.bands = make([][]runRecord, localParts())
+				for p := range f.bands {
+					f.bands[p] = make([]runRecord, 0, f.bandsCap)
+				}
 			}
 			w := 8 + len(node)
 			slab := make([]byte, len(o.keys)*w)
@@ -433,7 +437,8 @@ func (f *signFn) flush(ctx context.Context, band func(string, []byte), set func(
 				key := slab[i*w : (i+1)*w : (i+1)*w]
 				binary.BigEndian.PutUint64(key, k)
 				copy(key[8:], node)
-				f.bands = append(f.bands, runRecord{key: key})
+				p := bandPart(k, len(f.bands))
+				f.bands[p] = append(f.bands[p], runRecord{key: key})
 				f.bandBytes += w + 48
 			}
 			if f.bandBytes >= (SpillConfig{Budget: f.Cfg.SpillBudget}).budget() {
@@ -463,7 +468,11 @@ func (f *signFn) flush(ctx context.Context, band func(string, []byte), set func(
 			set(o.node, o.payload)
 			continue
 		}
-		f.sets = append(f.sets, runRecord{key: node, payload: o.payload})
+		if f.sets == nil {
+			f.sets = make([][]runRecord, localParts())
+		}
+		p := nodePart(node, len(f.sets))
+		f.sets[p] = append(f.sets[p], runRecord{key: node, payload: o.payload})
 		f.setBytes += len(o.node) + len(o.payload) + 64
 		if f.setBytes >= (SpillConfig{Budget: f.Cfg.SpillBudget}).budget() {
 			if err := f.flushSets(ctx, set); err != nil {
@@ -474,36 +483,40 @@ func (f *signFn) flush(ctx context.Context, band func(string, []byte), set func(
 	return nil
 }
 
-// flushBands writes the buffered band pairs as one run sorted by (band
-// key, node) and emits its path (local mode).
+// flushBands writes the buffered band pairs as runs sorted by (band
+// key, node), one a partition, and emits their paths tagged with their
+// partitions (local mode).
 func (f *signFn) flushBands(ctx context.Context, band func(string, []byte)) error {
-	if len(f.bands) == 0 {
+	if f.bandBytes == 0 {
 		return nil
 	}
-	path, err := f.bg.spill(ctx, f.Cfg.SpillDir, "bands", f.bands)
+	paths, err := f.bg.spillParts(ctx, f.Cfg.SpillDir, "bands", f.bands)
 	if err != nil {
 		return err
 	}
-	// The next buffer starts at this one's size, so that it does not
+	// The next buffers start at these ones' size, so that they do not
 	// regrow from nothing (a buffer holds millions of band records).
-	f.bandsCap = len(f.bands)
+	for _, b := range f.bands {
+		f.bandsCap = max(f.bandsCap, len(b))
+	}
+	emitParts(paths, func(v string) { band(v, nil) })
 	f.bands, f.bandBytes = nil, 0
-	band(path, nil)
 	return nil
 }
 
-// flushSets writes the buffered verification sets as one run sorted by
-// node and emits its path (local mode).
+// flushSets writes the buffered verification sets as runs sorted by
+// node, one a partition, and emits their paths tagged with their
+// partitions (local mode).
 func (f *signFn) flushSets(ctx context.Context, set func(string, []byte)) error {
-	if len(f.sets) == 0 {
+	if f.setBytes == 0 {
 		return nil
 	}
-	path, err := f.bg.spill(ctx, f.Cfg.SpillDir, "sets", f.sets)
+	paths, err := f.bg.spillParts(ctx, f.Cfg.SpillDir, "sets", f.sets)
 	if err != nil {
 		return err
 	}
+	emitParts(paths, func(v string) { set(v, nil) })
 	f.sets, f.setBytes = nil, 0
-	set(path, nil)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package transforms
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -206,8 +207,22 @@ func TestFuzzyLocalVerifyNone(t *testing.T) {
 
 // TestFuzzyLocalIsClusterInMemory: the stage's local path on disk and
 // dedup.ClusterInMemory (what bench/dedupbench measures) give the same
-// marks: one clustering function, two ways of holding the data.
+// marks: one clustering function, two ways of holding the data. The local
+// path cuts its runs into GOMAXPROCS partitions: one and three give the
+// same marks.
 func TestFuzzyLocalIsClusterInMemory(t *testing.T) {
+	for _, procs := range []int{1, 3} {
+		t.Run(fmt.Sprintf("parts=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			if localParts() != procs {
+				t.Fatalf("localParts() = %d with GOMAXPROCS %d", localParts(), procs)
+			}
+			testFuzzyLocalIsClusterInMemory(t)
+		})
+	}
+}
+
+func testFuzzyLocalIsClusterInMemory(t *testing.T) {
 	var in []any
 	var nodes []dedup.Node
 	origins := map[string]string{}
@@ -248,4 +263,32 @@ func TestFuzzyLocalIsClusterInMemory(t *testing.T) {
 	md, _ := FuzzyDedupMarks(s, beam.CreateList(s, in), disk, "fuzzy_dedup", nil, nil)
 	passert.Equals(s, beam.ParDo(s, &expandMarksFn{}, md.Marks), want...)
 	ptest.RunAndValidate(t, p)
+}
+
+// TestPartRuns: tagged run paths are filed by partition; a malformed tag
+// or two different partition counts are errors.
+func TestPartRuns(t *testing.T) {
+	var r partRuns
+	var tagged []string
+	emitParts([]string{"/s/b.run", "", "/s/a.run"}, func(v string) { tagged = append(tagged, v) })
+	emitParts([]string{"/s/c.run", "/s/0.run", ""}, func(v string) { tagged = append(tagged, v) })
+	for _, v := range tagged {
+		if err := r.add(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := [][]string{{"/s/b.run", "/s/c.run"}, {"/s/0.run"}, {"/s/a.run"}}
+	if fmt.Sprint(r.runs) != fmt.Sprint(want) {
+		t.Errorf("runs = %v, want %v", r.runs, want)
+	}
+	for _, bad := range []string{"/s/x.run", "3/3:/s/x.run", "-1/3:/s/x.run", "a/3:/s/x.run", "0/0:/s/x.run", "1/2:/s/x.run"} {
+		if err := r.add(bad); err == nil {
+			t.Errorf("add(%q) = nil, want an error", bad)
+		}
+	}
+	for _, node := range []string{"", "0\x05abc\x00def", strings.Repeat("z", 51)} {
+		if p := nodePart(node, 3); p != nodePart([]byte(node), 3) || p < 0 || p >= 3 {
+			t.Errorf("nodePart(%q, 3) = %d: not one partition for the string and its bytes", node, p)
+		}
+	}
 }

@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -72,33 +77,40 @@ func (f *localFuzzyFn) budget() int {
 }
 
 func (f *localFuzzyFn) ProcessElement(ctx context.Context, _ int, vals func(*string) bool, emit func(string)) error {
-	var runs, bandRuns, originRuns []string
+	var sets, bands partRuns
+	var originRuns []string
 	var v string
 	for vals(&v) {
+		var err error
 		switch {
 		case strings.HasPrefix(v, "R"):
-			runs = append(runs, v[1:])
+			err = sets.add(v[1:])
 		case strings.HasPrefix(v, "B"):
-			bandRuns = append(bandRuns, v[1:])
+			err = bands.add(v[1:])
 		case strings.HasPrefix(v, "O"):
 			originRuns = append(originRuns, v[1:])
 		}
+		if err != nil {
+			return fmt.Errorf("local fuzzy dedup: %w", err)
+		}
 	}
-	sort.Strings(runs)
-	sort.Strings(bandRuns)
 	sort.Strings(originRuns)
 	// dedup.Cluster, the clustering bench/dedupbench measures, with the
-	// band pairs merged from their runs and the candidate edges joined
-	// with the sets by external sorts.
-	pairs := func(yield func(uint64, string) error) error {
-		return mergeRuns(ctx, bandRuns, func(r runRecord) error {
-			if len(r.key) < 8 {
-				return fmt.Errorf("local fuzzy dedup: malformed band record")
-			}
-			return yield(binary.BigEndian.Uint64(r.key), string(r.key[8:]))
-		})
+	// band pairs merged from their runs (one merge a partition, on its
+	// own goroutine) and the candidate edges joined with the sets by
+	// external sorts.
+	pairs := make([]dedup.BandPairs, len(bands.runs))
+	for p, runs := range bands.runs {
+		pairs[p] = func(yield func(uint64, string) error) error {
+			return mergeRuns(ctx, runs, func(r runRecord) error {
+				if len(r.key) < 8 {
+					return fmt.Errorf("local fuzzy dedup: malformed band record")
+				}
+				return yield(binary.BigEndian.Uint64(r.key), string(r.key[8:]))
+			})
+		}
 	}
-	j := &runJoiner{ctx: ctx, budget: f.budget(), runs: runs}
+	j := newRunJoiner(ctx, f.budget(), sets.runs)
 	defer j.release()
 	// Every member of a cluster gets a verdict: 'D' and its survivor
 	// (the cluster's root, first in the keep policy's order), the root
@@ -129,6 +141,65 @@ func (f *localFuzzyFn) ProcessElement(ctx context.Context, _ int, vals func(*str
 		return err
 	}
 	emit(ref)
+	return nil
+}
+
+// The local worker's inputs are cut into partitions so that it buckets
+// and joins on every core: the signers write band pairs into one run a
+// partition of their band key, sets into one a partition of their node,
+// and tag each run's path with its partition ("p/n:path"). The worker
+// buckets each band partition on its own goroutine, and joins each node
+// partition's edges with that partition's sets on its own goroutine. The
+// partitions change where work happens, never its result.
+
+// localParts is how many partitions a signer cuts its runs into:
+// GOMAXPROCS, at most 8.
+func localParts() int { return min(runtime.GOMAXPROCS(0), 8) }
+
+// bandPart is the partition of a band key.
+func bandPart(key uint64, parts int) int { return int(key % uint64(parts)) }
+
+// nodePart is the partition of a node (FNV-1a of its bytes).
+func nodePart[T string | []byte](node T, parts int) int {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(node); i++ {
+		h = (h ^ uint64(node[i])) * 1099511628211
+	}
+	return int(h % uint64(parts))
+}
+
+// emitParts emits each non-empty path of paths (by partition) tagged
+// with its partition.
+func emitParts(paths []string, emit func(string)) {
+	for p, path := range paths {
+		if path != "" {
+			emit(strconv.Itoa(p) + "/" + strconv.Itoa(len(paths)) + ":" + path)
+		}
+	}
+}
+
+// partRuns collects tagged run paths by partition.
+type partRuns struct {
+	runs [][]string
+}
+
+// add files a tagged path under its partition; every tag must name the
+// same number of partitions.
+func (r *partRuns) add(v string) error {
+	tag, path, ok := strings.Cut(v, ":")
+	ps, ns, ok2 := strings.Cut(tag, "/")
+	p, err1 := strconv.Atoi(ps)
+	n, err2 := strconv.Atoi(ns)
+	switch {
+	case !ok || !ok2 || err1 != nil || err2 != nil || n < 1 || p < 0 || p >= n:
+		return fmt.Errorf("malformed run tag %q", tag)
+	case r.runs == nil:
+		r.runs = make([][]string, n)
+	case len(r.runs) != n:
+		return fmt.Errorf("runs cut into %d and %d partitions", len(r.runs), n)
+	}
+	i := sort.SearchStrings(r.runs[p], path)
+	r.runs[p] = slices.Insert(r.runs[p], i, path)
 	return nil
 }
 
@@ -182,61 +253,100 @@ func writeFuzzyMarks(ctx context.Context, verdicts *extSorter, originRuns []stri
 }
 
 // runJoiner is dedup.Cluster's EdgeJoiner on disk: the candidate edges
-// go into an external sort by their smaller node; Join merges them with
-// the sets' runs (each edge gets a's set, re-keyed by b), sorts again and
-// merges with the runs once more for b's set.
+// go into external sorts by their smaller node, one a node partition;
+// Join merges each with its partition's sets (each edge gets a's set,
+// re-keyed by b), sorts again by b's partition and merges with the sets
+// once more for b's set. Each partition's merges run on their own
+// goroutine.
 type runJoiner struct {
-	ctx      context.Context
-	budget   int
-	runs     []string // the sets' runs, sorted by node
-	byA, byB *extSorter
+	ctx    context.Context
+	budget int        // each sort's: the worker's budget over the partitions
+	runs   [][]string // the sets' runs by partition, sorted by node
+	mu     []sync.Mutex
+	byA    []*extSorter
+	byB    []*extSorter
 }
 
-func (j *runJoiner) Add(a, b string) error {
-	if j.byA == nil {
-		j.byA = newExtSorter(j.budget)
+func newRunJoiner(ctx context.Context, budget int, runs [][]string) *runJoiner {
+	if len(runs) == 0 {
+		runs = make([][]string, 1) // no sets: edges (if any) join nothing
 	}
-	return j.byA.add(j.ctx, []byte(a), []byte(b))
+	n := len(runs)
+	return &runJoiner{ctx: ctx, budget: max(budget/n, 1<<20), runs: runs, mu: make([]sync.Mutex, n),
+		byA: make([]*extSorter, n), byB: make([]*extSorter, n)}
+}
+
+// Add is safe for concurrent use.
+func (j *runJoiner) Add(a, b string) error {
+	p := nodePart(a, len(j.runs))
+	j.mu[p].Lock()
+	defer j.mu[p].Unlock()
+	if j.byA[p] == nil {
+		j.byA[p] = newExtSorter(j.budget)
+	}
+	return j.byA[p].add(j.ctx, []byte(a), []byte(b))
 }
 
 func (j *runJoiner) Join(fn func(a, b string, pa, pb []byte) error) error {
-	if j.byA == nil {
-		return nil
+	n := len(j.runs)
+	for q := range n {
+		j.byB[q] = newExtSorter(j.budget)
 	}
-	// Join 1: each edge (a, b) with a's set, re-keyed by b.
-	byA := j.byA
-	j.byA = nil
-	j.byB = newExtSorter(j.budget)
-	var prevA, prevB []byte
-	var payload []byte
-	err := joinSets(j.ctx, byA, j.runs, func(a, b, setA []byte) error {
-		if bytes.Equal(a, prevA) && bytes.Equal(b, prevB) {
-			return nil // a repeated candidate edge
+	// Join 1: each edge (a, b) with a's set, re-keyed by b, into b's
+	// partition's sort.
+	err := parallelParts(n, func(p int) error {
+		byA := j.byA[p]
+		j.byA[p] = nil
+		if byA == nil {
+			return nil
 		}
-		prevA, prevB = append(prevA[:0], a...), append(prevB[:0], b...)
-		payload = binary.AppendUvarint(payload[:0], uint64(len(a)))
-		payload = append(payload, a...)
-		payload = append(payload, setA...)
-		return j.byB.add(j.ctx, b, payload)
+		var prevA, prevB, payload []byte
+		return joinSets(j.ctx, byA, j.runs[p], func(a, b, setA []byte) error {
+			if bytes.Equal(a, prevA) && bytes.Equal(b, prevB) {
+				return nil // a repeated candidate edge
+			}
+			prevA, prevB = append(prevA[:0], a...), append(prevB[:0], b...)
+			payload = binary.AppendUvarint(payload[:0], uint64(len(a)))
+			payload = append(payload, a...)
+			payload = append(payload, setA...)
+			q := nodePart(b, n)
+			j.mu[q].Lock()
+			defer j.mu[q].Unlock()
+			return j.byB[q].add(j.ctx, b, payload)
+		})
 	})
 	if err != nil {
 		return err
 	}
 	// Join 2: with b's set.
-	byB := j.byB
-	j.byB = nil
-	return joinSets(j.ctx, byB, j.runs, func(b, p, setB []byte) error {
-		n, k := binary.Uvarint(p)
-		if k <= 0 || uint64(len(p)-k) < n {
-			return fmt.Errorf("local fuzzy dedup: malformed edge record")
-		}
-		return fn(string(p[k:k+int(n)]), string(b), p[k+int(n):], setB)
+	return parallelParts(n, func(q int) error {
+		byB := j.byB[q]
+		j.byB[q] = nil
+		return joinSets(j.ctx, byB, j.runs[q], func(b, p, setB []byte) error {
+			k, w := binary.Uvarint(p)
+			if w <= 0 || uint64(len(p)-w) < k {
+				return fmt.Errorf("local fuzzy dedup: malformed edge record")
+			}
+			return fn(string(p[w:w+int(k)]), string(b), p[w+int(k):], setB)
+		})
 	})
+}
+
+// parallelParts calls fn(p) for every partition p < n, each on its own
+// goroutine, and returns their errors joined.
+func parallelParts(n int, fn func(p int) error) error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for p := range n {
+		wg.Go(func() { errs[p] = fn(p) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // release frees the sorts Join did not reach.
 func (j *runJoiner) release() {
-	for _, s := range []*extSorter{j.byA, j.byB} {
+	for _, s := range slices.Concat(j.byA, j.byB) {
 		if s != nil {
 			s.release()
 		}

@@ -178,6 +178,28 @@ func (b *backgroundRuns) spill(ctx context.Context, dir, prefix string, recs []r
 	return path, b.start(func() error { return writeSortedRun(ctx, path, recs) })
 }
 
+// spillParts is spill for several buffers at once, written one after
+// the other in the background: the path of each non-empty buffer, "" for
+// an empty one.
+func (b *backgroundRuns) spillParts(ctx context.Context, dir, prefix string, parts [][]runRecord) ([]string, error) {
+	paths := make([]string, len(parts))
+	for p, recs := range parts {
+		if len(recs) > 0 {
+			paths[p] = spillPath(dir, prefix)
+		}
+	}
+	return paths, b.start(func() error {
+		for p, recs := range parts {
+			if len(recs) > 0 {
+				if err := writeSortedRun(ctx, paths[p], recs); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
 // wait waits for the write in flight, if any, and returns its error.
 func (b *backgroundRuns) wait() error {
 	if b.pending == nil {
