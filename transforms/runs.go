@@ -441,7 +441,7 @@ func sortRecords(recs []runRecord) {
 				hi++
 			}
 			if hi-lo > 1 {
-				slices.SortFunc(es[lo:hi], func(a, b sortEntry) int { return compareRecords(recs[a.i], recs[b.i]) })
+				sortTies(recs, es[lo:hi])
 			}
 			lo = hi
 		}
@@ -465,6 +465,27 @@ func sortRecords(recs []runRecord) {
 			j = src
 		}
 	}
+}
+
+// sortTies sorts es, whose records' keys agree on their first 8 bytes,
+// by whole records. A large group (the band pairs of one LSH bucket: as
+// many as the cluster has members) is sorted by the keys' next 8 bytes
+// as integers first, so that most comparisons read no record.
+func sortTies(recs []runRecord, es []sortEntry) {
+	if len(es) < 16 {
+		slices.SortFunc(es, func(a, b sortEntry) int { return compareRecords(recs[a.i], recs[b.i]) })
+		return
+	}
+	for k := range es {
+		key := recs[es[k].i].key
+		es[k].prefix = keyPrefix(key[min(8, len(key)):])
+	}
+	slices.SortFunc(es, func(a, b sortEntry) int {
+		if a.prefix != b.prefix {
+			return cmp.Compare(a.prefix, b.prefix)
+		}
+		return compareRecords(recs[a.i], recs[b.i])
+	})
 }
 
 // sortEntry is a record's key prefix and its index, what sortRecords

@@ -314,16 +314,25 @@ func TestSortRecordsTotalOrder(t *testing.T) {
 	// Sizes on both sides of the comparison and radix sorts (radixMin);
 	// keys of a small alphabet (many equal prefixes, ties broken by the
 	// rest of the key and the payload) and of random bytes (distinct
-	// prefixes, every radix pass taken).
+	// prefixes, every radix pass taken); and keys in buckets, as band
+	// pairs are: one of 40 first 8 bytes and a tail of the small
+	// alphabet (groups of ties of hundreds, sorted by their next 8 bytes).
 	for _, tc := range []struct {
-		n      int
-		random bool
-	}{{0, false}, {1, false}, {255, false}, {256, false}, {5000, false}, {radixMin - 1, true}, {70000, false}, {70000, true}} {
+		n               int
+		random, buckets bool
+	}{{0, false, false}, {1, false, false}, {255, false, false}, {256, false, false}, {5000, false, false},
+		{radixMin - 1, true, false}, {70000, false, false}, {70000, true, false}, {20000, false, true}} {
 		n := tc.n
 		in := make([]runRecord, n)
 		for i := range in {
 			k := make([]byte, rng.IntN(14))
+			if tc.buckets {
+				k = binary.BigEndian.AppendUint64(make([]byte, 0, 30), uint64(rng.IntN(40)))[:8+rng.IntN(20)]
+			}
 			for j := range k {
+				if tc.buckets && j < 8 {
+					continue
+				}
 				k[j] = []byte{0, 1, 'a', 'b', 0xff}[rng.IntN(5)]
 				if tc.random {
 					k[j] = byte(rng.Uint32())
@@ -404,19 +413,29 @@ func TestBackgroundRuns(t *testing.T) {
 // BenchmarkSortRecords sorts a spill buffer of band-pair records (an
 // 8-byte hash, then a 51-byte node key), the signer's biggest sort.
 func BenchmarkSortRecords(b *testing.B) {
-	r := rand.New(rand.NewPCG(1, 1))
-	base := make([]runRecord, 200000)
-	for i := range base {
-		k := make([]byte, 8+51)
-		binary.BigEndian.PutUint64(k, r.Uint64())
-		for j := 8; j < len(k); j++ {
-			k[j] = byte('a' + r.IntN(16))
+	// Band pairs (8-byte band key, 51-byte node): every key distinct, and
+	// in buckets of 250 members, as a corpus of near-duplicate clusters
+	// makes them (records tie on their first 8 bytes bucket by bucket).
+	for _, bucket := range []int{1, 250} {
+		r := rand.New(rand.NewPCG(1, 1))
+		base := make([]runRecord, 200000)
+		for i := range base {
+			k := make([]byte, 8+51)
+			binary.BigEndian.PutUint64(k, r.Uint64())
+			if bucket > 1 {
+				binary.BigEndian.PutUint64(k, uint64(r.IntN(len(base)/bucket))*0x9e3779b97f4a7c15)
+			}
+			for j := 8; j < len(k); j++ {
+				k[j] = byte('a' + r.IntN(16))
+			}
+			base[i] = runRecord{key: k}
 		}
-		base[i] = runRecord{key: k}
-	}
-	recs := make([]runRecord, len(base))
-	for b.Loop() {
-		copy(recs, base)
-		sortRecords(recs)
+		recs := make([]runRecord, len(base))
+		b.Run(fmt.Sprintf("bucket=%d", bucket), func(b *testing.B) {
+			for b.Loop() {
+				copy(recs, base)
+				sortRecords(recs)
+			}
+		})
 	}
 }
