@@ -26,7 +26,8 @@ import (
 // paths. One worker then verifies every candidate edge by two merge
 // joins on disk — edges sorted by their smaller node against the sets,
 // then by their larger node against the sets again — and finds the
-// clusters of the verified edges by union-find. Its memory is the
+// clusters of the verified edges by union-find. Its inputs come cut into
+// partitions (below), which it works on one goroutine each. Its memory is the
 // external sorts' budgets and the union-find's nodes, not the sets nor
 // the edges' copies of them (which the shuffled joins hold: edges × a
 // kilobyte). The clusters are the same as the shuffled path's.
