@@ -153,8 +153,17 @@ func memoLanguage(text string) (string, float64, int) {
 	return v.lang, v.conf, v.letters
 }
 
+// cheapMemoMin is the length from which the one-pass scans (length
+// measures, Latin letters, word count) go through their memos: a shorter
+// text (most prompts) is scanned in less time than its key is hashed and
+// looked up, so it is scanned.
+const cheapMemoMin = 256
+
 // memoMeasureText is measureText through lengthMemo.
 func memoMeasureText(text string) (chars, words, tokens int) {
+	if len(text) < cheapMemoMin {
+		return measureText(text)
+	}
 	v := lengthMemo.do(textKey(text, 0), func() [3]int {
 		c, w, t := measureText(text)
 		return [3]int{c, w, t}
@@ -165,6 +174,9 @@ func memoMeasureText(text string) (chars, words, tokens int) {
 // memoCountLatin is countLatin of text's first 2000 bytes (rolesLatinShare)
 // through latinMemo.
 func memoCountLatin(text string) (letters, latin int) {
+	if len(text) < cheapMemoMin {
+		return countLatin(text) // shorter than the 2000-byte cut
+	}
 	v := latinMemo.do(textKey(text, 0), func() [2]int {
 		l, n := countLatin(cutUTF8(text, 2000))
 		return [2]int{l, n}
@@ -174,6 +186,9 @@ func memoCountLatin(text string) (letters, latin int) {
 
 // memoCountNormWords is countNormWords through wordCountMemo.
 func memoCountNormWords(text string) int {
+	if len(text) < cheapMemoMin {
+		return countNormWords(text)
+	}
 	return wordCountMemo.do(textKey(text, 0), func() int { return countNormWords(text) })
 }
 

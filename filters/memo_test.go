@@ -72,6 +72,12 @@ func TestMemoisedMeasuresAreTheMeasures(t *testing.T) {
 				t.Fatalf("pass %d on %.40q: memo latin (%d %d), direct (%d %d)", pass, text, l, n, l0, n0)
 			}
 		}
+		wc0 := countNormWords(text)
+		for pass := range 2 {
+			if wc := memoCountNormWords(text); wc != wc0 {
+				t.Fatalf("pass %d on %.40q: memo word count %d, direct %d", pass, text, wc, wc0)
+			}
+		}
 		for _, rf := range refusals {
 			k0, a0, ok0 := rf.find(text)
 			for pass := range 2 {
@@ -87,6 +93,29 @@ func TestMemoisedMeasuresAreTheMeasures(t *testing.T) {
 				t.Fatalf("pass %d on %.40q: memo (%s %v %d), direct (%s %v %d)", pass, text, gl, gc, gn, l, c, n)
 			}
 		}
+	}
+}
+
+// TestShortTextsSkipCheapMemos: texts shorter than cheapMemoMin (most
+// prompts, met once each) are scanned, not filed in the one-pass scans'
+// memos; a longer one is filed.
+func TestShortTextsSkipCheapMemos(t *testing.T) {
+	n0, l0, w0 := lengthMemo.len(), latinMemo.len(), wordCountMemo.len()
+	for i := range 1000 {
+		text := fmt.Sprintf("Write a short poem about the sea (variant %d)", i)
+		memoMeasureText(text)
+		memoCountLatin(text)
+		memoCountNormWords(text)
+	}
+	if lengthMemo.len() != n0 || latinMemo.len() != l0 || wordCountMemo.len() != w0 {
+		t.Errorf("short texts filed in the memos: %d→%d, %d→%d, %d→%d entries", n0, lengthMemo.len(), l0, latinMemo.len(), w0, wordCountMemo.len())
+	}
+	long := strings.Repeat("a long answer that is reused under many prompts ", 8)
+	memoMeasureText(long)
+	memoCountLatin(long)
+	memoCountNormWords(long)
+	if lengthMemo.len() == n0 || latinMemo.len() == l0 || wordCountMemo.len() == w0 {
+		t.Error("a long text was not filed in the memos")
 	}
 }
 
