@@ -233,18 +233,8 @@ const (
 	fnvBasis2 = 0x9e3779b97f4a7c15
 )
 
-// fnv1aBytes is fnv1a of b.
-func fnv1aBytes(b []byte, basis uint64) uint64 {
-	const prime = 1099511628211
-	h := basis
-	for _, c := range b {
-		h = (h ^ uint64(c)) * prime
-	}
-	return h
-}
-
 // fnv1a is FNV-1a of s from basis.
-func fnv1a(s string, basis uint64) uint64 {
+func fnv1a[T string | []byte](s T, basis uint64) uint64 {
 	const prime = 1099511628211
 	h := uint64(basis)
 	for i := 0; i < len(s); i++ {
@@ -308,7 +298,7 @@ func (u *UnionFind) grow() {
 	u.slots = make([]int32, 2*len(u.slots))
 	mask := uint64(len(u.slots) - 1)
 	for i := range int32(len(u.parent)) {
-		s := fnv1aBytes(u.key(i), fnvBasis) & mask
+		s := fnv1a(u.key(i), fnvBasis) & mask
 		for u.slots[s] != 0 {
 			s = (s + 1) & mask
 		}
@@ -463,7 +453,7 @@ func (m *MemoryJoiner) Edges() [][2]string {
 func (m *MemoryJoiner) Join(fn func(a, b string, pa, pb []byte) error) error {
 	edges := m.Edges()
 	workers := min(runtime.GOMAXPROCS(0), max(1, len(edges)/1024))
-	chunk := (len(edges) + workers - 1) / max(workers, 1)
+	chunk := (len(edges) + workers - 1) / workers
 	return parallelErr(workers, func(w int) error {
 		for _, e := range edges[min(w*chunk, len(edges)):min((w+1)*chunk, len(edges))] {
 			pa, okA := m.Payloads[e[0]]
