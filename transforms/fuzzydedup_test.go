@@ -277,6 +277,7 @@ func TestPartRuns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	r.sort()
 	want := [][]string{{"/s/b.run", "/s/c.run"}, {"/s/0.run"}, {"/s/a.run"}}
 	if fmt.Sprint(r.runs) != fmt.Sprint(want) {
 		t.Errorf("runs = %v, want %v", r.runs, want)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -95,6 +94,8 @@ func (f *localFuzzyFn) ProcessElement(ctx context.Context, _ int, vals func(*str
 			return fmt.Errorf("local fuzzy dedup: %w", err)
 		}
 	}
+	sets.sort()
+	bands.sort()
 	sort.Strings(originRuns)
 	// dedup.Cluster, the clustering bench/dedupbench measures, with the
 	// band pairs merged from their runs (one merge a partition, on its
@@ -199,9 +200,15 @@ func (r *partRuns) add(v string) error {
 	case len(r.runs) != n:
 		return fmt.Errorf("runs cut into %d and %d partitions", len(r.runs), n)
 	}
-	i := sort.SearchStrings(r.runs[p], path)
-	r.runs[p] = slices.Insert(r.runs[p], i, path)
+	r.runs[p] = append(r.runs[p], path)
 	return nil
+}
+
+// sort orders each partition's paths (the merges' order of runs).
+func (r *partRuns) sort() {
+	for _, runs := range r.runs {
+		sort.Strings(runs)
+	}
 }
 
 // writeFuzzyMarks merge-joins the verdicts (sorted by node) with the
@@ -290,12 +297,9 @@ func (j *runJoiner) Add(a, b string) error {
 
 func (j *runJoiner) Join(fn func(a, b string, pa, pb []byte) error) error {
 	n := len(j.runs)
-	for q := range n {
-		j.byB[q] = newExtSorter(j.budget)
-	}
 	// Join 1: each edge (a, b) with a's set, re-keyed by b, into b's
 	// partition's sort.
-	err := parallelParts(n, func(p int) error {
+	err := forEachErr(n, n, func(p int) error {
 		byA := j.byA[p]
 		j.byA[p] = nil
 		if byA == nil {
@@ -313,6 +317,9 @@ func (j *runJoiner) Join(fn func(a, b string, pa, pb []byte) error) error {
 			q := nodePart(b, n)
 			j.mu[q].Lock()
 			defer j.mu[q].Unlock()
+			if j.byB[q] == nil {
+				j.byB[q] = newExtSorter(j.budget)
+			}
 			return j.byB[q].add(j.ctx, b, payload)
 		})
 	})
@@ -320,9 +327,12 @@ func (j *runJoiner) Join(fn func(a, b string, pa, pb []byte) error) error {
 		return err
 	}
 	// Join 2: with b's set.
-	return parallelParts(n, func(q int) error {
+	return forEachErr(n, n, func(q int) error {
 		byB := j.byB[q]
 		j.byB[q] = nil
+		if byB == nil {
+			return nil
+		}
 		return joinSets(j.ctx, byB, j.runs[q], func(b, p, setB []byte) error {
 			k, w := binary.Uvarint(p)
 			if w <= 0 || uint64(len(p)-w) < k {
@@ -331,18 +341,6 @@ func (j *runJoiner) Join(fn func(a, b string, pa, pb []byte) error) error {
 			return fn(string(p[w:w+int(k)]), string(b), p[w+int(k):], setB)
 		})
 	})
-}
-
-// parallelParts calls fn(p) for every partition p < n, each on its own
-// goroutine, and returns their errors joined.
-func parallelParts(n int, fn func(p int) error) error {
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for p := range n {
-		wg.Go(func() { errs[p] = fn(p) })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // release frees the sorts Join did not reach.

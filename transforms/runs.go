@@ -425,12 +425,7 @@ func sortRecords(recs []runRecord) {
 		es[i] = sortEntry{keyPrefix(r.key), int32(i)}
 	}
 	if len(es) < radixMin {
-		slices.SortFunc(es, func(a, b sortEntry) int {
-			if a.prefix != b.prefix {
-				return cmp.Compare(a.prefix, b.prefix)
-			}
-			return compareRecords(recs[a.i], recs[b.i])
-		})
+		slices.SortFunc(es, byPrefixThenRecord(recs))
 	} else {
 		// By prefix with a radix sort, then each run of equal prefixes
 		// by the whole records.
@@ -480,12 +475,18 @@ func sortTies(recs []runRecord, es []sortEntry) {
 		key := recs[es[k].i].key
 		es[k].prefix = keyPrefix(key[min(8, len(key)):])
 	}
-	slices.SortFunc(es, func(a, b sortEntry) int {
+	slices.SortFunc(es, byPrefixThenRecord(recs))
+}
+
+// byPrefixThenRecord orders entries of recs by their prefixes, then by
+// their whole records.
+func byPrefixThenRecord(recs []runRecord) func(a, b sortEntry) int {
+	return func(a, b sortEntry) int {
 		if a.prefix != b.prefix {
 			return cmp.Compare(a.prefix, b.prefix)
 		}
 		return compareRecords(recs[a.i], recs[b.i])
-	})
+	}
 }
 
 // sortEntry is a record's key prefix and its index, what sortRecords

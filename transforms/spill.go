@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -117,11 +116,9 @@ func (f *spillFn) flush(ctx context.Context, emit func(string, string)) error {
 	buf := f.buf
 	f.buf, f.bytes = nil, 0
 	return f.bg.start(func() error {
-		errs := make([]error, len(keys))
-		forEach(len(keys), runtime.GOMAXPROCS(0), func(i int) {
-			errs[i] = writeSortedRun(ctx, paths[i], buf[keys[i]])
+		return forEachErr(len(keys), runtime.GOMAXPROCS(0), func(i int) error {
+			return writeSortedRun(ctx, paths[i], buf[keys[i]])
 		})
-		return errors.Join(errs...)
 	})
 }
 

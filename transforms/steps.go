@@ -3,6 +3,7 @@ package transforms
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -182,6 +183,14 @@ func forEach(n, workers int, fn func(i int)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// forEachErr is forEach for work that can fail: it returns the errors of
+// all the calls joined.
+func forEachErr(n, workers int, fn func(i int) error) error {
+	errs := make([]error, n)
+	forEach(n, workers, func(i int) { errs[i] = fn(i) })
+	return errors.Join(errs...)
 }
 
 // ApplySteps runs per-sample steps over samples, returning the kept
